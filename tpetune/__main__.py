@@ -1,0 +1,3 @@
+from tpetune.cli import main
+
+raise SystemExit(main())

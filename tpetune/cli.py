@@ -1,0 +1,292 @@
+"""The ``tpetune`` command: parse, call the public API, print, return an exit code.
+
+Exit codes: 0 ok; 1 the search failed; 2 bad input or study in use; 130 interrupted.
+Heavy modules (hyperopt, TensorFlow, matplotlib) are imported inside the commands that need
+them, so ``tpetune --help`` and ``tpetune show`` start instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tpetune import __version__
+from tpetune.algos import ALGOS
+from tpetune.errors import ConfigError, TpetuneError
+
+log = logging.getLogger("tpetune")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage block buries the message)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _add_search_options(p: argparse.ArgumentParser, *, default_evals: int | None) -> None:
+    g = p.add_argument_group("search")
+    g.add_argument("--study-dir", type=Path, help="study folder (default: runs/<name>)")
+    g.add_argument(
+        "--max-evals", type=_positive_int, default=default_evals,
+        help="total trials in the study; re-running continues up to it (default: %(default)s)",
+    )  # fmt: skip
+    g.add_argument("--seed", type=int, help="study seed (default 0; stored with the study)")
+    g.add_argument("--algo", choices=ALGOS, help="search algorithm (default tpe)")
+    g.add_argument(
+        "--timeout", type=_positive_float, metavar="SEC",
+        help="wall-clock budget in seconds, cumulative across resumes",
+    )  # fmt: skip
+    g.add_argument("--fresh", action="store_true", help="discard the stored study, start over")
+    g.add_argument(
+        "--max-failures", type=_positive_int, default=5, metavar="K",
+        help="stop with exit code 1 after K failed trials in a row (default: %(default)s)",
+    )  # fmt: skip
+    g.add_argument("--loss-threshold", type=float, help="stop once the best loss is <= this")
+    g.add_argument(
+        "--no-progress", type=_positive_int, metavar="N",
+        help="stop after N finished trials without a new best",
+    )  # fmt: skip
+    g.add_argument(
+        "--points", type=Path, metavar="FILE.json",
+        help="JSON list of param dicts (by value) evaluated first",
+    )  # fmt: skip
+    g.add_argument("--tpe-startup", type=_positive_int, help="TPE: random trials before TPE")
+    g.add_argument("--tpe-gamma", type=float, help="TPE: fraction of trials deemed good")
+    g.add_argument("--tpe-candidates", type=_positive_int, help="TPE: EI candidates per step")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tpetune",
+        description="Hyperopt TPE for Keras models: crash-safe studies, exact resume, honest reports.",
+    )
+    parser.add_argument("--version", action="version", version=f"tpetune {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+
+    p = sub.add_parser("run", help="tune FILE.py's `objective` over its `space`")
+    p.add_argument("file", metavar="FILE.py", help="a Python file defining `space` and `objective`")
+    _add_search_options(p, default_evals=50)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("stock", help="tune an LSTM forecasting a stock's next close (main job)")
+    d = p.add_argument_group("data and model")
+    d.add_argument("--csv", type=Path, help="daily prices (Yahoo or Stooq layout); default: bundled S&P 500")
+    d.add_argument("--space", default="stock", help="space file or bundled name (default: stock)")
+    d.add_argument("--epochs", type=_positive_int, help="max epochs per trial (early stopping inside)")
+    d.add_argument("--folds", type=_positive_int, help="walk-forward folds; loss = mean over folds")
+    _add_search_options(p, default_evals=None)
+    p.set_defaults(func=cmd_stock)
+
+    p = sub.add_parser("show", help="print a study's progress, best trial and trials")
+    p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
+    p.add_argument("--json", action="store_true", help="one JSON object: best and trials")
+    p.add_argument("--top", type=_positive_int, default=5, help="how many best trials to list")
+    p.add_argument("--all", action="store_true", help="list every trial, not the last 20")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("plot", help="write the study's PNG plots")
+    p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
+    p.add_argument("--out", type=Path, help="folder for the PNGs (default: the study folder)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("export", help="export trials as CSV, JSON or a hyperopt Trials pickle")
+    p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
+    p.add_argument("--format", choices=("csv", "json", "pickle"), default="csv")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: STUDY_DIR/trials.EXT)")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (see module docstring)."""
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `tpetune show DIR | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
+        return 0
+    except TpetuneError as exc:
+        print(f"tpetune: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        where = getattr(args, "resolved_study_dir", None) or getattr(args, "study_dir", None)
+        print(
+            f"\ntpetune: interrupted; finished trials are kept in {where}. "
+            "Run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _setup_logging() -> None:
+    # Our own logger only: hyperopt logs every TPE step at INFO on its loggers.
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+# -- search commands ---------------------------------------------------------------------------
+def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    algo_options = {
+        key: value
+        for key, value in (
+            ("n_startup_jobs", args.tpe_startup),
+            ("gamma", args.tpe_gamma),
+            ("n_EI_candidates", args.tpe_candidates),
+        )
+        if value is not None
+    }
+    return {
+        "max_evals": args.max_evals,
+        "algo": args.algo,
+        "seed": args.seed,
+        "timeout": args.timeout,
+        "fresh": args.fresh,
+        "max_failures": args.max_failures,
+        "loss_threshold": args.loss_threshold,
+        "no_progress": args.no_progress,
+        "points": _read_points(args.points) if args.points else None,
+        "algo_options": algo_options or None,
+        "progress": not args.quiet,
+    }
+
+
+def _read_points(path: Path) -> list[dict[str, Any]]:
+    try:
+        points = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"points file {path} not found: check the path") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"points file {path} is not valid JSON ({exc}): fix it") from None
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        raise ConfigError(f"points file {path} must hold a JSON list of objects (param dicts)")
+    return points
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tpetune.space import Space, load_file, resolve_space_file
+    from tpetune.tuning import tune
+
+    path = resolve_space_file(args.file)
+    namespace = load_file(path, need_objective=True)
+    space = Space(namespace["space"], source=str(path))
+    study_dir = args.study_dir or Path("runs") / path.stem
+    args.resolved_study_dir = study_dir
+    study = tune(namespace["objective"], space, study_dir=study_dir, **_search_kwargs(args))
+    _print_summary(study)
+    if not args.no_plots:
+        _write_plots(study)
+    return 0
+
+
+def cmd_stock(args: argparse.Namespace) -> int:
+    from tpetune.stock.study import run_stock_study
+
+    study_dir = args.study_dir or Path("runs") / "stock"
+    args.resolved_study_dir = study_dir
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
+    study, summary = run_stock_study(
+        study_dir=study_dir,
+        csv=args.csv,
+        space=args.space,
+        epochs=args.epochs,
+        folds=args.folds,
+        **_search_kwargs(args),
+    )
+    _print_summary(study)
+    if summary is not None:
+        from tpetune.stock.study import format_summary
+
+        print()
+        print(format_summary(summary))
+    if not args.no_plots:
+        _write_plots(study)
+    return 0
+
+
+def _print_summary(study: Any) -> None:
+    from tpetune.report import best_block, progress_line
+
+    print(f"\nstudy {study.study_dir}: {progress_line(study)}")
+    print(f"stopped: {study.stop_reason}")
+    print(best_block(study))
+    print(f"(`tpetune show {study.study_dir}` lists the trials; re-run this command to resume)")
+
+
+def _write_plots(study: Any) -> None:
+    from tpetune.plots import write_all
+
+    paths = write_all(study)
+    print("plots: " + ", ".join(str(p) for p in paths))
+
+
+# -- reading commands ----------------------------------------------------------------------------
+def cmd_show(args: argparse.Namespace) -> int:
+    from tpetune.study import load_study
+
+    study = load_study(args.study_dir)
+    if args.json:
+        print(json.dumps(study.to_dict(), indent=2))
+    else:
+        from tpetune.report import show_text
+
+        print(show_text(study, top=args.top, last=None if args.all else 20))
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from tpetune.plots import write_all
+    from tpetune.study import load_study
+
+    study = load_study(args.study_dir)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    for path in write_all(study, args.out):
+        print(path)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tpetune.export import export
+    from tpetune.study import load_study
+
+    study = load_study(args.study_dir)
+    ext = {"csv": "csv", "json": "json", "pickle": "pkl"}[args.format]
+    out = export(study, args.format, args.output or args.study_dir / f"trials.{ext}")
+    print(f"wrote {out} ({len(study.records)} trials)")
+    return 0

@@ -1,0 +1,144 @@
+"""Where trials run: one seam, several executors.
+
+The driver (:mod:`tpetune.tuning`) proposes trials and owns the store; an executor only runs
+objectives and hands back :class:`Outcome` values. Contract every executor meets:
+
+- ``slots`` trials may be in flight at once; ``submit`` never blocks.
+- ``wait()`` returns at least one finished ``(tid, Outcome)`` while anything is in flight.
+- An exception in the objective never escapes: it becomes a ``fail`` outcome carrying the
+  error text. ``KeyboardInterrupt`` does escape, so Ctrl-C stops the study.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tpetune.context import TrialContext, trial_scope
+from tpetune.space import jsonable
+from tpetune.store import TrialState
+
+Objective = Callable[[Any], Any]
+_KNOWN_KEYS = {"loss", "status", "pruned", "curves", "metrics", "error"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trial to evaluate: the objective's argument and the trial's context."""
+
+    tid: int
+    args: Any
+    ctx: TrialContext
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came of a trial. ``contract_error`` marks a broken objective (stop the study)."""
+
+    state: TrialState
+    loss: float | None = None
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    started: float = 0.0
+    finished: float = 0.0
+    contract_error: bool = False
+
+
+def run_trial(objective: Objective, job: Job) -> Outcome:
+    """Call the objective inside the trial's context and interpret what it returns.
+
+    The objective returns a float loss, or a dict with ``loss`` and optional ``curves``
+    (name -> per-epoch list), ``metrics`` (name -> value), ``pruned`` (bool), ``status``
+    (``"ok"``/``"fail"``, as in hyperopt). Other JSON-able keys are kept as metrics.
+    """
+    started = time.time()
+    try:
+        with trial_scope(job.ctx):
+            raw = objective(job.args)
+    except Exception as exc:  # the objective is user code: any failure fails this trial only
+        last = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+        return Outcome(
+            TrialState.FAIL,
+            error=f"{type(exc).__name__}: {exc}{where}",
+            started=started,
+            finished=time.time(),
+        )
+    outcome = interpret(raw)
+    return Outcome(**{**outcome.__dict__, "started": started, "finished": time.time()})
+
+
+def interpret(raw: Any) -> Outcome:
+    """Turn an objective's return value into an :class:`Outcome` (times left at 0)."""
+    if isinstance(raw, Mapping):
+        status = raw.get("status", "ok")
+        curves = {str(k): [float(x) for x in v] for k, v in (raw.get("curves") or {}).items()}
+        metrics = dict(jsonable(raw.get("metrics") or {}))
+        metrics.update({k: jsonable(v) for k, v in raw.items() if k not in _KNOWN_KEYS})
+        if status == "fail":
+            error = str(raw.get("error") or "the objective returned status 'fail'")
+            return Outcome(TrialState.FAIL, curves=curves, metrics=metrics, error=error)
+        if "loss" not in raw:
+            return _contract(f"the objective returned a dict without 'loss' (keys: {sorted(raw)})")
+        loss, state = raw["loss"], TrialState.PRUNED if raw.get("pruned") else TrialState.OK
+    else:
+        loss, state, curves, metrics = raw, TrialState.OK, {}, {}
+    if isinstance(loss, bool) or not _is_number(loss):
+        return _contract(
+            f"the objective returned {type(loss).__name__} {loss!r} as loss; return a float "
+            "or a dict with a float 'loss'"
+        )
+    loss = float(loss)
+    if not math.isfinite(loss):
+        return Outcome(TrialState.FAIL, curves=curves, metrics=metrics, error=f"loss is {loss}")
+    return Outcome(state, loss=loss, curves=curves, metrics=metrics)
+
+
+def _is_number(x: Any) -> bool:
+    try:
+        float(x)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(x, str | bytes)
+
+
+def _contract(message: str) -> Outcome:
+    return Outcome(TrialState.FAIL, error=message, contract_error=True)
+
+
+class Executor(Protocol):
+    """What the driver needs from an executor (see the module docstring)."""
+
+    slots: int
+
+    def submit(self, job: Job) -> None: ...
+
+    def wait(self) -> list[tuple[int, Outcome]]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Runs each trial in the driver's own process, one at a time, when ``wait`` is called."""
+
+    slots = 1
+
+    def __init__(self, objective: Objective) -> None:
+        self._objective = objective
+        self._queue: deque[Job] = deque()
+
+    def submit(self, job: Job) -> None:
+        self._queue.append(job)
+
+    def wait(self) -> list[tuple[int, Outcome]]:
+        job = self._queue.popleft()
+        return [(job.tid, run_trial(self._objective, job))]
+
+    def close(self) -> None:
+        self._queue.clear()

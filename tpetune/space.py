@@ -1,0 +1,328 @@
+"""Search spaces: load them from files, fingerprint them, and decode hyperopt's raw values.
+
+A space is any hyperopt ``hp.*`` tree. Hyperopt itself describes a point by a flat
+``{label: value}`` assignment in which a choice is stored as an *index*; people, files and
+objectives in tpetune only ever see *values*. :class:`Space` does that translation both ways:
+
+- :meth:`Space.params` gives the active hyperparameters as ``label -> value`` (what ``show``,
+  CSV export and plots display). A choice's value is its option when the option is a constant;
+  when the option is a branch (a dict holding further hyperparameters) it is the branch's
+  constant part, e.g. ``{"layers": 2, "nodes": hp...}`` shows as ``2``.
+- :meth:`Space.evaluate` gives the nested structure the objective receives
+  (``hyperopt.space_eval``).
+- :meth:`Space.vals_from_params` goes back from values to hyperopt's assignment (warm starts).
+
+Space files are Python files defining ``space`` (and, for ``tpetune run``, ``objective``).
+``spaces/NAME.py`` ships inside the package as ``tpetune.spaces`` so a bare name such as
+``stock`` resolves from a source checkout and from an installed wheel alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import re
+import runpy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tpetune.errors import SpaceError
+
+#: hyperopt distributions whose samples are whole numbers when their ``q`` is whole.
+_QUANTISED = {"quniform", "qloguniform", "qnormal", "qlognormal"}
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ADDRESS_RE = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def resolve_space_file(spec: str | Path) -> Path:
+    """Find a space file from a path or a bare name.
+
+    A bare name (``stock``) is looked up as ``./spaces/NAME.py`` first (a user's own spaces),
+    then among the spaces bundled with tpetune.
+
+    Raises:
+        SpaceError: nothing matches; the message lists the bundled names.
+    """
+    path = Path(spec)
+    if path.is_file():
+        return path
+    name = str(spec)
+    if _NAME_RE.match(name):
+        local = Path("spaces") / f"{name}.py"
+        if local.is_file():
+            return local
+        bundled = bundled_spaces()
+        if name in bundled:
+            return bundled[name]
+    known = ", ".join(sorted(bundled_spaces())) or "none"
+    raise SpaceError(
+        f"space file {spec} not found: give a path to a .py file or one of the bundled "
+        f"names ({known})"
+    )
+
+
+def bundled_spaces() -> dict[str, Path]:
+    """Bundled space files by name (``stock`` -> path of ``spaces/stock.py``)."""
+    root = importlib.resources.files("tpetune.spaces")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in root.iterdir()
+        if entry.name.endswith(".py") and not entry.name.startswith("_")
+    }
+
+
+def load_file(spec: str | Path, *, need_objective: bool = False) -> dict[str, Any]:
+    """Execute a space file and return its globals.
+
+    Raises:
+        SpaceError: the file is missing, has a syntax error, fails while importing,
+            or lacks ``space`` (or ``objective`` when ``need_objective``).
+    """
+    path = resolve_space_file(spec)
+    try:
+        namespace = runpy.run_path(str(path), run_name=f"tpetune_space_{path.stem}")
+    except SyntaxError as exc:
+        raise SpaceError(
+            f"{path}:{exc.lineno}: syntax error: {exc.msg}; fix the file and run again"
+        ) from None
+    except Exception as exc:  # the user's module code may raise anything
+        raise SpaceError(
+            f"{path} failed to load: {type(exc).__name__}: {exc}; fix the file and run again"
+        ) from None
+    if "space" not in namespace:
+        raise SpaceError(f"{path} defines no `space`: add `space = {{...hp.* tree...}}`")
+    if need_objective and not callable(namespace.get("objective")):
+        raise SpaceError(
+            f"{path} defines no callable `objective`: add `def objective(params): ... return loss`"
+        )
+    return namespace
+
+
+def jsonable(obj: Any) -> Any:
+    """A JSON-safe copy: numpy scalars become Python numbers, tuples lists, objects names."""
+    if isinstance(obj, bool | int | float | str) or obj is None:
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    item = getattr(obj, "item", None)  # numpy scalars and 0-d arrays
+    if callable(item) and getattr(obj, "ndim", None) == 0:
+        return jsonable(item())
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return jsonable(tolist())
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}".lstrip(".")
+    return _ADDRESS_RE.sub("", repr(obj))
+
+
+@dataclass(frozen=True)
+class _Param:
+    label: str
+    dist: str
+    description: str
+    integer: bool
+    options: tuple[Any, ...] | None  # a choice's option values; None for numeric params
+
+
+class Space:
+    """A hyperopt search space with its fingerprint and value decoding.
+
+    Args:
+        tree: any hyperopt ``hp.*`` expression (dict, list, Apply, ...).
+        source: where it came from, for messages (a file path or ``"<memory>"``).
+
+    Raises:
+        SpaceError: hyperopt rejects the space (e.g. a label used twice).
+    """
+
+    def __init__(self, tree: Any, *, source: str = "<memory>") -> None:
+        from hyperopt import pyll
+        from hyperopt.base import Domain
+        from hyperopt.exceptions import DuplicateLabel
+
+        self.tree = tree
+        self.source = source
+        try:
+            self.expr = pyll.as_apply(tree)
+            # Building the Domain runs hyperopt's own validation (duplicate labels, ...).
+            self.domain = Domain(_never_called, self.expr)
+        except DuplicateLabel as exc:
+            raise SpaceError(
+                f"{source}: hyperparameter label {exc} is used twice; give each hp.* a unique label"
+            ) from None
+        except Exception as exc:
+            raise SpaceError(
+                f"{source}: hyperopt rejects the space: {type(exc).__name__}: {exc}"
+            ) from None
+        self._params = _collect_params(self.expr)
+        if not self._params:
+            raise SpaceError(f"{source}: the space has no hp.* hyperparameters to tune")
+        self.fingerprint = hashlib.sha256(_canonical(self.expr).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_file(cls, spec: str | Path) -> tuple[Space, dict[str, Any]]:
+        """Load ``space`` from a file; also returns the file's globals (for ``objective``)."""
+        namespace = load_file(spec)
+        return cls(namespace["space"], source=str(resolve_space_file(spec))), namespace
+
+    @property
+    def labels(self) -> list[str]:
+        """All hyperparameter labels in graph order."""
+        return list(self._params)
+
+    def describe(self) -> dict[str, str]:
+        """label -> a short description of its distribution, stored to explain mismatches."""
+        return {label: p.description for label, p in self._params.items()}
+
+    def is_categorical(self, label: str) -> bool:
+        return self._params[label].options is not None
+
+    def is_log(self, label: str) -> bool:
+        return "log" in self._params[label].dist
+
+    def params(self, vals: Mapping[str, Any]) -> dict[str, Any]:
+        """Active hyperparameters as label -> value, from hyperopt's flat assignment."""
+        out: dict[str, Any] = {}
+        for label, p in self._params.items():
+            if label not in vals:
+                continue
+            raw = vals[label]
+            if p.options is not None:
+                out[label] = p.options[int(raw)]
+            elif p.integer:
+                out[label] = round(float(raw))
+            else:
+                out[label] = float(raw)
+        return out
+
+    def evaluate(self, vals: Mapping[str, Any]) -> Any:
+        """The nested structure an objective receives for this assignment (``space_eval``)."""
+        from hyperopt import space_eval
+
+        return space_eval(self.expr, dict(vals))
+
+    def vals_from_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Hyperopt's flat assignment for human params (choices by value, not index).
+
+        Raises:
+            SpaceError: an unknown label, or a value that is not one of a choice's options.
+        """
+        unknown = sorted(set(params) - set(self._params))
+        if unknown:
+            raise SpaceError(
+                f"unknown hyperparameter(s) {', '.join(unknown)}; the space has "
+                f"{', '.join(self._params)}"
+            )
+        vals: dict[str, Any] = {}
+        for label, value in params.items():
+            p = self._params[label]
+            if p.options is None:
+                vals[label] = float(value)
+                continue
+            matches = [i for i, opt in enumerate(p.options) if opt == jsonable(value)]
+            if not matches:
+                raise SpaceError(
+                    f"{label}={value!r} is not one of its options {list(p.options)}"
+                )
+            vals[label] = matches[0]
+        return vals
+
+    def diff(self, stored: Mapping[str, str]) -> str:
+        """Say how this space differs from a stored :meth:`describe` (for mismatch errors)."""
+        now = self.describe()
+        parts = []
+        added = [k for k in now if k not in stored]
+        removed = [k for k in stored if k not in now]
+        changed = [f"{k} ({stored[k]} -> {now[k]})" for k in now if k in stored and stored[k] != now[k]]
+        if added:
+            parts.append("added " + ", ".join(added))
+        if removed:
+            parts.append("removed " + ", ".join(removed))
+        if changed:
+            parts.append("changed " + ", ".join(changed))
+        return "; ".join(parts) or "the graph changed (same labels and ranges)"
+
+
+def _never_called(_: Any) -> float:  # pragma: no cover - Domain needs a function
+    raise AssertionError("tpetune evaluates objectives itself")
+
+
+def _canonical(expr: Any) -> str:
+    """A text form of the pyll graph that is stable across processes (no object addresses)."""
+    from hyperopt import pyll
+
+    order = pyll.toposort(expr)
+    index = {id(node): i for i, node in enumerate(order)}
+    lines = []
+    for i, node in enumerate(order):
+        if isinstance(node, pyll.Literal):
+            lines.append(f"{i} = {json.dumps(jsonable(node.obj), sort_keys=True)}")
+        else:
+            pos = [index[id(a)] for a in node.pos_args]
+            named = [(k, index[id(v)]) for k, v in node.named_args]
+            lines.append(f"{i} = {node.name}{pos}{named}")
+    return "\n".join(lines)
+
+
+def _collect_params(expr: Any) -> dict[str, _Param]:
+    from hyperopt import pyll
+
+    nodes = pyll.toposort(expr)
+    choice_options: dict[int, tuple[Any, ...]] = {}
+    for node in nodes:
+        # hp.choice / hp.pchoice are switch(hyperopt_param(label, randint|categorical), *options)
+        if node.name == "switch" and node.pos_args and node.pos_args[0].name == "hyperopt_param":
+            opts = node.pos_args[1:]
+            choice_options[id(node.pos_args[0])] = tuple(
+                _option_value(opt, i) for i, opt in enumerate(opts)
+            )
+    params: dict[str, _Param] = {}
+    for node in nodes:
+        if node.name != "hyperopt_param":
+            continue
+        label = str(node.arg["label"].obj)
+        dist = node.arg["obj"]
+        args = [jsonable(a.obj) if isinstance(a, pyll.Literal) else "?" for a in dist.pos_args]
+        args += [
+            f"{k}={jsonable(v.obj) if isinstance(v, pyll.Literal) else '?'}"
+            for k, v in dist.named_args
+        ]
+        options = choice_options.get(id(node))
+        if options is not None:
+            description = f"choice{json.dumps(list(options))}"
+        else:
+            description = f"{dist.name}({', '.join(map(str, args))})"
+        q = args[-1] if dist.name in _QUANTISED and args else None
+        integer = dist.name == "randint" or (isinstance(q, int | float) and float(q).is_integer())
+        params[label] = _Param(label, dist.name, description, integer, options)
+    return params
+
+
+def _option_value(opt: Any, index: int) -> Any:
+    """What a person calls a choice's option: the constant itself, or a branch's constant part."""
+    from hyperopt import pyll
+
+    def has_hp(node: Any) -> bool:
+        return any(n.name == "hyperopt_param" for n in pyll.dfs(node))
+
+    if opt.name == "dict":
+        const = {k: jsonable(pyll.rec_eval(v)) for k, v in opt.named_args if not has_hp(v)}
+        if len(const) == 1:
+            return next(iter(const.values()))
+        return const if const else f"option {index}"
+    if not has_hp(opt):
+        return jsonable(pyll.rec_eval(opt))
+    return f"option {index}"
+
+
+def load_space(spec: str | Path) -> Space:
+    """Load a space file (a path or a bundled/local name) into a :class:`Space`."""
+    return Space.from_file(spec)[0]
+
+
+ObjectiveFn = Callable[[Any], Any]
