@@ -272,12 +272,13 @@ class _Driver:
         return None
 
     # -- proposing ------------------------------------------------------------------------
-    def next_record(self) -> TrialRecord | None:
-        """The next trial to run: a crashed one again, a warm-start point, or a proposal."""
+    def next_trial(self) -> tuple[TrialRecord, Any] | None:
+        """The next trial and the objective's argument for it: a crashed trial again, a
+        warm-start point, or a new proposal; ``None`` when the algorithm has nothing left."""
         if self.rerun:
             old = self.rerun.pop(0)
             log.info("re-running trial %d, interrupted by a crash, with the same params", old.tid)
-            return replace(old, started=time.time())
+            return replace(old, started=time.time()), self.space.evaluate(old.vals)
         tid = self.next_tid
         if tid < len(self.point_vals):
             vals = self.point_vals[tid]
@@ -288,7 +289,7 @@ class _Driver:
             vals = {k: _plain(v[0]) for k, v in docs[0]["misc"]["vals"].items() if v}
         self.next_tid += 1
         args = self.space.evaluate(vals)
-        return TrialRecord(
+        record = TrialRecord(
             tid=tid,
             state=TrialState.RUNNING,
             loss=None,
@@ -297,6 +298,7 @@ class _Driver:
             args=jsonable(args),
             started=time.time(),
         )
+        return record, args
 
     # -- the loop ---------------------------------------------------------------------------
     def run(
@@ -316,10 +318,11 @@ class _Driver:
             while True:
                 while len(inflight) < executor.slots and len(self.done) + len(inflight) < max_evals:
                     reason = self.stop_reason()
-                    record = None if reason else self.next_record()
-                    if record is None:
+                    proposed = None if reason else self.next_trial()
+                    if proposed is None:
                         reason = reason or "the search space is exhausted"
                         break
+                    record, args = proposed
                     self.store.begin_trial(record)
                     self._set_doc(record)
                     inflight[record.tid] = record
@@ -329,7 +332,7 @@ class _Driver:
                         self.store.study_dir,
                         self.pruning,
                     )
-                    executor.submit(Job(record.tid, self.space.evaluate(record.vals), ctx))
+                    executor.submit(Job(record.tid, args, ctx))
                 if not inflight:
                     break
                 for tid, outcome in executor.wait():
