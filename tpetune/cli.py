@@ -80,6 +80,17 @@ def _add_search_options(p: argparse.ArgumentParser, *, default_evals: int | None
     g.add_argument("--tpe-startup", type=_positive_int, help="TPE: random trials before TPE")
     g.add_argument("--tpe-gamma", type=float, help="TPE: fraction of trials deemed good")
     g.add_argument("--tpe-candidates", type=_positive_int, help="TPE: EI candidates per step")
+    g.add_argument(
+        "--prune", choices=("median", "none"), default="median",
+        help="stop trials whose val loss is worse than the median of finished ones at the same "
+        "epoch (Keras objectives using tpetune.pruning.keras_pruning_callback; default: median)",
+    )  # fmt: skip
+    g.add_argument("--prune-warmup-trials", type=_positive_int, default=5, metavar="N",
+                   help="finished trials before pruning starts (default: %(default)s)")
+    g.add_argument("--prune-warmup-epochs", type=_positive_int, default=3, metavar="E",
+                   help="epochs a trial always trains (default: %(default)s)")
+    g.add_argument("--prune-percentile", type=float, default=50.0, metavar="P",
+                   help="prune when worse than this percentile (default: %(default)s)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")
 
@@ -182,6 +193,14 @@ def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "no_progress": args.no_progress,
         "points": _read_points(args.points) if args.points else None,
         "algo_options": algo_options or None,
+        "pruning": {"rule": "none"}
+        if args.prune == "none"
+        else {
+            "rule": args.prune,
+            "warmup_trials": args.prune_warmup_trials,
+            "warmup_epochs": args.prune_warmup_epochs,
+            "percentile": args.prune_percentile,
+        },
         "progress": not args.quiet,
     }
 

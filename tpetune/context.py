@@ -13,8 +13,9 @@ import contextlib
 import contextvars
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,16 @@ class TrialContext:
             for checkpoints such as ``keras.callbacks.BackupAndRestore``; it survives a
             crash so a resumed trial continues, and is removed when the trial finishes.
         pruning: options of the study's pruner as a plain dict (``{"rule": "none"}`` when off).
+        notes: what the trial reports back besides its return value; the pruning callback
+            sets ``notes["pruned_at_epoch"]`` so the trial is recorded ``pruned`` without the
+            objective having to say so.
     """
 
     tid: int
     seed: int
     study_dir: Path | None = None
-    pruning: dict[str, object] | None = None
+    pruning: dict[str, Any] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def workdir(self) -> Path | None:

@@ -71,7 +71,13 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
             finished=time.time(),
         )
     outcome = interpret(raw)
-    return Outcome(**{**outcome.__dict__, "started": started, "finished": time.time()})
+    state = outcome.state
+    if state is TrialState.OK and "pruned_at_epoch" in job.ctx.notes:
+        state = TrialState.PRUNED  # a pruning callback stopped the fit
+        outcome.metrics.setdefault("pruned_at_epoch", job.ctx.notes["pruned_at_epoch"])
+    return Outcome(
+        **{**outcome.__dict__, "state": state, "started": started, "finished": time.time()}
+    )
 
 
 def interpret(raw: Any) -> Outcome:

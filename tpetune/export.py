@@ -41,11 +41,12 @@ def export(study: Study, fmt: str, path: str | Path) -> Path:
         data = (json.dumps(study.to_dict(), indent=2) + "\n").encode()
     else:
         data = pickle.dumps(study.trials, protocol=pickle.HIGHEST_PROTOCOL)
-    _atomic_write(path, data)
+    atomic_write(path, data)
     return path
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file, never half."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:

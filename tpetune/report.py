@@ -13,6 +13,8 @@ _MAX_PARAMS_WIDTH = 110
 
 def format_value(value: Any) -> str:
     """A param value as people read it: 6 significant digits for floats, JSON for the rest."""
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, str):

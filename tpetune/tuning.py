@@ -106,6 +106,9 @@ def tune(
         _check_positive_int("no_progress", no_progress)
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"timeout must be a positive number of seconds; got {timeout}")
+    from tpetune.pruning import MedianRule
+
+    MedianRule.from_options(pruning)  # validate the knobs before touching the study
     space = space if isinstance(space, Space) else Space(space)
     point_vals = [space.vals_from_params(p) for p in points or ()]
     study_dir = Path(study_dir)
