@@ -41,7 +41,10 @@ def _run(*argv: str) -> int:
 
 def _cli(*argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tpetune", *argv], capture_output=True, text=True, **kw  # type: ignore[call-overload]
+        [sys.executable, "-m", "tpetune", *argv],
+        capture_output=True,
+        text=True,
+        **kw,  # type: ignore[call-overload]
     )
 
 
@@ -126,7 +129,9 @@ def test_foreign_folder_and_changed_space_leave_data_intact(
     assert len(load_study(study).records) == 3
 
 
-def test_kill_9_mid_run_loses_nothing_and_resume_finishes(tmp_path: Path, objective_file: Path) -> None:
+def test_kill_9_mid_run_loses_nothing_and_resume_finishes(
+    tmp_path: Path, objective_file: Path
+) -> None:
     study = tmp_path / "study"
     argv = [sys.executable, "-m", "tpetune", "run", str(objective_file), "--study-dir", str(study),
             "--max-evals", "30", "--quiet", "--no-plots"]  # fmt: skip
@@ -159,7 +164,9 @@ def test_kill_9_mid_run_loses_nothing_and_resume_finishes(tmp_path: Path, object
         assert after[tid] == rec
 
 
-def test_a_second_driver_exits_2_while_show_still_reads(tmp_path: Path, objective_file: Path) -> None:
+def test_a_second_driver_exits_2_while_show_still_reads(
+    tmp_path: Path, objective_file: Path
+) -> None:
     study = tmp_path / "study"
     env = {**os.environ, "SLEEP": "0.5"}
     argv = ["run", str(objective_file), "--study-dir", str(study), "--max-evals", "40", "--quiet",

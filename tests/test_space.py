@@ -107,7 +107,10 @@ def test_space_without_hyperparameters_is_refused() -> None:
         ("space = {", "syntax error"),
         ("raise RuntimeError('boom')", "failed to load: RuntimeError: boom"),
         ("x = 1", "defines no `space`"),
-        ("from hyperopt import hp\nspace = hp.uniform('x', 0, 1)", "defines no callable `objective`"),
+        (
+            "from hyperopt import hp\nspace = hp.uniform('x', 0, 1)",
+            "defines no callable `objective`",
+        ),
     ],
 )
 def test_broken_files_give_one_line_errors(tmp_path: Path, source: str, message: str) -> None:
@@ -118,7 +121,9 @@ def test_broken_files_give_one_line_errors(tmp_path: Path, source: str, message:
     assert "\n" not in str(info.value)
 
 
-def test_names_resolve_to_local_spaces_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_names_resolve_to_local_spaces_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert resolve_space_file("quadratic").name == "quadratic.py"
     (tmp_path / "spaces").mkdir()
     (tmp_path / "spaces" / "quadratic.py").write_text("space = 1")
