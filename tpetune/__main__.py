@@ -1,3 +1,5 @@
 from tpetune.cli import main
 
-raise SystemExit(main())
+# Guarded: worker processes are spawned and re-import the main module.
+if __name__ == "__main__":
+    raise SystemExit(main())

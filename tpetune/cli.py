@@ -91,6 +91,19 @@ def _add_search_options(p: argparse.ArgumentParser, *, default_evals: int | None
                    help="epochs a trial always trains (default: %(default)s)")
     g.add_argument("--prune-percentile", type=float, default=50.0, metavar="P",
                    help="prune when worse than this percentile (default: %(default)s)")
+    g.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N",
+        help="run trials in N worker processes (default: 1, in this process)",
+    )  # fmt: skip
+    g.add_argument(
+        "--trial-timeout", type=_positive_float, metavar="SEC",
+        help="kill a trial running longer than SEC seconds and record it as failed",
+    )  # fmt: skip
+    g.add_argument(
+        "--spark", metavar="MASTER",
+        help="run trials as Spark jobs on MASTER (local[4], spark://host:7077, yarn); "
+        "needs pip install 'tpetune[spark]' and Java",
+    )  # fmt: skip
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")
 
@@ -201,6 +214,9 @@ def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             "warmup_epochs": args.prune_warmup_epochs,
             "percentile": args.prune_percentile,
         },
+        "workers": args.workers,
+        "trial_timeout": args.trial_timeout,
+        "spark": args.spark,
         "progress": not args.quiet,
     }
 

@@ -12,6 +12,8 @@ objectives and hands back :class:`Outcome` values. Contract every executor meets
 from __future__ import annotations
 
 import math
+import sys
+import sysconfig
 import time
 import traceback
 from collections import deque
@@ -116,6 +118,33 @@ def _is_number(x: Any) -> bool:
 
 def _contract(message: str) -> Outcome:
     return Outcome(TrialState.FAIL, error=message, contract_error=True)
+
+
+def ship(objective: Objective) -> bytes:
+    """Pickle an objective for another process or machine.
+
+    A module that is not installed (the user's own script or test file) is pickled by value,
+    so the receiving side needs only the installed packages, not the user's source tree.
+    """
+    import cloudpickle
+
+    name = getattr(objective, "__module__", None) or type(objective).__module__
+    module = sys.modules.get(name)
+    installed = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    path = getattr(module, "__file__", None) or ""
+    by_value = (
+        module is not None
+        and name != "__main__"  # cloudpickle already ships __main__ by value
+        and not name.startswith("tpetune")
+        and not any(path.startswith(p) for p in installed)
+    )
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return bytes(cloudpickle.dumps(objective))
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 class Executor(Protocol):

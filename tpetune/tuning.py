@@ -59,6 +59,9 @@ def tune(
     points: Sequence[Mapping[str, Any]] | None = None,
     algo_options: Mapping[str, Any] | None = None,
     pruning: Mapping[str, Any] | None = None,
+    workers: int = 1,
+    trial_timeout: float | None = None,
+    spark: str | None = None,
     executor: Executor | None = None,
     objective_config: Mapping[str, Any] | None = None,
     progress: bool = True,
@@ -84,7 +87,12 @@ def tune(
         points: param dicts (by value) evaluated first, as the study's first trials.
         algo_options: knobs of the algorithm (TPE: ``n_startup_jobs``, ``gamma``, ...).
         pruning: pruner options handed to objectives through the trial context.
-        executor: where trials run (default: serially in this process).
+        workers: trials run in this many worker processes (1: serially in this process).
+        trial_timeout: seconds after which a running trial is killed and recorded failed
+            (runs trials in a worker process even when ``workers`` is 1).
+        spark: a Spark master URL (``local[2]``, ``spark://host:7077``): run trials as Spark
+            jobs, ``workers`` at a time when ``workers`` > 1, else the cluster's parallelism.
+        executor: where trials run, overriding ``workers`` and ``spark``.
         objective_config: JSON-able settings that change what the objective computes (e.g.
             epochs, data file). Stored with a new study; resuming with other values is refused
             because the old and new trials would not be comparable.
@@ -104,8 +112,10 @@ def tune(
     _check_positive_int("max_failures", max_failures)
     if no_progress is not None:
         _check_positive_int("no_progress", no_progress)
-    if timeout is not None and not timeout > 0:
-        raise ConfigError(f"timeout must be a positive number of seconds; got {timeout}")
+    _check_positive_int("workers", workers)
+    for name, value in (("timeout", timeout), ("trial_timeout", trial_timeout)):
+        if value is not None and not value > 0:
+            raise ConfigError(f"{name} must be a positive number of seconds; got {value}")
     from tpetune.pruning import MedianRule
 
     MedianRule.from_options(pruning)  # validate the knobs before touching the study
@@ -122,6 +132,17 @@ def tune(
         store, meta = _open_store(study_dir, space, algo, seed, max_evals, timeout, config)
         suggest = algos.resolve(meta["algo"], algo_options, space=space)
         driver = _Driver(store, space, suggest, int(meta["seed"]), rules, pruning, point_vals)
+        if executor is None and spark is not None:
+            from tpetune.spark import SparkExecutor
+
+            parallelism = workers if workers > 1 else None
+            executor = SparkExecutor(
+                objective, master=spark, parallelism=parallelism, trial_timeout=trial_timeout
+            )
+        elif executor is None and (workers > 1 or trial_timeout is not None):
+            from tpetune.workers import ProcessExecutor
+
+            executor = ProcessExecutor(objective, workers=workers, trial_timeout=trial_timeout)
         try:
             reason = driver.run(objective, max_evals, executor, progress)
             return Study(study_dir, store.meta(), store.records(), space=space, stop_reason=reason)

@@ -1,0 +1,205 @@
+"""Trials in worker processes on one machine (``--workers N``).
+
+Each worker is a spawned Python process (TensorFlow does not survive ``fork``) that receives
+the objective once, then runs trials one at a time. The driver alone writes the store.
+
+- Isolation: an exception fails the trial inside the worker; a crash, an OOM kill or a
+  segfault kills the worker, which fails only its trial, and a fresh worker takes its place.
+- Memory: a worker is replaced after ``recycle_after`` trials, so whatever a framework leaks
+  per trial is returned to the OS.
+- ``trial_timeout``: a trial running longer is killed with its worker and recorded as failed.
+- Threads: each worker gets ``cores // N`` intra-op threads (TensorFlow, OpenMP, BLAS), so N
+  workers do not oversubscribe the machine.
+- Ctrl-C: workers ignore SIGINT; the driver stops them and leaves their trials ``running``,
+  to be re-run with the same params on resume.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from tpetune.executors import Job, Outcome, run_trial, ship
+from tpetune.store import TrialState
+
+_THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "MKL_NUM_THREADS")  # fmt: skip
+
+
+def _worker_main(conn: Connection, objective_blob: bytes, env: dict[str, str]) -> None:
+    """Worker loop: receive pickled jobs, send back pickled outcomes, until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when to stop
+    os.environ.update(env)  # before the objective imports TensorFlow
+    import cloudpickle
+
+    objective = cloudpickle.loads(objective_blob)
+    while True:
+        try:
+            blob = conn.recv_bytes()
+        except EOFError:
+            return
+        if not blob:
+            return
+        job: Job = cloudpickle.loads(blob)
+        conn.send_bytes(cloudpickle.dumps((job.tid, run_trial(objective, job))))
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
+    job: Job | None = None
+    started: float = 0.0
+    trials: int = 0
+    spawned: float = field(default_factory=time.monotonic)
+
+
+class ProcessExecutor:
+    """Runs trials in ``workers`` spawned processes; see the module docstring.
+
+    Args:
+        objective: any callable cloudpickle can ship (functions from ``tpetune run`` files,
+            closures, objective objects holding their data).
+        workers: processes, i.e. trials in flight at once.
+        trial_timeout: seconds before a running trial is killed and failed.
+        recycle_after: trials per worker before it is replaced (bounds leaked memory).
+        threads: intra-op threads per worker (default: CPU cores // workers, at least 1).
+    """
+
+    def __init__(
+        self,
+        objective: Callable[[Any], Any],
+        *,
+        workers: int,
+        trial_timeout: float | None = None,
+        recycle_after: int = 20,
+        threads: int | None = None,
+    ) -> None:
+        self.slots = workers
+        self.trial_timeout = trial_timeout
+        self.recycle_after = recycle_after
+        self._blob = ship(objective)
+        per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
+        self._env = {var: str(per_worker) for var in _THREAD_VARS}
+        self._env["TF_NUM_INTEROP_THREADS"] = "1"
+        self._ctx = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._queue: deque[Job] = deque()
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=_worker_main, args=(child, self._blob, self._env), daemon=True
+        )
+        proc.start()
+        child.close()
+        worker = _Worker(proc, parent)
+        self._workers.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker, *, kill: bool) -> None:
+        if kill:
+            worker.process.kill()
+        else:
+            try:
+                worker.conn.send_bytes(b"")  # the stop message
+            except OSError:
+                worker.process.kill()
+        worker.process.join(timeout=10)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
+        self._workers.remove(worker)
+
+    def submit(self, job: Job) -> None:
+        self._queue.append(job)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        import cloudpickle
+
+        while self._queue:
+            idle = [w for w in self._workers if w.job is None]
+            if not idle and len(self._workers) < self.slots:
+                idle = [self._spawn()]
+            if not idle:
+                return
+            worker, job = idle[0], self._queue.popleft()
+            worker.job, worker.started = job, time.monotonic()
+            worker.conn.send_bytes(cloudpickle.dumps(job))
+
+    def wait(self) -> list[tuple[int, Outcome]]:
+        """Block until at least one trial ends (finished, failed, died or timed out)."""
+        import cloudpickle
+
+        while True:
+            busy = [w for w in self._workers if w.job is not None]
+            if not busy:
+                return []
+            handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            ready = set(wait(handles, timeout=self._next_deadline(busy)))
+            done: list[tuple[int, Outcome]] = []
+            for worker in busy:
+                assert worker.job is not None
+                if worker.conn in ready:
+                    try:
+                        tid, outcome = cloudpickle.loads(worker.conn.recv_bytes())
+                    except (EOFError, OSError):
+                        done.append(self._died(worker))
+                        continue
+                    worker.job, worker.trials = None, worker.trials + 1
+                    done.append((tid, outcome))
+                    if worker.trials >= self.recycle_after:
+                        self._retire(worker, kill=False)
+                elif worker.process.sentinel in ready:
+                    done.append(self._died(worker))
+                elif self._timed_out(worker):
+                    done.append(self._fail(worker, f"trial exceeded the trial timeout of "
+                                                   f"{self.trial_timeout:g}s and was killed"))  # fmt: skip
+            if done:
+                self._dispatch()
+                return done
+
+    def _next_deadline(self, busy: list[_Worker]) -> float | None:
+        if self.trial_timeout is None:
+            return None
+        now = time.monotonic()
+        return max(0.0, min(w.started + self.trial_timeout - now for w in busy))
+
+    def _timed_out(self, worker: _Worker) -> bool:
+        return (
+            self.trial_timeout is not None
+            and time.monotonic() - worker.started >= self.trial_timeout
+        )
+
+    def _died(self, worker: _Worker) -> tuple[int, Outcome]:
+        worker.process.join(timeout=5)
+        code = worker.process.exitcode
+        how = (
+            f"signal {signal.Signals(-code).name}"
+            if code is not None and code < 0
+            else f"exit code {code}"
+        )
+        return self._fail(worker, f"the worker process died ({how}) while running the trial")
+
+    def _fail(self, worker: _Worker, error: str) -> tuple[int, Outcome]:
+        assert worker.job is not None
+        job, started = worker.job, worker.started
+        self._retire(worker, kill=True)
+        elapsed = time.monotonic() - started
+        now = time.time()
+        return job.tid, Outcome(TrialState.FAIL, error=error, started=now - elapsed, finished=now)
+
+    def close(self) -> None:
+        """Stop every worker; trials still running stay ``running`` in the store."""
+        self._queue.clear()
+        for worker in list(self._workers):
+            self._retire(worker, kill=worker.job is not None)
