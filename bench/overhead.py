@@ -47,9 +47,16 @@ def zero_cost(params: dict[str, Any]) -> float:
 
 def time_fmin(n: int, save_file: Path | None) -> float:
     start = time.perf_counter()
-    fmin(zero_cost, SPACE, algo=tpe.suggest, max_evals=n, trials=Trials(),
-         rstate=np.random.default_rng(0), show_progressbar=False,
-         trials_save_file=str(save_file) if save_file else "")  # fmt: skip
+    fmin(
+        zero_cost,
+        SPACE,
+        algo=tpe.suggest,
+        max_evals=n,
+        trials=Trials(),
+        rstate=np.random.default_rng(0),
+        show_progressbar=False,
+        trials_save_file=str(save_file) if save_file else "",
+    )
     return time.perf_counter() - start
 
 
@@ -63,13 +70,30 @@ def time_open(n: int, study_dir: Path) -> float:
     """Write ``n`` synthetic finished trials straight into a store, then time load_study."""
     store = Store.create(study_dir, {"max_evals": n, "seed": 0, "algo": "tpe"})
     for tid in range(n):
-        rec = TrialRecord(tid, TrialState.RUNNING, None, {"x": tid * 0.001, "model": "poly",
-                          "degree": 3}, {"x": tid * 0.001, "model": 1, "degree": 3.0},
-                          {"x": tid * 0.001}, started=float(tid))  # fmt: skip
+        rec = TrialRecord(
+            tid,
+            TrialState.RUNNING,
+            None,
+            {"x": tid * 0.001, "model": "poly", "degree": 3},
+            {"x": tid * 0.001, "model": 1, "degree": 3.0},
+            {"x": tid * 0.001},
+            started=float(tid),
+        )
         store.begin_trial(rec)
-        curves = {"loss": [1.0 / (e + 1) for e in range(20)], "val_loss": [1.2 / (e + 1) for e in range(20)]}
-        store.finish_trial(replace(rec, state=TrialState.OK, loss=float(tid), curves=curves,
-                                   finished=tid + 1.0, duration_s=1.0))  # fmt: skip
+        curves = {
+            "loss": [1.0 / (e + 1) for e in range(20)],
+            "val_loss": [1.2 / (e + 1) for e in range(20)],
+        }
+        store.finish_trial(
+            replace(
+                rec,
+                state=TrialState.OK,
+                loss=float(tid),
+                curves=curves,
+                finished=tid + 1.0,
+                duration_s=1.0,
+            )
+        )
     store.close()
     start = time.perf_counter()
     study = tpetune.load_study(study_dir)
@@ -78,7 +102,11 @@ def time_open(n: int, study_dir: Path) -> float:
 
 
 def size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return (
+        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
+        else path.stat().st_size
+    )
 
 
 def main() -> None:
@@ -108,16 +136,23 @@ def main() -> None:
             "open_s": opened,
         }
     print(f"{n} zero-cost trials, TPE, nested 4-parameter space")
-    for name, key in (("hyperopt.fmin, in-memory Trials", "fmin_s"),
-                      ("hyperopt.fmin, trials_save_file", "fmin_pickle_s"),
-                      ("tpetune.tune, SQLite store", "tpetune_s")):  # fmt: skip
+    for name, key in (
+        ("hyperopt.fmin, in-memory Trials", "fmin_s"),
+        ("hyperopt.fmin, trials_save_file", "fmin_pickle_s"),
+        ("tpetune.tune, SQLite store", "tpetune_s"),
+    ):
         secs = figures[key]
-        print(f"  {name:<34} {secs:7.2f} s  {1000 * secs / n:6.2f} ms/trial  "
-              f"ratio {secs / bare:5.3f}")  # fmt: skip
-    print(f"  tpetune vs fmin: {figures['ratio_tpetune_vs_fmin']:.3f} (target <= 1.10); "
-          f"vs pickle persistence: {figures['ratio_tpetune_vs_fmin_pickle']:.3f} (target < 1)")  # fmt: skip
-    print(f"  store size: pickle {figures['pickle_bytes'] / 1e3:.0f} kB, "
-          f"study.db {figures['study_bytes'] / 1e3:.0f} kB")
+        print(
+            f"  {name:<34} {secs:7.2f} s  {1000 * secs / n:6.2f} ms/trial  ratio {secs / bare:5.3f}"
+        )
+    print(
+        f"  tpetune vs fmin: {figures['ratio_tpetune_vs_fmin']:.3f} (target <= 1.10); "
+        f"vs pickle persistence: {figures['ratio_tpetune_vs_fmin_pickle']:.3f} (target < 1)"
+    )
+    print(
+        f"  store size: pickle {figures['pickle_bytes'] / 1e3:.0f} kB, "
+        f"study.db {figures['study_bytes'] / 1e3:.0f} kB"
+    )
     print(f"open a {args.open_trials}-trial study: {opened:.3f} s (target < 1 s)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -50,8 +50,19 @@ def _cli(*argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
 
 def test_run_show_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     study_dir = tmp_path / "study"
-    assert _run("run", "quadratic", "--study-dir", str(study_dir), "--max-evals", "8", "--quiet",
-                "--no-plots") == 0  # fmt: skip
+    assert (
+        _run(
+            "run",
+            "quadratic",
+            "--study-dir",
+            str(study_dir),
+            "--max-evals",
+            "8",
+            "--quiet",
+            "--no-plots",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "8/8 trials done" in out and "best: trial" in out
 
@@ -117,12 +128,34 @@ def test_foreign_folder_and_changed_space_leave_data_intact(
     study = tmp_path / "s"
     os.environ["SLEEP"] = "0"
     try:
-        assert _run("run", str(objective_file), "--study-dir", str(study), "--max-evals", "3",
-                    "--quiet", "--no-plots") == 0  # fmt: skip
+        assert (
+            _run(
+                "run",
+                str(objective_file),
+                "--study-dir",
+                str(study),
+                "--max-evals",
+                "3",
+                "--quiet",
+                "--no-plots",
+            )
+            == 0
+        )
         objective_file.write_text(SLOW_OBJECTIVE.replace("-5, 5", "-2, 2"))
         capsys.readouterr()
-        assert _run("run", str(objective_file), "--study-dir", str(study), "--max-evals", "5",
-                    "--quiet", "--no-plots") == 2  # fmt: skip
+        assert (
+            _run(
+                "run",
+                str(objective_file),
+                "--study-dir",
+                str(study),
+                "--max-evals",
+                "5",
+                "--quiet",
+                "--no-plots",
+            )
+            == 2
+        )
     finally:
         del os.environ["SLEEP"]
     assert "changed x (uniform(-5, 5) -> uniform(-2, 2))" in capsys.readouterr().err
@@ -133,8 +166,19 @@ def test_kill_9_mid_run_loses_nothing_and_resume_finishes(
     tmp_path: Path, objective_file: Path
 ) -> None:
     study = tmp_path / "study"
-    argv = [sys.executable, "-m", "tpetune", "run", str(objective_file), "--study-dir", str(study),
-            "--max-evals", "30", "--quiet", "--no-plots"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "tpetune",
+        "run",
+        str(objective_file),
+        "--study-dir",
+        str(study),
+        "--max-evals",
+        "30",
+        "--quiet",
+        "--no-plots",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     finished = 0
@@ -169,10 +213,22 @@ def test_a_second_driver_exits_2_while_show_still_reads(
 ) -> None:
     study = tmp_path / "study"
     env = {**os.environ, "SLEEP": "0.5"}
-    argv = ["run", str(objective_file), "--study-dir", str(study), "--max-evals", "40", "--quiet",
-            "--no-plots"]  # fmt: skip
-    first = subprocess.Popen([sys.executable, "-m", "tpetune", *argv], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    argv = [
+        "run",
+        str(objective_file),
+        "--study-dir",
+        str(study),
+        "--max-evals",
+        "40",
+        "--quiet",
+        "--no-plots",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "tpetune", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and not (study / "study.db").exists():
@@ -194,8 +250,8 @@ def test_help_is_fast_and_loads_no_heavy_modules() -> None:
     code = (
         "import sys; from tpetune.cli import build_parser; build_parser().format_help();"
         "import tpetune, tpetune.study, tpetune.report;"
-        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib', 'hyperopt', 'scipy') if m in sys.modules];"
-        "print(heavy)"
+        "heavy = ('tensorflow', 'keras', 'matplotlib', 'hyperopt', 'scipy');"
+        "print([m for m in heavy if m in sys.modules])"
     )
     out = subprocess.check_output([sys.executable, "-c", code], text=True)
     assert out.strip() == "[]"

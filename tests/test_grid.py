@@ -18,7 +18,11 @@ NESTED = {
         [
             {"n": 1},
             {"n": 2, "units2": hp.choice("units2", [8, 16, 32])},
-            {"n": 3, "units2": hp.choice("u2", [8, 16]), "units3": scope.int(hp.quniform("u3", 4, 12, 4))},
+            {
+                "n": 3,
+                "units2": hp.choice("u2", [8, 16]),
+                "units3": scope.int(hp.quniform("u3", 4, 12, 4)),
+            },
         ],
     ),
     "batch": hp.choice("batch", [32, 64]),
@@ -37,8 +41,14 @@ def test_nested_branches_expand_per_branch() -> None:
 
 
 def test_grid_study_runs_every_combination_once_then_stops(tmp_path: Path) -> None:
-    study = tune(lambda p: float(p["batch"]), NESTED, study_dir=tmp_path, max_evals=500,
-                 algo="grid", progress=False)  # fmt: skip
+    study = tune(
+        lambda p: float(p["batch"]),
+        NESTED,
+        study_dir=tmp_path,
+        max_evals=500,
+        algo="grid",
+        progress=False,
+    )
     assert len(study.records) == 60
     assert study.stop_reason == "the search space is exhausted"
     seen = {tuple(sorted(r.params.items())) for r in study.records}
@@ -48,10 +58,12 @@ def test_grid_study_runs_every_combination_once_then_stops(tmp_path: Path) -> No
 
 
 def test_grid_resumes_without_repeating(tmp_path: Path) -> None:
-    first = tune(lambda p: 1.0, NESTED, study_dir=tmp_path, max_evals=25, algo="grid",
-                 progress=False)  # fmt: skip
-    done = tune(lambda p: 1.0, NESTED, study_dir=tmp_path, max_evals=60, algo="grid",
-                progress=False)  # fmt: skip
+    first = tune(
+        lambda p: 1.0, NESTED, study_dir=tmp_path, max_evals=25, algo="grid", progress=False
+    )
+    done = tune(
+        lambda p: 1.0, NESTED, study_dir=tmp_path, max_evals=60, algo="grid", progress=False
+    )
     assert [r.params for r in done.records[:25]] == [r.params for r in first.records]
     assert len({tuple(sorted(r.params.items())) for r in done.records}) == 60
 

@@ -75,8 +75,14 @@ def test_a_trial_noted_as_pruned_is_recorded_pruned_with_its_curve(tmp_path: Pat
             ctx.notes["pruned_at_epoch"] = 2
         return {"loss": min(curve), "curves": {"val_loss": curve}}
 
-    study = tune(objective, {"x": hp.uniform("x", 0, 1)}, study_dir=tmp_path, max_evals=10,
-                 pruning={"rule": "median", "warmup_trials": 2}, progress=False)  # fmt: skip
+    study = tune(
+        objective,
+        {"x": hp.uniform("x", 0, 1)},
+        study_dir=tmp_path,
+        max_evals=10,
+        pruning={"rule": "median", "warmup_trials": 2},
+        progress=False,
+    )
     for r in study.records:
         pruned = r.params["x"] > 0.5
         assert r.state is (TrialState.PRUNED if pruned else TrialState.OK)
@@ -99,17 +105,23 @@ def test_keras_callback_stops_a_losing_fit(tmp_path: Path) -> None:
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
         model.compile(optimizer=keras.optimizers.SGD(params["lr"]), loss="mse")
-        hist = model.fit(x, y, validation_split=0.25, epochs=6, verbose=0,
-                         callbacks=[keras_pruning_callback()])  # fmt: skip
+        hist = model.fit(
+            x, y, validation_split=0.25, epochs=6, verbose=0, callbacks=[keras_pruning_callback()]
+        )
         return {"loss": min(hist.history["val_loss"]), "curves": hist.history}
 
     # Good learning rates first (each better than the ones before, so none is pruned), then a
     # hopeless one that must be pruned once the warm-up is over.
     points = [{"lr": 0.1}, {"lr": 0.2}, {"lr": 0.4}, {"lr": 1e-6}]
-    study = tune(objective, {"lr": hp.loguniform("lr", -14, 0)}, study_dir=tmp_path,
-                 max_evals=4, points=points,
-                 pruning={"rule": "median", "warmup_trials": 2, "warmup_epochs": 2},
-                 progress=False)  # fmt: skip
+    study = tune(
+        objective,
+        {"lr": hp.loguniform("lr", -14, 0)},
+        study_dir=tmp_path,
+        max_evals=4,
+        points=points,
+        pruning={"rule": "median", "warmup_trials": 2, "warmup_epochs": 2},
+        progress=False,
+    )
     last = study.records[-1]
     assert last.state is TrialState.PRUNED
     assert len(last.curves["val_loss"]) == 2 == last.metrics["pruned_at_epoch"]

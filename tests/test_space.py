@@ -38,7 +38,7 @@ NESTED = {
 
 @pytest.mark.parametrize("path", sorted(SPACES_DIR.glob("[!_]*.py")), ids=lambda p: p.stem)
 def test_every_file_in_spaces_loads_and_samples(path: Path) -> None:
-    space, namespace = Space.from_file(path)
+    space, _ = Space.from_file(path)
     assert space.labels
     sample = pyll.stochastic.sample(space.expr, rng=__import__("numpy").random.default_rng(0))
     assert sample is not None
@@ -54,8 +54,15 @@ def test_params_are_values_and_inactive_labels_are_left_out() -> None:
         "lstm_layers": 1,
         "optimizer": "adam",
     }
-    two = {"lr": 0.01, "batch_size": 0, "lstm_layers": 1, "lstm2_nodes": 16.0,
-           "lstm2_dropout": 0.25, "optimizer": 0, "nesterov": 1}  # fmt: skip
+    two = {
+        "lr": 0.01,
+        "batch_size": 0,
+        "lstm_layers": 1,
+        "lstm2_nodes": 16.0,
+        "lstm2_dropout": 0.25,
+        "optimizer": 0,
+        "nesterov": 1,
+    }
     params = space.params(two)
     assert params["lstm_layers"] == 2 and params["lstm2_nodes"] == 16
     assert isinstance(params["lstm2_nodes"], int)
@@ -67,8 +74,15 @@ def test_params_are_values_and_inactive_labels_are_left_out() -> None:
 
 def test_vals_from_params_inverts_params() -> None:
     space = Space(NESTED)
-    vals = {"lr": 0.01, "batch_size": 0, "lstm_layers": 1, "lstm2_nodes": 16.0,
-            "lstm2_dropout": 0.25, "optimizer": 0, "nesterov": 1}  # fmt: skip
+    vals = {
+        "lr": 0.01,
+        "batch_size": 0,
+        "lstm_layers": 1,
+        "lstm2_nodes": 16.0,
+        "lstm2_dropout": 0.25,
+        "optimizer": 0,
+        "nesterov": 1,
+    }
     assert space.vals_from_params(space.params(vals)) == vals
     with pytest.raises(SpaceError, match="batch_size=48 is not one of its options"):
         space.vals_from_params({"batch_size": 48})

@@ -25,11 +25,25 @@ def objective(params: dict) -> dict:
 @pytest.mark.skipif(not HAVE_JAVA, reason="no Java runtime (.ci/run installs one)")
 def test_spark_local_study_completes_and_resumes(tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
-    first = tune(objective, SPACE, study_dir=tmp_path, max_evals=4, spark="local[2]",
-                 max_failures=10, progress=False)  # fmt: skip
+    first = tune(
+        objective,
+        SPACE,
+        study_dir=tmp_path,
+        max_evals=4,
+        spark="local[2]",
+        max_failures=10,
+        progress=False,
+    )
     assert [r.tid for r in first.records] == [0, 1, 2, 3]
-    resumed = tune(objective, SPACE, study_dir=tmp_path, max_evals=7, spark="local[2]",
-                   max_failures=10, progress=False)  # fmt: skip
+    resumed = tune(
+        objective,
+        SPACE,
+        study_dir=tmp_path,
+        max_evals=7,
+        spark="local[2]",
+        max_failures=10,
+        progress=False,
+    )
     records = load_study(tmp_path).records
     assert [r.tid for r in records] == list(range(7))
     assert records[:4] == first.records
@@ -41,7 +55,9 @@ def test_spark_local_study_completes_and_resumes(tmp_path: Path) -> None:
         else:
             assert "ValueError: diverged" in (r.error or "")
     # and the same study goes on serially
-    serial = tune(objective, SPACE, study_dir=tmp_path, max_evals=8, max_failures=10, progress=False)
+    serial = tune(
+        objective, SPACE, study_dir=tmp_path, max_evals=8, max_failures=10, progress=False
+    )
     assert len(serial.records) == 8 and resumed.records[:7] == serial.records[:7]
 
 

@@ -37,13 +37,33 @@ def test_three_trials_write_store_model_summary_plots_and_resume(
 ) -> None:
     csv = _write_prices(tmp_path / "prices.csv")
     study_dir = tmp_path / "study"
-    argv = ["stock", "--csv", str(csv), "--space", "stock_small", "--epochs", "1",
-            "--max-evals", "3", "--study-dir", str(study_dir), "--quiet"]  # fmt: skip
+    argv = [
+        "stock",
+        "--csv",
+        str(csv),
+        "--space",
+        "stock_small",
+        "--epochs",
+        "1",
+        "--max-evals",
+        "3",
+        "--study-dir",
+        str(study_dir),
+        "--quiet",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "naive (tomorrow = today)" in out and "ratio LSTM / naive" in out
-    for name in ("study.db", "best_model.keras", "summary.json", "predictions.csv",
-                 "loss_history.png", "learning_curves.png", "params.png", "predictions.png"):  # fmt: skip
+    for name in (
+        "study.db",
+        "best_model.keras",
+        "summary.json",
+        "predictions.csv",
+        "loss_history.png",
+        "learning_curves.png",
+        "params.png",
+        "predictions.png",
+    ):
         assert (study_dir / name).is_file(), name
     summary = json.loads((study_dir / "summary.json").read_text())
     assert summary["rmse_ratio"] == pytest.approx(summary["rmse"] / summary["naive_rmse"])
@@ -53,8 +73,17 @@ def test_three_trials_write_store_model_summary_plots_and_resume(
     assert study.meta["objective_config"]["epochs"] == 1
 
     # The bare command again (stored epochs and data are the defaults) adds nothing.
-    again = ["stock", "--csv", str(csv), "--space", "stock_small", "--study-dir", str(study_dir),
-             "--quiet", "--no-plots"]  # fmt: skip
+    again = [
+        "stock",
+        "--csv",
+        str(csv),
+        "--space",
+        "stock_small",
+        "--study-dir",
+        str(study_dir),
+        "--quiet",
+        "--no-plots",
+    ]
     assert main(again) == 0
     assert len(load_study(study_dir).records) == 3
     # A larger budget continues the same study.
@@ -63,8 +92,21 @@ def test_three_trials_write_store_model_summary_plots_and_resume(
     capsys.readouterr()
     # Other data for the same study is refused.
     other = _write_prices(tmp_path / "other.csv", seed=1)
-    assert main(["stock", "--csv", str(other), "--space", "stock_small", "--study-dir",
-                 str(study_dir), "--quiet"]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "stock",
+                "--csv",
+                str(other),
+                "--space",
+                "stock_small",
+                "--study-dir",
+                str(study_dir),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "data=" in capsys.readouterr().err
 
 
@@ -88,5 +130,8 @@ def test_bad_data_exits_2_before_touching_the_study(
 
 
 def test_missing_csv_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["stock", "--csv", str(tmp_path / "nope.csv"), "--study-dir", str(tmp_path / "s")]) == 2
+    assert (
+        main(["stock", "--csv", str(tmp_path / "nope.csv"), "--study-dir", str(tmp_path / "s")])
+        == 2
+    )
     assert "nope.csv" in capsys.readouterr().err

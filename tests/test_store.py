@@ -82,11 +82,15 @@ def test_foreign_and_newer_databases_are_refused(tmp_path: Path) -> None:
 
 def test_second_driver_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys,time; from tpetune.store import StudyLock;"
-         f"StudyLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; from tpetune.store import StudyLock;"
+            f"StudyLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(StudyInUseError, match=f"in use by pid {holder.pid}"):

@@ -69,11 +69,23 @@ def test_resumed_study_equals_an_uninterrupted_one(tmp_path: Path) -> None:
 
     for _ in range(3):
         with pytest.raises(KeyboardInterrupt):
-            tune(flaky_process, SPACE, study_dir=interrupted, max_evals=24,
-                 algo_options=FAST_TPE, progress=False)  # fmt: skip
+            tune(
+                flaky_process,
+                SPACE,
+                study_dir=interrupted,
+                max_evals=24,
+                algo_options=FAST_TPE,
+                progress=False,
+            )
         assert load_study(interrupted).records[-1].state is TrialState.RUNNING
-    tune(flaky_process, SPACE, study_dir=interrupted, max_evals=24, algo_options=FAST_TPE,
-         progress=False)  # fmt: skip
+    tune(
+        flaky_process,
+        SPACE,
+        study_dir=interrupted,
+        max_evals=24,
+        algo_options=FAST_TPE,
+        progress=False,
+    )
     assert _history(interrupted) == _history(straight)
 
 
@@ -104,10 +116,22 @@ def test_a_changed_space_is_refused_and_the_study_is_untouched(tmp_path: Path) -
     with pytest.raises(ConfigError, match="made with seed 0, not 7"):
         tune(OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=5, seed=7, progress=False)
     with pytest.raises(ConfigError, match="made with epochs=3, not 5"):
-        tune(OBJECTIVE, SPACE, study_dir=tmp_path / "cfg", max_evals=2, progress=False,
-             objective_config={"epochs": 3})  # fmt: skip
-        tune(OBJECTIVE, SPACE, study_dir=tmp_path / "cfg", max_evals=2, progress=False,
-             objective_config={"epochs": 5})  # fmt: skip
+        tune(
+            OBJECTIVE,
+            SPACE,
+            study_dir=tmp_path / "cfg",
+            max_evals=2,
+            progress=False,
+            objective_config={"epochs": 3},
+        )
+        tune(
+            OBJECTIVE,
+            SPACE,
+            study_dir=tmp_path / "cfg",
+            max_evals=2,
+            progress=False,
+            objective_config={"epochs": 5},
+        )
     assert _history(tmp_path) == before
     fresh = tune(OBJECTIVE, changed, study_dir=tmp_path, max_evals=2, fresh=True, progress=False)
     assert len(fresh.records) == 2
@@ -157,8 +181,13 @@ def test_a_non_numeric_loss_breaks_the_contract(tmp_path: Path) -> None:
 
 def test_dict_results_keep_curves_metrics_and_pruned_state(tmp_path: Path) -> None:
     def rich(params: Any) -> dict[str, Any]:
-        return {"loss": 1.5, "curves": {"val_loss": [3.0, 2.0, 1.5]}, "metrics": {"acc": 0.5},
-                "pruned": params["x"] < 0, "note": "kept"}  # fmt: skip
+        return {
+            "loss": 1.5,
+            "curves": {"val_loss": [3.0, 2.0, 1.5]},
+            "metrics": {"acc": 0.5},
+            "pruned": params["x"] < 0,
+            "note": "kept",
+        }
 
     study = tune(rich, SPACE, study_dir=tmp_path, max_evals=8, progress=False)
     for r in study.records:
@@ -181,8 +210,14 @@ def test_timeout_is_cumulative_across_runs(tmp_path: Path) -> None:
 
 
 def test_loss_threshold_and_no_progress_stop_early(tmp_path: Path) -> None:
-    study = tune(OBJECTIVE, SPACE, study_dir=tmp_path / "a", max_evals=100, loss_threshold=2.0,
-                 progress=False)  # fmt: skip
+    study = tune(
+        OBJECTIVE,
+        SPACE,
+        study_dir=tmp_path / "a",
+        max_evals=100,
+        loss_threshold=2.0,
+        progress=False,
+    )
     assert study.best_loss is not None and study.best_loss <= 2.0
     assert "threshold" in (study.stop_reason or "")
     assert all(r.loss is not None and r.loss > 2.0 for r in study.records[:-1])
@@ -192,8 +227,15 @@ def test_loss_threshold_and_no_progress_stop_early(tmp_path: Path) -> None:
             raise ValueError("no")
         return OBJECTIVE(params)
 
-    study = tune(failing_tail, SPACE, study_dir=tmp_path / "b", max_evals=100, no_progress=5,
-                 max_failures=100, progress=False)  # fmt: skip
+    study = tune(
+        failing_tail,
+        SPACE,
+        study_dir=tmp_path / "b",
+        max_evals=100,
+        no_progress=5,
+        max_failures=100,
+        progress=False,
+    )
     assert study.stop_reason == "no better trial in the last 5 trials"
     best_tid = study.best.tid if study.best else -1
     assert len(study.records) - 1 - best_tid == 5

@@ -37,8 +37,16 @@ def sleepy(tmp_path: Path) -> Path:
 
 def test_two_workers_finish_every_trial_with_correct_records(tmp_path: Path, sleepy: Path) -> None:
     ns = load_file(sleepy, need_objective=True)
-    study = tune(ns["objective"], ns["space"], study_dir=tmp_path / "s", max_evals=16, workers=2,
-                 trial_timeout=20, max_failures=16, progress=False)  # fmt: skip
+    study = tune(
+        ns["objective"],
+        ns["space"],
+        study_dir=tmp_path / "s",
+        max_evals=16,
+        workers=2,
+        trial_timeout=20,
+        max_failures=16,
+        progress=False,
+    )
     records = study.records
     assert [r.tid for r in records] == list(range(16))
     assert all(r.state is not TrialState.RUNNING for r in records)
@@ -65,20 +73,44 @@ def test_trial_timeout_applies_with_one_worker(tmp_path: Path) -> None:
         time.sleep(30 if params["x"] > 0.5 else 0)
         return params["x"]
 
-    study = tune(objective, {"x": hp.uniform("x", 0, 1)}, study_dir=tmp_path, max_evals=6,
-                 trial_timeout=2, max_failures=6, progress=False)  # fmt: skip
+    study = tune(
+        objective,
+        {"x": hp.uniform("x", 0, 1)},
+        study_dir=tmp_path,
+        max_evals=6,
+        trial_timeout=2,
+        max_failures=6,
+        progress=False,
+    )
     for r in study.records:
         assert r.state is (TrialState.FAIL if r.params["x"] > 0.5 else TrialState.OK)
 
 
 def test_driver_killed_with_workers_resumes(tmp_path: Path, sleepy: Path) -> None:
     study = tmp_path / "study"
-    argv = [sys.executable, "-m", "tpetune", "run", str(sleepy), "--study-dir", str(study),
-            "--max-evals", "24", "--workers", "2", "--trial-timeout", "20", "--max-failures", "24",
-            "--quiet", "--no-plots"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "tpetune",
+        "run",
+        str(sleepy),
+        "--study-dir",
+        str(study),
+        "--max-evals",
+        "24",
+        "--workers",
+        "2",
+        "--trial-timeout",
+        "20",
+        "--max-failures",
+        "24",
+        "--quiet",
+        "--no-plots",
+    ]
     env = {**os.environ, "SLEEP": "0.3"}
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline, done = time.time() + 90, 0
     while time.time() < deadline and done < 5:
         time.sleep(0.2)

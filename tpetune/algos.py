@@ -48,11 +48,11 @@ def resolve(name: str, options: Mapping[str, Any] | None = None, *, space: Any =
     if name == "rand":
         from hyperopt import rand
 
-        return rand.suggest  # type: ignore[no-any-return]
+        return rand.suggest
     if name == "anneal":
         from hyperopt import anneal
 
-        return anneal.suggest  # type: ignore[no-any-return]
+        return anneal.suggest
     if name == "atpe":
         try:
             import lightgbm  # noqa: F401  # atpe needs it at suggest time
@@ -61,7 +61,7 @@ def resolve(name: str, options: Mapping[str, Any] | None = None, *, space: Any =
             raise MissingDependencyError(
                 "--algo atpe needs lightgbm and scikit-learn: pip install lightgbm scikit-learn"
             ) from None
-        return atpe.suggest  # type: ignore[no-any-return]
+        return atpe.suggest
     from tpetune.grid import GridSearch
 
     if space is None:

@@ -26,7 +26,7 @@ log = logging.getLogger("tpetune")
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (the usage block buries the message)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
@@ -54,56 +54,90 @@ def _add_search_options(p: argparse.ArgumentParser, *, default_evals: int | None
     g = p.add_argument_group("search")
     g.add_argument("--study-dir", type=Path, help="study folder (default: runs/<name>)")
     g.add_argument(
-        "--max-evals", type=_positive_int, default=default_evals,
+        "--max-evals",
+        type=_positive_int,
+        default=default_evals,
         help="total trials in the study; re-running continues up to it (default: %(default)s)",
-    )  # fmt: skip
+    )
     g.add_argument("--seed", type=int, help="study seed (default 0; stored with the study)")
     g.add_argument("--algo", choices=ALGOS, help="search algorithm (default tpe)")
     g.add_argument(
-        "--timeout", type=_positive_float, metavar="SEC",
+        "--timeout",
+        type=_positive_float,
+        metavar="SEC",
         help="wall-clock budget in seconds, cumulative across resumes",
-    )  # fmt: skip
+    )
     g.add_argument("--fresh", action="store_true", help="discard the stored study, start over")
     g.add_argument(
-        "--max-failures", type=_positive_int, default=5, metavar="K",
+        "--max-failures",
+        type=_positive_int,
+        default=5,
+        metavar="K",
         help="stop with exit code 1 after K failed trials in a row (default: %(default)s)",
-    )  # fmt: skip
+    )
     g.add_argument("--loss-threshold", type=float, help="stop once the best loss is <= this")
     g.add_argument(
-        "--no-progress", type=_positive_int, metavar="N",
+        "--no-progress",
+        type=_positive_int,
+        metavar="N",
         help="stop after N finished trials without a new best",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--points", type=Path, metavar="FILE.json",
+        "--points",
+        type=Path,
+        metavar="FILE.json",
         help="JSON list of param dicts (by value) evaluated first",
-    )  # fmt: skip
+    )
     g.add_argument("--tpe-startup", type=_positive_int, help="TPE: random trials before TPE")
     g.add_argument("--tpe-gamma", type=float, help="TPE: fraction of trials deemed good")
     g.add_argument("--tpe-candidates", type=_positive_int, help="TPE: EI candidates per step")
     g.add_argument(
-        "--prune", choices=("median", "none"), default="median",
+        "--prune",
+        choices=("median", "none"),
+        default="median",
         help="stop trials whose val loss is worse than the median of finished ones at the same "
         "epoch (Keras objectives using tpetune.pruning.keras_pruning_callback; default: median)",
-    )  # fmt: skip
-    g.add_argument("--prune-warmup-trials", type=_positive_int, default=5, metavar="N",
-                   help="finished trials before pruning starts (default: %(default)s)")
-    g.add_argument("--prune-warmup-epochs", type=_positive_int, default=3, metavar="E",
-                   help="epochs a trial always trains (default: %(default)s)")
-    g.add_argument("--prune-percentile", type=float, default=50.0, metavar="P",
-                   help="prune when worse than this percentile (default: %(default)s)")
+    )
     g.add_argument(
-        "--workers", type=_positive_int, default=1, metavar="N",
+        "--prune-warmup-trials",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="finished trials before pruning starts (default: %(default)s)",
+    )
+    g.add_argument(
+        "--prune-warmup-epochs",
+        type=_positive_int,
+        default=3,
+        metavar="E",
+        help="epochs a trial always trains (default: %(default)s)",
+    )
+    g.add_argument(
+        "--prune-percentile",
+        type=float,
+        default=50.0,
+        metavar="P",
+        help="prune when worse than this percentile (default: %(default)s)",
+    )
+    g.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
         help="run trials in N worker processes (default: 1, in this process)",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--trial-timeout", type=_positive_float, metavar="SEC",
+        "--trial-timeout",
+        type=_positive_float,
+        metavar="SEC",
         help="kill a trial running longer than SEC seconds and record it as failed",
-    )  # fmt: skip
+    )
     g.add_argument(
-        "--spark", metavar="MASTER",
+        "--spark",
+        metavar="MASTER",
         help="run trials as Spark jobs on MASTER (local[4], spark://host:7077, yarn); "
         "needs pip install 'tpetune[spark]' and Java",
-    )  # fmt: skip
+    )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")
 
@@ -111,7 +145,8 @@ def _add_search_options(p: argparse.ArgumentParser, *, default_evals: int | None
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tpetune",
-        description="Hyperopt TPE for Keras models: crash-safe studies, exact resume, honest reports.",
+        description="Hyperopt TPE for Keras models: crash-safe studies, exact resume, "
+        "honest reports.",
     )
     parser.add_argument("--version", action="version", version=f"tpetune {__version__}")
     sub = parser.add_subparsers(
@@ -125,9 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stock", help="tune an LSTM forecasting a stock's next close (main job)")
     d = p.add_argument_group("data and model")
-    d.add_argument("--csv", type=Path, help="daily prices (Yahoo or Stooq layout); default: bundled S&P 500")
+    d.add_argument(
+        "--csv", type=Path, help="daily prices (Yahoo or Stooq layout); default: bundled S&P 500"
+    )
     d.add_argument("--space", default="stock", help="space file or bundled name (default: stock)")
-    d.add_argument("--epochs", type=_positive_int, help="max epochs per trial (early stopping inside)")
+    d.add_argument(
+        "--epochs", type=_positive_int, help="max epochs per trial (early stopping inside)"
+    )
     d.add_argument("--folds", type=_positive_int, help="walk-forward folds; loss = mean over folds")
     _add_search_options(p, default_evals=None)
     p.set_defaults(func=cmd_stock)
@@ -147,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export trials as CSV, JSON or a hyperopt Trials pickle")
     p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
     p.add_argument("--format", choices=("csv", "json", "pickle"), default="csv")
-    p.add_argument("-o", "--output", type=Path, help="file to write (default: STUDY_DIR/trials.EXT)")
+    p.add_argument(
+        "-o", "--output", type=Path, help="file to write (default: STUDY_DIR/trials.EXT)"
+    )
     p.set_defaults(func=cmd_export)
     return parser
 

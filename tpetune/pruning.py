@@ -108,7 +108,7 @@ def keras_pruning_callback(monitor: str | None = None) -> Any:
     """
     import keras
 
-    class KerasPruningCallback(keras.callbacks.Callback):  # type: ignore[misc]
+    class KerasPruningCallback(keras.callbacks.Callback):
         def __init__(self) -> None:
             super().__init__()
             ctx = current_trial()

@@ -33,7 +33,7 @@ def format_duration(seconds: float | None) -> str:
     seconds = float(seconds)
     if seconds < 60:
         return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
@@ -94,8 +94,10 @@ def show_text(study: Study, *, top: int = 5, last: int | None = 20) -> str:
         out += ["", f"top {len(ranked)} trials:", trial_table(ranked, best_tid=best_tid)]
     records = study.records if last is None else study.records[-last:]
     if records:
-        title = "all trials:" if last is None or len(study.records) <= last else (
-            f"last {len(records)} of {len(study.records)} trials (--all for every one):"
+        title = (
+            "all trials:"
+            if last is None or len(study.records) <= last
+            else (f"last {len(records)} of {len(study.records)} trials (--all for every one):")
         )
         out += ["", title, trial_table(records, best_tid=best_tid)]
     return "\n".join(out)

@@ -226,9 +226,7 @@ class Space:
                 continue
             matches = [i for i, opt in enumerate(p.options) if opt == jsonable(value)]
             if not matches:
-                raise SpaceError(
-                    f"{label}={value!r} is not one of its options {list(p.options)}"
-                )
+                raise SpaceError(f"{label}={value!r} is not one of its options {list(p.options)}")
             vals[label] = matches[0]
         return vals
 
@@ -238,7 +236,9 @@ class Space:
         parts = []
         added = [k for k in now if k not in stored]
         removed = [k for k in stored if k not in now]
-        changed = [f"{k} ({stored[k]} -> {now[k]})" for k in now if k in stored and stored[k] != now[k]]
+        changed = [
+            f"{k} ({stored[k]} -> {now[k]})" for k in now if k in stored and stored[k] != now[k]
+        ]
         if added:
             parts.append("added " + ", ".join(added))
         if removed:

@@ -117,8 +117,12 @@ class SparkExecutor:
                 .collect()[0]
             )
         except Exception as exc:  # a lost executor or a cancelled job fails this trial only
-            return Outcome(TrialState.FAIL, error=f"Spark job failed: {_python_error(exc)}",
-                           started=started, finished=time.time())  # fmt: skip
+            return Outcome(
+                TrialState.FAIL,
+                error=f"Spark job failed: {_python_error(exc)}",
+                started=started,
+                finished=time.time(),
+            )
         outcome: Outcome = cloudpickle.loads(result)
         return outcome
 
@@ -131,18 +135,37 @@ class SparkExecutor:
             timeout = None
             if self.trial_timeout is not None:
                 now = time.monotonic()
-                timeout = max(0.0, min(t + self.trial_timeout - now for _, t in self._running.values()))
-            done, _ = wait_futures(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
+                timeout = max(
+                    0.0, min(t + self.trial_timeout - now for _, t in self._running.values())
+                )
+            done, _ = wait_futures(
+                list(self._running), timeout=timeout, return_when=FIRST_COMPLETED
+            )
             if done:
                 return [(self._running.pop(f)[0].tid, f.result()) for f in done]
             for future, (job, started) in list(self._running.items()):
-                if self.trial_timeout is not None and time.monotonic() - started >= self.trial_timeout:
+                if (
+                    self.trial_timeout is not None
+                    and time.monotonic() - started >= self.trial_timeout
+                ):
                     self.session.sparkContext.cancelJobGroup(f"tpetune-trial-{job.tid}")
                     self._running.pop(future)
                     now = time.time()
-                    error = f"trial exceeded the trial timeout of {self.trial_timeout:g}s; its Spark job was cancelled"
-                    return [(job.tid, Outcome(TrialState.FAIL, error=error,
-                                              started=now - (time.monotonic() - started), finished=now))]  # fmt: skip
+                    error = (
+                        f"trial exceeded the trial timeout of {self.trial_timeout:g}s; "
+                        "its Spark job was cancelled"
+                    )
+                    return [
+                        (
+                            job.tid,
+                            Outcome(
+                                TrialState.FAIL,
+                                error=error,
+                                started=now - (time.monotonic() - started),
+                                finished=now,
+                            ),
+                        )
+                    ]
         return []
 
     def close(self) -> None:

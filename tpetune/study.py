@@ -61,7 +61,9 @@ class Study:
 
     def __repr__(self) -> str:
         p = self.progress
-        return f"Study({str(self.study_dir)!r}, trials={p.done}/{p.total}, best_loss={self.best_loss})"
+        return (
+            f"Study({str(self.study_dir)!r}, trials={p.done}/{p.total}, best_loss={self.best_loss})"
+        )
 
     @property
     def best(self) -> TrialRecord | None:

@@ -198,8 +198,9 @@ def _open_store(
     try:
         if meta.get("fingerprint") != space.fingerprint:
             raise SpaceMismatchError(
-                f"study {study_dir} was made with another space ({space.diff(meta.get('space', {}))});"
-                " to start over use --fresh (fresh=True), or give another --study-dir"
+                f"study {study_dir} was made with another space "
+                f"({space.diff(meta.get('space', {}))}); to start over use --fresh "
+                "(fresh=True), or give another --study-dir"
             )
         for name, given in (("seed", seed), ("algo", algo)):
             if given is not None and given != meta.get(name):
@@ -334,9 +335,12 @@ class _Driver:
         inflight: dict[int, TrialRecord] = {}
         reason = None
         progress = tqdm(
-            total=max_evals, initial=min(len(self.done), max_evals), unit="trial",
-            disable=not bar, dynamic_ncols=True,
-        )  # fmt: skip
+            total=max_evals,
+            initial=min(len(self.done), max_evals),
+            unit="trial",
+            disable=not bar,
+            dynamic_ncols=True,
+        )
         self._show_best(progress)
         try:
             while True:
@@ -406,6 +410,8 @@ class _Driver:
 def _plain(value: Any) -> int | float:
     """hyperopt hands back numpy scalars; the store and the Trials docs keep Python numbers
     so that a study rebuilt from JSON is bit-identical to the live one."""
-    if isinstance(value, int) or getattr(value, "dtype", None) is not None and value.dtype.kind in "iu":
+    if isinstance(value, int) or (
+        getattr(value, "dtype", None) is not None and value.dtype.kind in "iu"
+    ):
         return int(value)
     return float(value)

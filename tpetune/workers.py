@@ -29,8 +29,12 @@ from typing import Any
 from tpetune.executors import Job, Outcome, run_trial, ship
 from tpetune.store import TrialState
 
-_THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "MKL_NUM_THREADS")  # fmt: skip
+_THREAD_VARS = (
+    "TF_NUM_INTRAOP_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
 
 
 def _worker_main(conn: Connection, objective_blob: bytes, env: dict[str, str]) -> None:
@@ -162,8 +166,13 @@ class ProcessExecutor:
                 elif worker.process.sentinel in ready:
                     done.append(self._died(worker))
                 elif self._timed_out(worker):
-                    done.append(self._fail(worker, f"trial exceeded the trial timeout of "
-                                                   f"{self.trial_timeout:g}s and was killed"))  # fmt: skip
+                    done.append(
+                        self._fail(
+                            worker,
+                            f"trial exceeded the trial timeout of "
+                            f"{self.trial_timeout:g}s and was killed",
+                        )
+                    )
             if done:
                 self._dispatch()
                 return done

@@ -1,0 +1,53 @@
+"""The flagship study: tune an LSTM that forecasts the next daily close of a price series.
+
+``data`` loads and validates price CSVs (or the bundled S&P 500), ``windows`` cuts them into
+scaled, chronologically split windows, ``model`` builds the LSTM from one point of
+``spaces/stock.py`` and ``objective`` trains it per trial and reports on the test split.
+
+Importing this package does not import TensorFlow/Keras: :class:`StockObjective`,
+:func:`build_model` and the budget constants are loaded on first access, so data errors
+surface (and ``--help`` runs) without paying for a TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from tpetune.stock.data import load_prices
+from tpetune.stock.windows import (
+    Dataset,
+    check_length,
+    make_windows,
+    prepare,
+    prepare_folds,
+    walk_forward_folds,
+)
+
+__all__ = [
+    "DEFAULT_EPOCHS",
+    "DEFAULT_MAX_EVALS",
+    "Dataset",
+    "StockObjective",
+    "build_model",
+    "check_length",
+    "load_prices",
+    "make_windows",
+    "prepare",
+    "prepare_folds",
+    "walk_forward_folds",
+]
+
+# Names served lazily, with the module that imports Keras.
+_LAZY = {
+    "StockObjective": "tpetune.stock.objective",
+    "DEFAULT_EPOCHS": "tpetune.stock.objective",
+    "DEFAULT_MAX_EVALS": "tpetune.stock.objective",
+    "build_model": "tpetune.stock.model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tpetune.stock' has no attribute {name!r}")

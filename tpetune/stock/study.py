@@ -81,10 +81,9 @@ def run_stock_study(
     prices = load_prices(csv) if csv is not None else None
     loaded_space = load_space(space)
 
+    from tpetune.pruning import keras_pruning_callback
     from tpetune.stock.objective import StockObjective
     from tpetune.tuning import tune
-
-    from tpetune.pruning import keras_pruning_callback
 
     # The callback reads the study's pruning options from each trial's context (no-op when off).
     objective = StockObjective(
@@ -106,9 +105,11 @@ def run_stock_study(
         return study, None
     summary_path = study_dir / SUMMARY_NAME
     previous = _read_json(summary_path)
-    if previous is not None and previous.get("best_tid") == best.tid and (
-        study_dir / "best_model.keras"
-    ).exists():
+    if (
+        previous is not None
+        and previous.get("best_tid") == best.tid
+        and (study_dir / "best_model.keras").exists()
+    ):
         return study, previous  # the best trial has not changed: no need to retrain
     seed = derive_seed(int(study.meta["seed"]), best.tid, "objective")
     summary = objective.final_report(study.best_params, out_dir=study_dir, seed=seed)
@@ -131,7 +132,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"  {'LSTM':<26}{summary['rmse']:>10.3f}{summary['mae']:>10.3f}",
             f"  {'naive (tomorrow = today)':<26}{summary['naive_rmse']:>10.3f}"
             f"{summary['naive_mae']:>10.3f}",
-            f"  {'ratio LSTM / naive':<26}{summary['rmse_ratio']:>10.4f}{summary['mae_ratio']:>10.4f}",
+            f"  {'ratio LSTM / naive':<26}{summary['rmse_ratio']:>10.4f}"
+            f"{summary['mae_ratio']:>10.4f}",
             f"  the model {verdict} (price units; ratio < 1 is better than naive)",
         ]
     )
@@ -143,4 +145,3 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
