@@ -256,3 +256,12 @@ def test_help_is_fast_and_loads_no_heavy_modules() -> None:
     out = subprocess.check_output([sys.executable, "-c", code], text=True)
     assert out.strip() == "[]"
     assert _cli("--help").returncode == 0
+
+
+def test_cli_reference_in_docs_is_in_sync() -> None:
+    from tpetune.cli import cli_reference
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert doc.read_text() == cli_reference(), (
+        "docs/cli.md is stale: regenerate it with the command at its top"
+    )

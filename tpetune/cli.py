@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_options(p, default_evals=None)
     p.set_defaults(func=cmd_stock)
 
+    p = sub.add_parser("digits", help="tune a dense classifier on handwritten digits (k-fold CV)")
+    d = p.add_argument_group("data and model")
+    d.add_argument(
+        "--mnist", type=Path, metavar="FILE.npz",
+        help="MNIST in Keras' mnist.npz layout; default: scikit-learn's 8x8 digits (offline)",
+    )  # fmt: skip
+    d.add_argument("--space", default="digits", help="space file or bundled name (default: digits)")
+    d.add_argument("--folds", type=_positive_int, help="stratified CV folds (default 3)")
+    _add_search_options(p, default_evals=None)
+    p.set_defaults(func=cmd_digits)
+
     p = sub.add_parser("show", help="print a study's progress, best trial and trials")
     p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
     p.add_argument("--json", action="store_true", help="one JSON object: best and trials")
@@ -191,6 +202,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_export)
     return parser
+
+
+def cli_reference() -> str:
+    """docs/cli.md: every command's --help at a fixed width (a test keeps the file in sync)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    regenerate = "python -c 'from tpetune.cli import cli_reference as r; print(r(), end=\"\")'"
+    parts = [
+        "# CLI reference",
+        "",
+        f"Generated from `tpetune/cli.py`; regenerate with `{regenerate} > docs/cli.md`.",
+    ]
+    for name, command in [("tpetune", parser), *sub.choices.items()]:
+        command.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=96)
+        title = name if command is parser else f"tpetune {name}"
+        parts += ["", f"## {title}", "", "```text", command.format_help().rstrip(), "```"]
+    return "\n".join(parts) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -291,23 +319,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stock(args: argparse.Namespace) -> int:
-    from tpetune.stock.study import run_stock_study
+    from tpetune.stock.study import format_summary, run_stock_study
 
-    study_dir = args.study_dir or Path("runs") / "stock"
+    data = {"csv": args.csv, "epochs": args.epochs, "folds": args.folds}
+    return _run_study(args, "stock", run_stock_study, format_summary, data)
+
+
+def cmd_digits(args: argparse.Namespace) -> int:
+    from tpetune.digits.study import format_summary, run_digits_study
+
+    data = {"mnist": args.mnist, "folds": args.folds}
+    return _run_study(args, "digits", run_digits_study, format_summary, data)
+
+
+def _run_study(
+    args: argparse.Namespace,
+    name: str,
+    run: Callable[..., tuple[Any, dict[str, Any] | None]],
+    format_summary: Callable[[dict[str, Any]], str],
+    data: dict[str, Any],
+) -> int:
+    """A bundled study: tune, then print the search summary and the held-out test report."""
+    study_dir = args.study_dir or Path("runs") / name
     args.resolved_study_dir = study_dir
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
-    study, summary = run_stock_study(
-        study_dir=study_dir,
-        csv=args.csv,
-        space=args.space,
-        epochs=args.epochs,
-        folds=args.folds,
-        **_search_kwargs(args),
-    )
+    study, summary = run(study_dir=study_dir, space=args.space, **data, **_search_kwargs(args))
     _print_summary(study)
     if summary is not None:
-        from tpetune.stock.study import format_summary
-
         print()
         print(format_summary(summary))
     if not args.no_plots:
