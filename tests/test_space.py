@@ -145,3 +145,14 @@ def test_names_resolve_to_local_spaces_first(
     assert resolve_space_file("quadratic") == Path("spaces") / "quadratic.py"
     with pytest.raises(SpaceError, match="not found.*bundled names"):
         resolve_space_file("nope")
+
+
+def test_every_subpackage_ships_in_the_wheel() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {
+        ".".join(p.parent.relative_to(root).parts) for p in (root / "tpetune").rglob("__init__.py")
+    }
+    assert on_disk <= set(config["packages"]), "add new subpackages to pyproject's packages list"
