@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tpetune import __version__
+from tpetune import digits as digits_defaults  # constants only: no TensorFlow import
 from tpetune.algos import ALGOS
 from tpetune.errors import ConfigError, TpetuneError
 
@@ -50,14 +51,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_search_options(p: argparse.ArgumentParser, *, default_evals: int | None) -> None:
+def _add_search_options(
+    p: argparse.ArgumentParser, *, default_evals: int | None, evals_hint: int | None = None
+) -> None:
     g = p.add_argument_group("search")
     g.add_argument("--study-dir", type=Path, help="study folder (default: runs/<name>)")
     g.add_argument(
         "--max-evals",
         type=_positive_int,
         default=default_evals,
-        help="total trials in the study; re-running continues up to it (default: %(default)s)",
+        help="total trials in the study; re-running continues up to it (default: "
+        f"{default_evals or evals_hint}{'' if default_evals else '; the stored total on resume'})",
     )
     g.add_argument("--seed", type=int, help="study seed (default 0; stored with the study)")
     g.add_argument("--algo", choices=ALGOS, help="search algorithm (default tpe)")
@@ -178,8 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="MNIST in Keras' mnist.npz layout; default: scikit-learn's 8x8 digits (offline)",
     )  # fmt: skip
     d.add_argument("--space", default="digits", help="space file or bundled name (default: digits)")
-    d.add_argument("--folds", type=_positive_int, help="stratified CV folds (default 3)")
-    _add_search_options(p, default_evals=None)
+    d.add_argument(
+        "--folds", type=_positive_int,
+        help=f"stratified CV folds (default {digits_defaults.DEFAULT_FOLDS}; stored on resume)",
+    )  # fmt: skip
+    _add_search_options(p, default_evals=None, evals_hint=digits_defaults.DEFAULT_MAX_EVALS)
     p.set_defaults(func=cmd_digits)
 
     p = sub.add_parser("show", help="print a study's progress, best trial and trials")
