@@ -1,7 +1,11 @@
 """Trials in worker processes on one machine (``--workers N``).
 
-Each worker is a spawned Python process (TensorFlow does not survive ``fork``) that receives
-the objective once, then runs trials one at a time. The driver alone writes the store.
+Each worker is a fresh ``python -m tpetune.workers`` process (TensorFlow does not survive
+``fork``) talking to the driver over a socket pair. Unlike ``multiprocessing``'s spawn, it never
+re-runs the driver's main script, so scripts need no ``if __name__ == "__main__"`` guard and
+objectives may come from stdin or a notebook: the objective travels pickled by value, once.
+Workers die with the driver (Linux: parent-death signal; elsewhere at the next message).
+The driver alone writes the store.
 
 - Isolation: an exception fails the trial inside the worker; a crash, an OOM kill or a
   segfault kills the worker, which fails only its trial, and a fresh worker takes its place.
@@ -16,9 +20,11 @@ the objective once, then runs trials one at a time. The driver alone writes the 
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,13 +43,13 @@ _THREAD_VARS = (
 )
 
 
-def _worker_main(conn: Connection, objective_blob: bytes, env: dict[str, str]) -> None:
-    """Worker loop: receive pickled jobs, send back pickled outcomes, until told to stop."""
+def _worker_main(fd: int) -> None:
+    """Worker loop: the objective first, then pickled jobs in, pickled outcomes out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when to stop
-    os.environ.update(env)  # before the objective imports TensorFlow
     import cloudpickle
 
-    objective = cloudpickle.loads(objective_blob)
+    conn = Connection(fd)
+    objective = cloudpickle.loads(conn.recv_bytes())
     while True:
         try:
             blob = conn.recv_bytes()
@@ -55,9 +61,24 @@ def _worker_main(conn: Connection, objective_blob: bytes, env: dict[str, str]) -
         conn.send_bytes(cloudpickle.dumps((job.tid, run_trial(objective, job))))
 
 
+def _parent_death_hook() -> Callable[[], Any] | None:
+    """A preexec function making the worker die with the driver (Linux), or ``None``.
+
+    ``prctl`` is resolved here, in the driver: between fork and exec only a C call may run
+    safely when the driver has other threads (TensorFlow's, for one).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import functools
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return functools.partial(prctl, 1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+
+
 @dataclass
 class _Worker:
-    process: Any
+    process: subprocess.Popen[bytes]
     conn: Connection
     job: Job | None = None
     started: float = 0.0
@@ -91,35 +112,39 @@ class ProcessExecutor:
         self.recycle_after = recycle_after
         self._blob = ship(objective)
         per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
-        self._env = {var: str(per_worker) for var in _THREAD_VARS}
+        self._env = {**os.environ, **{var: str(per_worker) for var in _THREAD_VARS}}
         self._env["TF_NUM_INTEROP_THREADS"] = "1"
-        self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self._queue: deque[Job] = deque()
 
     def _spawn(self) -> _Worker:
-        parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(
-            target=_worker_main, args=(child, self._blob, self._env), daemon=True
+        ours, theirs = socket.socketpair()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tpetune.workers", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=self._env,
+            preexec_fn=_parent_death_hook(),
         )
-        proc.start()
-        child.close()
-        worker = _Worker(proc, parent)
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send_bytes(self._blob)
+        worker = _Worker(proc, conn)
         self._workers.append(worker)
         return worker
 
     def _retire(self, worker: _Worker, *, kill: bool) -> None:
-        if kill:
-            worker.process.kill()
-        else:
+        if not kill:
             try:
                 worker.conn.send_bytes(b"")  # the stop message
             except OSError:
-                worker.process.kill()
-        worker.process.join(timeout=10)
-        if worker.process.is_alive():
+                kill = True
+        if kill:
             worker.process.kill()
-            worker.process.join()
+        try:
+            worker.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait()
         worker.conn.close()
         self._workers.remove(worker)
 
@@ -148,8 +173,8 @@ class ProcessExecutor:
             busy = [w for w in self._workers if w.job is not None]
             if not busy:
                 return []
-            handles: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-            ready = set(wait(handles, timeout=self._next_deadline(busy)))
+            # A dying worker closes its socket, so its connection becomes readable (EOF).
+            ready = set(wait([w.conn for w in busy], timeout=self._next_deadline(busy)))
             done: list[tuple[int, Outcome]] = []
             for worker in busy:
                 assert worker.job is not None
@@ -163,8 +188,6 @@ class ProcessExecutor:
                     done.append((tid, outcome))
                     if worker.trials >= self.recycle_after:
                         self._retire(worker, kill=False)
-                elif worker.process.sentinel in ready:
-                    done.append(self._died(worker))
                 elif self._timed_out(worker):
                     done.append(
                         self._fail(
@@ -190,8 +213,10 @@ class ProcessExecutor:
         )
 
     def _died(self, worker: _Worker) -> tuple[int, Outcome]:
-        worker.process.join(timeout=5)
-        code = worker.process.exitcode
+        try:
+            code: int | None = worker.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
         how = (
             f"signal {signal.Signals(-code).name}"
             if code is not None and code < 0
@@ -212,3 +237,7 @@ class ProcessExecutor:
         self._queue.clear()
         for worker in list(self._workers):
             self._retire(worker, kill=worker.job is not None)
+
+
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]))
