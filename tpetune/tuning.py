@@ -252,12 +252,15 @@ class _Driver:
         self.done = [r for r in records if r.state is not TrialState.RUNNING]
         self.next_tid = max((r.tid for r in records), default=-1) + 1
         self.trials = Trials()
+        self._stale = False
         self.docs: dict[int, dict[str, Any]] = {}
         for r in records:
             self._set_doc(r)
         self.elapsed_before = float(store.meta().get("elapsed_s", 0.0))
         self.session_start = time.monotonic()
         self.failures_in_row = 0
+        ok = [r.loss for r in self.done if r.finished_ok and r.loss is not None]
+        self._best: float | None = min(ok) if ok else None
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _set_doc(self, record: TrialRecord) -> None:
@@ -268,14 +271,13 @@ class _Driver:
         else:
             self.docs[record.tid] = doc
             self.trials.insert_trial_docs([doc])
-        self.trials.refresh()
+        self._stale = True  # refreshed once, right before the next suggest
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.monotonic() - self.session_start
 
     def best(self) -> float | None:
-        losses = [r.loss for r in self.done if r.finished_ok and r.loss is not None]
-        return min(losses) if losses else None
+        return self._best
 
     def trials_since_best(self) -> int:
         best, since = float("inf"), 0
@@ -308,6 +310,9 @@ class _Driver:
         if tid < len(self.point_vals):
             vals = self.point_vals[tid]
         else:
+            if self._stale:
+                self.trials.refresh()
+                self._stale = False
             docs = self.suggest([tid], self.space.domain, self.trials, derive_seed(self.seed, tid))
             if not docs:
                 return None  # the algorithm has nothing left (grid exhausted)
@@ -391,6 +396,8 @@ class _Driver:
         self.store.finish_trial(final, meta={"elapsed_s": self.elapsed()})
         self._set_doc(final)
         self.done.append(final)
+        if final.finished_ok and final.loss is not None:
+            self._best = final.loss if self._best is None else min(self._best, final.loss)
         workdir = self.store.study_dir / "trials" / str(final.tid)
         shutil.rmtree(workdir, ignore_errors=True)  # its checkpoints are no longer needed
         if outcome.contract_error:
