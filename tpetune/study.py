@@ -183,6 +183,18 @@ class Study:
         return pd.DataFrame(rows, columns=columns).set_index("tid")
 
 
+def stored_settings(study_dir: str | Path, *, fresh: bool = False) -> dict[str, Any]:
+    """The objective settings and ``max_evals`` of an existing study, to default to on resume.
+
+    Empty when there is no study yet or ``fresh`` discards it. Bundled studies use this so
+    that re-running their bare command continues the same study.
+    """
+    if fresh or not Store.exists(study_dir):
+        return {}
+    meta = load_study(study_dir).meta
+    return {**(meta.get("objective_config") or {}), "max_evals": meta.get("max_evals")}
+
+
 def load_study(study_dir: str | Path) -> Study:
     """Open a study folder read-only (no TensorFlow, no hyperopt import).
 

@@ -17,8 +17,7 @@ from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
 from tpetune.errors import ConfigError
 from tpetune.export import atomic_write
-from tpetune.store import Store
-from tpetune.study import Study, load_study
+from tpetune.study import Study, stored_settings
 
 __all__ = ["REPORT_FILES", "SUMMARY_NAME", "format_summary", "run_digits_study"]
 
@@ -29,13 +28,6 @@ REPORT_FILES: tuple[str, ...] = (
     "classification_report.txt",
     "confusion_matrix.png",
 )
-
-
-def _stored_settings(study_dir: Path, fresh: bool) -> dict[str, Any]:
-    if fresh or not Store.exists(study_dir):
-        return {}
-    meta = load_study(study_dir).meta
-    return {**(meta.get("objective_config") or {}), "max_evals": meta.get("max_evals")}
 
 
 def run_digits_study(
@@ -79,7 +71,7 @@ def run_digits_study(
     from tpetune.space import load_space
 
     study_dir = Path(study_dir)
-    stored = _stored_settings(study_dir, fresh)
+    stored = stored_settings(Path(study_dir), fresh=fresh)
     data = load_digits_data(mnist)  # every data error surfaces here, before the study folder
     if mnist is None and stored.get("data", data.source) != data.source:
         raise ConfigError(

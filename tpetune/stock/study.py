@@ -16,21 +16,9 @@ from typing import Any
 from tpetune.context import derive_seed
 from tpetune.errors import ConfigError
 from tpetune.export import atomic_write
-from tpetune.store import Store
-from tpetune.study import Study, load_study
+from tpetune.study import Study, stored_settings
 
 SUMMARY_NAME = "summary.json"
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def _stored_settings(study_dir: Path, fresh: bool) -> dict[str, Any]:
-    if fresh or not Store.exists(study_dir):
-        return {}
-    meta = load_study(study_dir).meta
-    return {**(meta.get("objective_config") or {}), "max_evals": meta.get("max_evals")}
 
 
 def run_stock_study(
@@ -66,10 +54,12 @@ def run_stock_study(
     from tpetune.stock.data import load_prices
     from tpetune.stock.objective import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS
 
-    stored = _stored_settings(study_dir, fresh)
+    stored = stored_settings(study_dir, fresh=fresh)
     if csv is not None and not Path(csv).is_file():
         load_prices(csv)  # raises the one-line DataError for a missing file
-    data_id = f"{Path(csv).name}:{_file_digest(Path(csv))}" if csv is not None else "bundled:sp500"
+    data_id = "bundled:sp500"
+    if csv is not None:
+        data_id = f"{Path(csv).name}:{hashlib.sha256(Path(csv).read_bytes()).hexdigest()[:16]}"
     if csv is None and stored.get("data", data_id) != data_id:
         raise ConfigError(
             f"study {study_dir} was made with --csv data ({stored['data']}): pass the same --csv "
