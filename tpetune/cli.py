@@ -61,7 +61,12 @@ def _add_search_options(
         type=_positive_int,
         default=default_evals,
         help="total trials in the study; re-running continues up to it (default: "
-        f"{default_evals or evals_hint}{'' if default_evals else '; the stored total on resume'})",
+        + (
+            str(default_evals)
+            if default_evals
+            else f"{evals_hint or 'the study’s own'}; the stored total on resume"
+        )
+        + ")",
     )
     g.add_argument("--seed", type=int, help="study seed (default 0; stored with the study)")
     g.add_argument("--algo", choices=ALGOS, help="search algorithm (default tpe)")
@@ -172,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=_positive_int, help="max epochs per trial (early stopping inside)"
     )
     d.add_argument("--folds", type=_positive_int, help="walk-forward folds; loss = mean over folds")
-    _add_search_options(p, default_evals=None)
+    _add_search_options(p, default_evals=None, evals_hint=30)  # = stock.objective.DEFAULT_MAX_EVALS
     p.set_defaults(func=cmd_stock)
 
     p = sub.add_parser("digits", help="tune a dense classifier on handwritten digits (k-fold CV)")
