@@ -68,6 +68,7 @@ def run_mode(trials: int, clear: bool) -> dict[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 trials instead of 30")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--clear", action=argparse.BooleanOptionalAction, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -78,6 +79,7 @@ def main() -> None:
     marks = [t for t in (1, 5, 10, 20, 30) if t <= trials and (t != 5 or args.quick)]
     print(f"RSS (MiB) after trial {marks} of spaces/stock_small.py, one epoch each")
     ratios = {}
+    figures: dict[str, object] = {"trials": trials}
     for clear in (True, False):
         rss = run_mode(trials, clear)
         label = "with clear_session   " if clear else "without (baseline)   "
@@ -85,9 +87,16 @@ def main() -> None:
         growth = (rss[trials] - rss[1]) / (trials - 1)
         cells = "  ".join(f"{rss[t]:7.1f}" for t in marks)
         print(f"{label}: {cells}   growth {ratios[clear]:.3f}x, {growth:+.2f} MiB/trial")
+        key = "with_clear" if clear else "without_clear"
+        figures[f"growth_{key}"] = ratios[clear]
+        figures[f"mib_per_trial_{key}"] = growth
+        figures[f"rss_mib_{key}"] = {str(t): rss[t] for t in marks}
+    figures["ratio_growth_with_vs_without"] = ratios[True] / ratios[False]
     print(
         f"ratio of growth factors, with / without clear_session: {ratios[True] / ratios[False]:.3f}"
     )
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

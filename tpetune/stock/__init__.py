@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tpetune.stock.data import load_prices
+from tpetune.stock.data import load_prices, recent_years
 from tpetune.stock.windows import (
     Dataset,
     check_length,
@@ -27,6 +27,7 @@ from tpetune.stock.windows import (
 __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_MAX_EVALS",
+    "DEFAULT_YEARS",
     "Dataset",
     "StockObjective",
     "build_model",
@@ -35,6 +36,7 @@ __all__ = [
     "make_windows",
     "prepare",
     "prepare_folds",
+    "recent_years",
     "walk_forward_folds",
 ]
 
@@ -43,6 +45,7 @@ _LAZY = {
     "StockObjective": "tpetune.stock.objective",
     "DEFAULT_EPOCHS": "tpetune.stock.objective",
     "DEFAULT_MAX_EVALS": "tpetune.stock.objective",
+    "DEFAULT_YEARS": "tpetune.stock.objective",
     "build_model": "tpetune.stock.model",
 }
 

@@ -5,18 +5,24 @@ each call trains a model from the *values* of one point of ``spaces/stock.py`` a
 ``{"loss", "curves", "metrics"}``. :meth:`StockObjective.final_report` retrains the best params
 and is the only place the test split is ever looked at.
 
-Default budget of ``tpetune stock`` (measured on a 2-core CPU, TensorFlow 2.21/Keras 3):
+Default budget of ``tpetune stock``, measured on this project's 2-core CPU machine (TensorFlow
+2.21, Keras 3.15), shared with other jobs while measuring, so these are upper figures:
 
-- :data:`DEFAULT_YEARS` = 10: the last ten years of the bundled 1999–2018 S&P 500
-  (2,516 days, 1,719 training windows). The full 20 years doubles every epoch for no better
-  forecast; a documented constant rather than a silent choice.
-- :data:`DEFAULT_EPOCHS` = 12 with :data:`DEFAULT_PATIENCE` = 3: the validation loss of this
-  near-random-walk target bottoms out within a few epochs, so most trials stop early.
-- :data:`DEFAULT_MAX_EVALS` = 30 trials: about 12 s per trial on average over the stock space
-  (0.3–1.6 s per epoch; see the measurements in the issue log), about 6–7 minutes of trials
-  plus ~15 s for the final retrain, well inside the 10-minute target.
+- :data:`DEFAULT_YEARS` = 10: the last ten years of the bundled 1999–2018 S&P 500 (2,516 days;
+  1,672–1,732 training, 377 validation and 377 test windows). The same 10 random points of
+  ``spaces/stock.py`` took 22.2 s per trial on average on all 20 years and 15.5 s on the last
+  ten, so 30 trials on the full series would overrun 10 minutes.
+- :data:`DEFAULT_EPOCHS` = 12 with :data:`DEFAULT_PATIENCE` = 3: on this near-random-walk
+  target the validation loss bottoms out within a few epochs, so many trials stop early.
+  Epochs take 0.3–4 s depending on the point; ~2–3 s of every trial is graph tracing.
+- :data:`DEFAULT_MAX_EVALS` = 30 trials: hyperopt's TPE proposes at random for its first 20,
+  so 30 leaves 10 guided trials. A full default run (30 TPE trials with hyperopt ``fmin``, then
+  :meth:`~StockObjective.final_report`) took 446 s: 7.7 s imports, trials 14.0 s mean / 11.1 s
+  median / 45.1 s max, 18.7 s final retrain. About 7.5 minutes, inside the 10-minute target.
 
-Per trial: ``keras.backend.clear_session()`` (graphs would otherwise pile up trial after trial),
+Per trial: ``keras.backend.clear_session()`` (Keras' global state would otherwise pile up trial
+after trial; TensorFlow itself still keeps ~10–16 MiB of traced training graphs per fit, an
+upstream leak, see ``bench/memory.py``: bound it by running trials in recycled worker processes),
 ``keras.utils.set_random_seed`` with the trial's seed, ``EarlyStopping(restore_best_weights)``,
 and, when the trial has a private workdir, ``BackupAndRestore`` so a crashed trial resumes from
 its last backup (taken at an epoch end, at most every 5 s of training, to keep its cost near

@@ -92,7 +92,7 @@ class Windows:
 
 @dataclass(frozen=True, eq=False)
 class Scaler:
-    """Standardisation fitted on training windows; maps to and from model units."""
+    """Standardisation fitted on the training part only; maps to and from model units."""
 
     x_mean: np.ndarray
     x_std: np.ndarray
