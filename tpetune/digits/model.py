@@ -21,6 +21,7 @@ import keras
 
 from tpetune.digits.data import N_CLASSES
 from tpetune.errors import SpaceError
+from tpetune.optimizers import OPTIMIZERS, make_optimizer
 
 __all__ = [
     "OPTIMIZERS",
@@ -44,7 +45,6 @@ REQUIRED_PARAMS: tuple[str, ...] = (
     "epochs",
 )
 #: Optimizer names the ``optimizer`` branch may hold.
-OPTIMIZERS: tuple[str, ...] = ("sgd", "rmsprop", "adam")
 #: Schedule names the ``schedule`` branch may hold.
 SCHEDULES: tuple[str, ...] = ("constant", "time", "exponential")
 
@@ -145,27 +145,6 @@ def make_schedule(spec: Mapping[str, Any] | str, lr: float, steps_per_epoch: int
             lr, decay_steps=steps, decay_rate=float(_knob(sched, "rate", "schedule"))
         )
     raise SpaceError(f"unknown schedule {name!r}; use one of {', '.join(map(repr, SCHEDULES))}")
-
-
-def make_optimizer(spec: Mapping[str, Any] | str, lr: Any) -> Any:
-    """A Keras optimizer from the space's ``optimizer`` value and a rate or schedule.
-
-    Raises:
-        SpaceError: unknown optimizer name.
-    """
-    opt = {"name": spec} if isinstance(spec, str) else dict(spec)
-    name = str(opt.get("name", "")).lower()
-    if name == "sgd":
-        return keras.optimizers.SGD(
-            learning_rate=lr,
-            momentum=float(opt.get("momentum", 0.0)),
-            nesterov=bool(opt.get("nesterov", False)),
-        )
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    raise SpaceError(f"unknown optimizer {name!r}; use one of {', '.join(map(repr, OPTIMIZERS))}")
 
 
 def _known(key: str, value: Any, lookup: Any) -> str:

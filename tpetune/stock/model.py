@@ -17,6 +17,7 @@ from typing import Any
 import keras
 
 from tpetune.errors import SpaceError
+from tpetune.optimizers import make_optimizer
 
 __all__ = ["REQUIRED_PARAMS", "build_model", "make_optimizer"]
 
@@ -79,30 +80,11 @@ def build_model(params: Mapping[str, Any], *, time_steps: int, n_features: int) 
         )
     outputs = keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer="zeros")(x)
     model = keras.Model(inputs, outputs, name="stock_lstm")
-    model.compile(optimizer=make_optimizer(params["optimizer"], float(params["lr"])), loss="mse")
+    model.compile(
+        optimizer=make_optimizer(params["optimizer"], float(params["lr"]), clipnorm=_CLIPNORM),
+        loss="mse",
+    )
     return model
-
-
-def make_optimizer(spec: Mapping[str, Any] | str, lr: float) -> Any:
-    """A Keras optimizer from the space's ``optimizer`` value and learning rate.
-
-    Raises:
-        SpaceError: unknown optimizer name.
-    """
-    opt = {"name": spec} if isinstance(spec, str) else dict(spec)
-    name = str(opt.get("name", "")).lower()
-    if name == "sgd":
-        return keras.optimizers.SGD(
-            learning_rate=lr,
-            momentum=float(opt.get("momentum", 0.0)),
-            nesterov=bool(opt.get("nesterov", False)),
-            clipnorm=_CLIPNORM,
-        )
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=lr, clipnorm=_CLIPNORM)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr, clipnorm=_CLIPNORM)
-    raise SpaceError(f"unknown optimizer {name!r}; use one of 'sgd', 'rmsprop', 'adam'")
 
 
 def _branch(params: Mapping[str, Any], key: str, allowed: tuple[int, ...]) -> Mapping[str, Any]:
