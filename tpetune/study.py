@@ -8,6 +8,7 @@ work on a study that is running, finished or was killed.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,6 +194,46 @@ def stored_settings(study_dir: str | Path, *, fresh: bool = False) -> dict[str, 
         return {}
     meta = load_study(study_dir).meta
     return {**(meta.get("objective_config") or {}), "max_evals": meta.get("max_evals")}
+
+
+SUMMARY_NAME = "summary.json"
+
+
+def best_trial_report(
+    study: Study,
+    files: Sequence[str],
+    make: Callable[[TrialRecord, int], dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The final report of a study's best trial, made once and kept in ``summary.json``.
+
+    While the best trial and the report's ``files`` stay the same, the saved summary is
+    returned (re-running a finished study retrains nothing). Otherwise ``make(best, seed)``
+    (``seed`` = the best trial's own training seed) builds it, and it is written atomically
+    with ``best_tid`` added. ``None`` when no trial finished.
+    """
+    import json
+
+    from tpetune.context import derive_seed
+    from tpetune.export import atomic_write
+
+    best = study.best
+    if best is None:
+        return None
+    path = study.study_dir / SUMMARY_NAME
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        previous = None
+    if (
+        isinstance(previous, dict)
+        and previous.get("best_tid") == best.tid
+        and all((study.study_dir / name).exists() for name in files)
+    ):
+        return previous
+    seed = derive_seed(int(study.meta["seed"]), best.tid, "objective")
+    summary = {"best_tid": best.tid, **make(best, seed)}
+    atomic_write(path, (json.dumps(summary, indent=2) + "\n").encode())
+    return summary
 
 
 def load_study(study_dir: str | Path) -> Study:

@@ -7,21 +7,18 @@ folder is touched, so bad input changes nothing stored. On resume the study's st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tpetune.context import derive_seed
 from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
 from tpetune.errors import ConfigError
-from tpetune.export import atomic_write
-from tpetune.study import Study, stored_settings
+from tpetune.store import TrialRecord
+from tpetune.study import SUMMARY_NAME, Study, best_trial_report, stored_settings
 
 __all__ = ["REPORT_FILES", "SUMMARY_NAME", "format_summary", "run_digits_study"]
 
-SUMMARY_NAME = "summary.json"
 #: What the final report writes into the study folder besides :data:`SUMMARY_NAME`.
 REPORT_FILES: tuple[str, ...] = (
     "best_model.keras",
@@ -104,32 +101,18 @@ def run_digits_study(
         },
         **search,
     )
-    best = study.best
-    if best is None:
-        return study, None
-    summary_path = study_dir / SUMMARY_NAME
-    previous = _read_json(summary_path)
-    if (
-        previous is not None
-        and previous.get("best_tid") == best.tid
-        and all((study_dir / name).exists() for name in REPORT_FILES)
-    ):
-        return study, previous  # the best trial has not changed: no need to retrain
-    seed = derive_seed(int(study.meta["seed"]), best.tid, "objective")
-    summary = objective.final_report(
-        study.best_params,
-        out_dir=study_dir,
-        seed=seed,
-        epochs=max(1, round(float(best.metrics.get("best_epoch", 1)))),
-        cv_loss=best.loss,
-    )
-    summary = {
-        "best_tid": best.tid,
-        "cv_val_accuracy": best.metrics.get("val_accuracy"),
-        **summary,
-    }
-    atomic_write(summary_path, (json.dumps(summary, indent=2) + "\n").encode())
-    return study, summary
+
+    def report(best: TrialRecord, seed: int) -> dict[str, Any]:
+        summary = objective.final_report(
+            study.best_params,
+            out_dir=study_dir,
+            seed=seed,
+            epochs=max(1, round(float(best.metrics.get("best_epoch", 1)))),
+            cv_loss=best.loss,
+        )
+        return {"cv_val_accuracy": best.metrics.get("val_accuracy"), **summary}
+
+    return study, best_trial_report(study, REPORT_FILES, report)
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -162,11 +145,3 @@ def _data_name(source: Any) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:>8.4f}" if isinstance(value, int | float) else f"{'n/a':>8}"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

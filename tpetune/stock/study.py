@@ -8,17 +8,13 @@ folds, data) are the defaults, so re-running the bare command continues the same
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tpetune.context import derive_seed
 from tpetune.errors import ConfigError
-from tpetune.export import atomic_write
-from tpetune.study import Study, stored_settings
-
-SUMMARY_NAME = "summary.json"
+from tpetune.store import TrialRecord
+from tpetune.study import Study, best_trial_report, stored_settings
 
 
 def run_stock_study(
@@ -90,23 +86,13 @@ def run_stock_study(
         objective_config={"epochs": epochs, "folds": folds, "data": data_id},
         **search,
     )
-    best = study.best
-    if best is None:
-        return study, None
-    summary_path = study_dir / SUMMARY_NAME
-    previous = _read_json(summary_path)
-    if (
-        previous is not None
-        and previous.get("best_tid") == best.tid
-        and (study_dir / "best_model.keras").exists()
-    ):
-        return study, previous  # the best trial has not changed: no need to retrain
-    seed = derive_seed(int(study.meta["seed"]), best.tid, "objective")
-    summary = objective.final_report(study.best_params, out_dir=study_dir, seed=seed)
-    summary = {"best_tid": best.tid, "best_trial_loss": best.loss, **summary}
-    summary.pop("curves", None)
-    atomic_write(summary_path, (json.dumps(summary, indent=2) + "\n").encode())
-    return study, summary
+
+    def report(best: TrialRecord, seed: int) -> dict[str, Any]:
+        summary = objective.final_report(study.best_params, out_dir=study_dir, seed=seed)
+        summary.pop("curves", None)
+        return {"best_trial_loss": best.loss, **summary}
+
+    return study, best_trial_report(study, ("best_model.keras",), report)
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -127,11 +113,3 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"  the model {verdict} (price units; ratio < 1 is better than naive)",
         ]
     )
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
