@@ -163,6 +163,7 @@ class Space:
         if not self._params:
             raise SpaceError(f"{source}: the space has no hp.* hyperparameters to tune")
         self.fingerprint = hashlib.sha256(_canonical(self.expr).encode()).hexdigest()[:16]
+        self._param_nodes: list[tuple[Any, str]] | None = None  # built by evaluate()
 
     @classmethod
     def from_file(cls, spec: str | Path) -> tuple[Space, dict[str, Any]]:
@@ -201,10 +202,21 @@ class Space:
         return out
 
     def evaluate(self, vals: Mapping[str, Any]) -> Any:
-        """The nested structure an objective receives for this assignment (``space_eval``)."""
-        from hyperopt import space_eval
+        """The nested structure an objective receives for this assignment.
 
-        return space_eval(self.expr, dict(vals))
+        The same as ``hyperopt.space_eval``, which sorts the whole graph (with networkx) on
+        every call: here that walk is done once per space, which halves tpetune's own cost
+        per trial on a cheap objective (``bench/overhead.py``)."""
+        from hyperopt import pyll
+
+        if self._param_nodes is None:
+            self._param_nodes = [
+                (node, node.arg["label"].eval())
+                for node in pyll.toposort(self.expr)
+                if node.name == "hyperopt_param"
+            ]
+        memo = {node: vals[label] for node, label in self._param_nodes if label in vals}
+        return pyll.rec_eval(self.expr, memo=memo)
 
     def vals_from_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Hyperopt's flat assignment for human params (choices by value, not index).
