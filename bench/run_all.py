@@ -40,7 +40,7 @@ if __package__ in (None, ""):
     # Run as `python bench/run_all.py`: make the `bench` package importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import common
+from bench import common, suite_plots
 
 BENCH = Path(__file__).resolve().parent
 DOCS_PAGE = common.ROOT / "docs" / "benchmarks.md"
@@ -402,9 +402,18 @@ def _keep_markers(body: str, match: re.Match[str]) -> str:
     return match.group(1) + body + match.group(2)
 
 
-def write_page(outcomes: list[Outcome], page: Path, out: Path, command: str) -> None:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    info = machine()
+def write_page(
+    outcomes: list[Outcome],
+    page: Path,
+    out: Path,
+    command: str,
+    *,
+    stamp: str | None = None,
+    info: dict[str, str] | None = None,
+) -> None:
+    """Fill the page's blocks; ``stamp`` and ``info`` default to now and this machine."""
+    stamp = stamp or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    info = info or machine()
     blocks = {
         "machine": "\n".join(
             [
@@ -435,6 +444,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", help=f"comma-separated benchmarks to run ({names})")
     p.add_argument("--skip", help="comma-separated benchmarks to leave out")
     p.add_argument("--docs", type=Path, help="write the filled benchmarks page here")
+    p.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: redraw the page and the suite's PNGs from the JSONs of an earlier "
+        "run in --out (default docs/bench), keeping its date, command and machine",
+    )
     p.add_argument(
         "--overhead-trials",
         help="comma-separated trial counts for overhead.py (default: 100,1000,5000; quick: 100)",
@@ -473,6 +488,8 @@ def run_one(b: Benchmark, args: argparse.Namespace, out: Path) -> Outcome:
     except (OSError, ValueError, KeyError) as exc:  # unreadable output fails this one only
         outcome = Outcome(b.name, f"failed ({type(exc).__name__}: {exc})", 0.0)
     if outcome.report is not None:
+        if not outcome.report.get("png"):
+            outcome.report["png"] = suite_plots.draw(b.name, outcome.report, out)
         path = out / f"{b.name}.json"
         path.write_text(json.dumps(common.finite_or_none(outcome.report), indent=2) + "\n")
     return outcome
@@ -486,8 +503,39 @@ def print_summary(outcomes: list[Outcome], total: float) -> None:
         print(f"  {o.name:<16} {o.status:<28} {o.seconds:7.1f} s{target}")
 
 
+def render(args: argparse.Namespace) -> int:
+    """``--render``: the page from an earlier run's JSONs (e.g. after editing its text)."""
+    out = (args.out or common.DOCS_BENCH).resolve()
+    summary_path = out / "summary.json"
+    if not summary_path.is_file():
+        print(f"--render: no summary.json in {out}: run the suite into that folder first")
+        return 2
+    summary = json.loads(summary_path.read_text())
+    outcomes = []
+    for b in selected(args):
+        path = out / f"{b.name}.json"
+        status = summary["benchmarks"].get(b.name, {}).get("status", "not run")
+        if status != "ok" or not path.is_file():
+            outcomes.append(Outcome(b.name, status, 0.0))
+            continue
+        report = json.loads(path.read_text())
+        if b.name in suite_plots.DRAW:
+            report["png"] = suite_plots.draw(b.name, report, out)
+            path.write_text(json.dumps(common.finite_or_none(report), indent=2) + "\n")
+        outcomes.append(Outcome(b.name, status, report["seconds"], report))
+    publish = out == common.DOCS_BENCH.resolve()
+    page = args.docs or (DOCS_PAGE if publish else out / "benchmarks.md")
+    stamp = summary.get("finished") or dt.datetime.fromtimestamp(
+        summary_path.stat().st_mtime, dt.UTC
+    ).strftime("%Y-%m-%d %H:%M UTC")
+    write_page(outcomes, page, out, summary["command"], stamp=stamp, info=summary.get("machine"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render(args)
     default_out = (
         Path(tempfile.mkdtemp(prefix="tpetune-bench-")) if args.quick else common.DOCS_BENCH
     )
@@ -505,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(outcomes, total)
     summary = {
         "command": command,
+        "finished": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": total,
         "machine": machine(),
         "benchmarks": {o.name: {"status": o.status, "seconds": o.seconds} for o in outcomes},

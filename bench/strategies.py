@@ -1,6 +1,6 @@
 """TPE against random and grid search: best validation loss by trial count, on one space.
 
-    python bench/strategies.py            # 16 trials, TPE and random x 2 seeds, grid once (~6 min)
+    python bench/strategies.py            # 12 trials, TPE and random x 2 seeds, grid once (~6 min)
     python bench/strategies.py --quick    # 2 trials each, 1 seed, last 3 years of prices (~40 s)
     python bench/strategies.py --trials 40 --seeds 5 --json out.json
 
@@ -42,8 +42,8 @@ class Settings:
     quick_data: bool = False
 
 
-# 2 seeds: 16 x (2 + 2 + 1) trials, ~7 min of the suite's hour.
-FULL = Settings("stock_grid", trials=16, seeds=2, epochs=2, tpe_startup=5)
+# 2 seeds: 12 x (2 + 2 + 1) trials, ~6 min of the suite's hour.
+FULL = Settings("stock_grid", trials=12, seeds=2, epochs=2, tpe_startup=5)
 QUICK = Settings("stock_grid", trials=2, seeds=1, epochs=2, tpe_startup=1, quick_data=True)
 ALGOS = ("tpe", "rand", "grid")
 COLORS = {"tpe": "tab:blue", "rand": "tab:orange", "grid": "tab:green"}

@@ -1,4 +1,5 @@
-"""tpetune.plots: the computed data exactly, the drawing as a smoke test (PNG renders)."""
+"""tpetune.plot_data and tpetune.plots: the computed data exactly, the drawing as a smoke test
+(PNG renders)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tpetune import plots
+from tpetune import plot_data, plots
 from tpetune.errors import DataError
-from tpetune.plots import Point
+from tpetune.plot_data import Point
 from tpetune.store import TrialState
 from tpetune.study import Study
 
@@ -36,7 +37,7 @@ def _write_predictions(study_dir: Path, days: int = 80) -> None:
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, tpetune.plots; "
+        "import sys, tpetune.plots, tpetune.plot_data; "
         "heavy = ('matplotlib', 'tensorflow', 'hyperopt', 'pandas'); "
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
@@ -48,7 +49,7 @@ def test_import_is_light() -> None:
 
 def test_branch_label_is_the_choice_other_labels_depend_on(make_study: MakeStudy) -> None:
     study = make_study()
-    assert plots.branch_label(study) == "lstm_layers"
+    assert plot_data.branch_label(study) == "lstm_layers"
 
 
 def test_branch_label_falls_back_to_a_choice_active_everywhere_then_none(
@@ -58,15 +59,14 @@ def test_branch_label_falls_back_to_a_choice_active_everywhere_then_none(
         (0, TrialState.OK, 1.0, {"optimizer": "adam", "lr": 0.1}, {}, None),
         (1, TrialState.OK, 2.0, {"optimizer": "sgd", "lr": 0.2}, {}, None),
     ]
-    assert plots.branch_label(make_study(flat, name="flat")) == "optimizer"
+    assert plot_data.branch_label(make_study(flat, name="flat")) == "optimizer"
     numeric = [(0, TrialState.OK, 1.0, {"lr": 0.1}, {}, None)]
-    assert (
-        plots.branch_label(make_study(numeric, name="num", space={"lr": "uniform(0, 1)"})) is None
-    )
+    study = make_study(numeric, name="num", space={"lr": "uniform(0, 1)"})
+    assert plot_data.branch_label(study) is None
 
 
 def test_loss_history_data(make_study: MakeStudy) -> None:
-    data = plots.loss_history_data(make_study())
+    data = plot_data.loss_history_data(make_study())
     assert data.ok == (
         Point(0, 0.50, "1"),
         Point(1, 0.80, "2"),
@@ -94,13 +94,13 @@ def test_loss_history_data(make_study: MakeStudy) -> None:
 def test_log_scale_decision(make_study: MakeStudy, losses: list[float], log_y: bool) -> None:
     trials = [(i, TrialState.OK, x, {"lr": 0.1}, {}, None) for i, x in enumerate(losses)]
     study = make_study(trials, name="wide", space={"lr": "uniform(0, 1)"})
-    assert plots.loss_history_data(study).log_y is log_y
-    assert plots.params_data(study).log_y is log_y
+    assert plot_data.loss_history_data(study).log_y is log_y
+    assert plot_data.params_data(study).log_y is log_y
 
 
 def test_learning_curves_selection(make_study: MakeStudy) -> None:
     study = make_study()
-    data = plots.learning_curves_data(study)
+    data = plot_data.learning_curves_data(study)
     # trial 6 is the second best but stored no curves: skipped, the next best moves up.
     assert [c.name for c in data.curves] == [
         "trial 3 (best)",
@@ -109,14 +109,14 @@ def test_learning_curves_selection(make_study: MakeStudy) -> None:
         "trial 1",
         "trial 4 (pruned)",
     ]
-    assert [c.tid for c in plots.learning_curves_data(study, n=2).curves] == [3, 5, 4]
+    assert [c.tid for c in plot_data.learning_curves_data(study, n=2).curves] == [3, 5, 4]
     pruned = data.curves[-1]
     assert len(pruned.loss) == len(pruned.val_loss) == 2
     assert pruned.val_loss[0] == pytest.approx(1.3 * 1.1)
 
 
 def test_params_data_uses_only_trials_where_the_label_was_active(make_study: MakeStudy) -> None:
-    data = plots.params_data(make_study())
+    data = plot_data.params_data(make_study())
     panels = {p.label: p for p in data.panels}
     assert list(panels) == [
         "lstm_layers",
@@ -145,7 +145,7 @@ def test_params_data_stringifies_dict_choices(make_study: MakeStudy) -> None:
         (1, TrialState.OK, 2.0, {"act": "tanh"}, {}, None),
     ]
     study = make_study(trials, name="dicts", space={"act": 'choice["tanh", {"name": "relu"}]'})
-    (panel,) = plots.params_data(study).panels
+    (panel,) = plot_data.params_data(study).panels
     assert panel.categories == ("tanh", "name=relu")
     assert panel.values == ("name=relu", "tanh")
     _png(plots.plot_params(study))
@@ -155,14 +155,14 @@ def test_predictions(make_study: MakeStudy) -> None:
     study = make_study()
     assert plots.plot_predictions(study.study_dir) is None
     _write_predictions(study.study_dir)
-    data = plots.predictions_data(study.study_dir)
+    data = plot_data.predictions_data(study.study_dir)
     assert data is not None
     assert (data.rmse_model, data.rmse_naive) == (pytest.approx(1.0), pytest.approx(2.0))
     fig = plots.plot_predictions(study.study_dir)
     assert fig is not None and _png(fig).startswith(b"\x89PNG")
     (study.study_dir / "predictions.csv").write_text("date,actual\n2024-01-02,1.0\n")
     with pytest.raises(DataError, match="predicted, naive"):
-        plots.predictions_data(study.study_dir)
+        plot_data.predictions_data(study.study_dir)
 
 
 def test_write_all_renders_every_figure(make_study: MakeStudy) -> None:
@@ -183,14 +183,14 @@ def test_write_all_without_predictions_into_out_dir(make_study: MakeStudy, tmp_p
 
 def test_empty_and_unscored_studies_render(make_study: MakeStudy) -> None:
     empty = make_study([], name="empty")
-    assert plots.loss_history_data(empty).ok == ()
-    assert plots.learning_curves_data(empty).curves == ()
+    assert plot_data.loss_history_data(empty).ok == ()
+    assert plot_data.learning_curves_data(empty).curves == ()
     assert all(p.is_file() for p in plots.write_all(empty))
     only_failed = [
         (0, TrialState.FAIL, None, {"lstm_layers": 1}, {}, "boom"),
         (1, TrialState.RUNNING, None, {"lstm_layers": 2}, {}, None),
     ]
     study = make_study(only_failed, name="failed")
-    data = plots.loss_history_data(study)
+    data = plot_data.loss_history_data(study)
     assert (data.failed, data.running, data.best_so_far) == ((0,), (1,), ())
     assert _png(plots.plot_loss_history(study)).startswith(b"\x89PNG")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from hyperopt import hp
 
 from tpetune import ConfigError, TrialState, tune
 from tpetune.context import TrialContext, current_trial, trial_scope
-from tpetune.pruning import MedianRule, finished_curves
+from tpetune.pruning import MedianRule, finished_curves, with_reference_curves
 
 FINISHED = [
     [1.0, 0.8, 0.6, 0.5],
@@ -64,6 +65,29 @@ def test_finished_curves_reads_ok_trials_of_the_current_study(tmp_path: Path) ->
         curves = finished_curves("val_loss")
     assert len(curves) == 4 and all(len(c) == 3 for c in curves)
     assert finished_curves("val_loss") == []  # outside a trial: nothing to compare with
+
+
+def test_shipped_reference_curves_stand_in_for_an_unreachable_store(tmp_path: Path) -> None:
+    """A Spark executor on another node may not see the study folder: the driver ships the
+    finished trials' curves with the trial, and the pruner reads those instead."""
+
+    def objective(params: dict[str, float]) -> dict[str, Any]:
+        curve = [params["x"] + 1.0 / (e + 1) for e in range(3)]
+        return {"loss": min(curve), "curves": {"val_loss": curve}}
+
+    tune(objective, {"x": hp.uniform("x", 0, 1)}, study_dir=tmp_path, max_evals=3, progress=False)
+    ctx = TrialContext(tid=9, seed=0, study_dir=tmp_path, pruning={"rule": "median"})
+    shipped = with_reference_curves(ctx)
+    assert shipped.reference_curves is not None
+    with trial_scope(ctx):
+        from_store = finished_curves("val_loss")
+    assert shipped.reference_curves["val_loss"] == from_store and len(from_store) == 3
+    remote = replace(shipped, study_dir=tmp_path / "not-on-this-node")
+    with trial_scope(remote):
+        assert finished_curves("val_loss") == from_store
+        assert finished_curves("loss") == []  # a metric no trial logged
+    off = replace(ctx, pruning={"rule": "none"})
+    assert with_reference_curves(off) is off  # nothing to ship when pruning is off
 
 
 def test_a_trial_noted_as_pruned_is_recorded_pruned_with_its_curve(tmp_path: Path) -> None:

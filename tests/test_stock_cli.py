@@ -139,7 +139,9 @@ def test_missing_csv_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_stock_help_shows_the_real_default_budget() -> None:
     from tpetune.cli import build_parser
-    from tpetune.stock.objective import DEFAULT_MAX_EVALS
+    from tpetune.stock.objective import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE
 
     sub = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices)
-    assert f"default: {DEFAULT_MAX_EVALS};" in " ".join(sub.choices["stock"].format_help().split())
+    text = " ".join(sub.choices["stock"].format_help().split())
+    assert f"default: {DEFAULT_MAX_EVALS};" in text
+    assert f"(default {DEFAULT_EPOCHS}; early stopping after {DEFAULT_PATIENCE} " in text

@@ -145,7 +145,7 @@ def _add_search_options(
         "--spark",
         metavar="MASTER",
         help="run trials as Spark jobs on MASTER (local[4], spark://host:7077, yarn); "
-        "needs pip install 'tpetune[spark]' and Java",
+        "needs pyspark (pip install pyspark) and Java 17",
     )
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")
@@ -174,9 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--space", default="stock", help="space file or bundled name (default: stock)")
     d.add_argument(
-        "--epochs", type=_positive_int, help="max epochs per trial (early stopping inside)"
-    )
-    d.add_argument("--folds", type=_positive_int, help="walk-forward folds; loss = mean over folds")
+        "--epochs", type=_positive_int,
+        # = stock.objective.DEFAULT_EPOCHS / DEFAULT_PATIENCE (importing them loads Keras)
+        help="max epochs per trial (default 12; early stopping after 3 without improvement; "
+        "stored on resume)",
+    )  # fmt: skip
+    d.add_argument(
+        "--folds", type=_positive_int,
+        help="walk-forward folds, loss = mean over folds (default: one chronological "
+        "70/15/15 train/validation/test split; stored on resume)",
+    )  # fmt: skip
     _add_search_options(p, default_evals=None, evals_hint=30)  # = stock.objective.DEFAULT_MAX_EVALS
     p.set_defaults(func=cmd_stock)
 

@@ -33,6 +33,9 @@ class TrialContext:
         notes: what the trial reports back besides its return value; the pruning callback
             sets ``notes["pruned_at_epoch"]`` so the trial is recorded ``pruned`` without the
             objective having to say so.
+        reference_curves: the finished trials' per-epoch curves by metric, shipped with the
+            trial when it runs where the study folder may not exist (a Spark executor on
+            another node); the pruner then reads these instead of the store.
     """
 
     tid: int
@@ -40,6 +43,7 @@ class TrialContext:
     study_dir: Path | None = None
     pruning: dict[str, Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    reference_curves: dict[str, list[list[float]]] | None = None
 
     @property
     def workdir(self) -> Path | None:

@@ -21,10 +21,11 @@ sees), because the callback notes the epoch in the trial's context. Outside a st
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from tpetune.context import current_trial
+from tpetune.context import TrialContext, current_trial
 from tpetune.errors import ConfigError
 
 RULES = ("median", "none")
@@ -87,15 +88,38 @@ class MedianRule:
 
 
 def finished_curves(monitor: str) -> list[list[float]]:
-    """The ``monitor`` curves of the current study's finished (ok) trials, read from the store."""
+    """The ``monitor`` curves of the current study's finished (ok) trials: those shipped with
+    the trial if any (:func:`with_reference_curves`), else read from the store."""
+    ctx = current_trial()
+    if ctx is None:
+        return []
+    if ctx.reference_curves is not None:
+        return [c for c in ctx.reference_curves.get(monitor, []) if c]
+    if ctx.study_dir is None:
+        return []
+    return [c[monitor] for c in _stored_curves(ctx.study_dir) if c.get(monitor)]
+
+
+def with_reference_curves(ctx: TrialContext) -> TrialContext:
+    """``ctx`` carrying the finished trials' curves, read now from its study's store.
+
+    For executors that may not see the study folder (Spark on a cluster): the curves travel
+    with the trial. A context whose study prunes nothing is returned unchanged."""
+    if MedianRule.from_options(ctx.pruning) is None or ctx.study_dir is None:
+        return ctx
+    by_metric: dict[str, list[list[float]]] = {}
+    for curves in _stored_curves(ctx.study_dir):
+        for metric, curve in curves.items():
+            by_metric.setdefault(metric, []).append(curve)
+    return replace(ctx, reference_curves=by_metric)
+
+
+def _stored_curves(study_dir: Path) -> list[dict[str, list[float]]]:
     from tpetune.store import Store
 
-    ctx = current_trial()
-    if ctx is None or ctx.study_dir is None:
-        return []
-    store = Store.open(ctx.study_dir, readonly=True)
+    store = Store.open(study_dir, readonly=True)
     try:
-        return [c[monitor] for c in store.curves().values() if c.get(monitor)]
+        return list(store.curves().values())
     finally:
         store.close()
 

@@ -7,8 +7,11 @@ driver as soon as its trial ends: a driver crash loses no finished trial, and th
 resumes with Spark, with workers, or serially.
 
 The executors need Python with tpetune and the objective's own dependencies (TensorFlow for
-Keras objectives) installed: ``pip install tpetune`` on every node, or ship an environment
-with ``spark.archives`` as Spark's Python packaging guide describes.
+Keras objectives) installed: the same ``pip install`` on every node, or ship an environment
+with ``spark.archives`` as Spark's Python packaging guide describes. They need not see the
+study folder: the pruner's reference curves are read on the driver and shipped with each
+trial, and a trial's private workdir (checkpoints for resuming it mid-fit) is only offered
+where the executor sees the study folder (local mode, or a shared file system).
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from tpetune.errors import MissingDependencyError
 from tpetune.executors import Job, Outcome, run_trial, ship
+from tpetune.pruning import with_reference_curves
 from tpetune.store import TrialState
 
 
@@ -33,6 +39,10 @@ def _run_on_executor(objective_blob: bytes, job_blob: bytes) -> bytes:
     import cloudpickle
 
     job = cloudpickle.loads(job_blob)
+    if job.ctx.study_dir is not None and not Path(job.ctx.study_dir).is_dir():
+        # Another node, without the study folder: no private workdir (checkpoints) here.
+        # The pruner needs none: its reference curves came with the job.
+        job = replace(job, ctx=replace(job.ctx, study_dir=None))
     return bytes(cloudpickle.dumps(run_trial(cloudpickle.loads(objective_blob), job)))
 
 
@@ -52,7 +62,7 @@ def _check_available() -> None:
         import pyspark  # noqa: F401
     except ImportError:
         raise MissingDependencyError(
-            "--spark needs pyspark: pip install 'tpetune[spark]' (and Java 17 on the machine)"
+            "--spark needs pyspark: pip install pyspark (and Java 17 on the machine)"
         ) from None
     java_home = os.environ.get("JAVA_HOME")
     if not shutil.which("java") and not (java_home and os.path.exists(java_home)):
@@ -108,6 +118,8 @@ class SparkExecutor:
         sc = self.session.sparkContext
         # Job groups are per thread: the group lets a timeout cancel exactly this trial.
         sc.setJobGroup(f"tpetune-trial-{job.tid}", f"tpetune trial {job.tid}", True)
+        # Read on the driver, now: the executor may be a machine without the study folder.
+        job = replace(job, ctx=with_reference_curves(job.ctx))
         blob, job_blob = self._objective, cloudpickle.dumps(job)
         started = time.time()
         try:
