@@ -43,7 +43,7 @@ def overhead(report: dict[str, Any], path: Path) -> str | None:
             own.plot(
                 n, [r[f"{key}_own_ms_per_trial"] for r in mine], "o-", color=color, label=label
             )
-    for ax, what in ((total, "in all"), (own, "outside tpe.suggest (the driver's own cost)")):
+    for ax, what in ((total, "in all"), (own, "outside tpe.suggest: the driver's own")):
         ax.set_xscale("log")
         ax.set_xlabel("trials in the run")
         ax.set_ylabel("ms per trial")

@@ -13,14 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _example() -> str:
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(# my_model\.py\n.*?)```", readme, re.S)
-    assert len(blocks) == 1, "README: expected one ```python block starting with # my_model.py"
+    blocks = re.findall(r"```python\n(# spaces/my_model\.py\n.*?)```", readme, re.S)
+    assert len(blocks) == 1, "README: expected one ```python block opening # spaces/my_model.py"
     return blocks[0]
 
 
 def test_readme_own_model_example_runs(tmp_path: Path) -> None:
-    (tmp_path / "my_model.py").write_text(_example())
-    cmd = [sys.executable, "-m", "tpetune", "run", "my_model.py", "--max-evals", "2"]
+    (tmp_path / "spaces").mkdir()
+    (tmp_path / "spaces" / "my_model.py").write_text(_example())
+    # By name, as the README runs it: ./spaces/my_model.py is found first.
+    cmd = [sys.executable, "-m", "tpetune", "run", "my_model", "--max-evals", "2"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     # "study in runs/my_model/", as the README says
