@@ -528,9 +528,7 @@ def render(args: argparse.Namespace) -> int:
         report = json.loads(path.read_text())
         if b.name == "overhead" and report.get("runs"):
             # Its table is built here, not by the script: rebuild it with this code.
-            report = overhead_report(
-                report["runs"], report["quick"], report["seconds"], b.target
-            )
+            report = overhead_report(report["runs"], report["quick"], report["seconds"], b.target)
         if b.name in suite_plots.DRAW:
             report["png"] = suite_plots.draw(b.name, report, out)
             path.write_text(json.dumps(common.finite_or_none(report), indent=2) + "\n")

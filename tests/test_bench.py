@@ -81,9 +81,25 @@ def test_quick_suite_writes_every_benchmarks_figures(tmp_path: Path) -> None:
         assert report["table"]["rows"], name
     ttq = json.loads((tmp_path / "time_to_quality.json").read_text())["figures"]["modes"]
     assert {"fmin", "tpetune", "tpetune rand"} <= set(ttq)
-    for png in ("pruning", "strategies", "parallel", "time_to_quality"):
-        assert (tmp_path / f"{png}.png").stat().st_size > 0
+    for png in EXPECTED:  # every benchmark has its plot (the suite draws the printing ones')
+        assert (tmp_path / f"{png}.png").stat().st_size > 0, png
     page = (tmp_path / "benchmarks.md").read_text()
     assert "BEGIN bench:pruning" in page and "| seed |" in page
+    assert "| 100 | yes |" in page  # overhead: identical proposals in every driver
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert all(b["status"] == "ok" for b in summary["benchmarks"].values())
+
+    # --render: the page again from the stored JSONs, keeping the run's date and command.
+    (tmp_path / "benchmarks.md").unlink()
+    (tmp_path / "overhead.png").unlink()
+    rendered = subprocess.run(
+        [sys.executable, "-m", "bench", "--render", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rendered.returncode == 0, rendered.stdout[-2000:] + rendered.stderr[-2000:]
+    again = (tmp_path / "benchmarks.md").read_text()
+    assert again.count("_Measured ") == page.count("_Measured ")
+    assert (tmp_path / "overhead.png").stat().st_size > 0
