@@ -231,6 +231,10 @@ def test_a_second_driver_exits_2_while_show_still_reads(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # A test run started in the background (`cmd &` in a script) inherits SIGINT ignored,
+        # and Python then never turns it into KeyboardInterrupt: give the driver the default
+        # disposition, as a terminal's Ctrl-C would find it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.time() + 60
@@ -246,7 +250,11 @@ def test_a_second_driver_exits_2_while_show_still_reads(
         assert first.poll() is None, "the first driver ended before the test interrupted it"
     finally:
         first.send_signal(signal.SIGINT)
-        first.wait(timeout=60)
+        try:
+            first.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first.wait()
     assert first.returncode == 130
 
 
