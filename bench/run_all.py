@@ -1,6 +1,6 @@
 """Run the whole benchmark suite, each benchmark in its own process, and publish the figures.
 
-    python -m bench                  # the full suite (~55 min on 2 quiet cores); refreshes the docs
+    python -m bench                  # the full suite (45 min in the published run); docs refreshed
     python -m bench --quick          # a smoke run (~4 min) into a temp folder; docs untouched
     python -m bench --quick --out /tmp/bench --only pruning,parallel
     python bench/run_all.py --overhead-trials 100,1000   # leave out the 12-minute 5,000-trial run
