@@ -7,11 +7,10 @@ The pickle is an explicit export for code written against hyperopt (``Trials`` w
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
+from tpetune._io import atomic_write
 from tpetune.errors import ConfigError
 from tpetune.study import Study
 
@@ -43,20 +42,3 @@ def export(study: Study, fmt: str, path: str | Path) -> Path:
         data = pickle.dumps(study.trials, protocol=pickle.HIGHEST_PROTOCOL)
     atomic_write(path, data)
     return path
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a report is for everyone to read
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
