@@ -130,3 +130,115 @@ def test_driver_killed_with_workers_resumes(tmp_path: Path, sleepy: Path) -> Non
     assert all(r.state is not TrialState.RUNNING for r in records)
     for tid, rec in kept.items():
         assert records[tid] == rec
+
+
+GATED = """
+import os, pathlib, time
+from hyperopt import hp
+from tpetune.context import current_trial
+space = {"x": hp.uniform("x", -5, 5)}
+GATE = pathlib.Path(os.environ["GATE"])
+def objective(params):
+    tid = current_trial().tid
+    (GATE / f"started-{tid}-{os.getpid()}").touch()
+    while tid < 2 and not (GATE / "go").exists():   # the first two trials wait for the test
+        time.sleep(0.02)
+    return (params["x"] - 1) ** 2
+"""
+
+
+def _syscall(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0]
+    except (OSError, IndexError):
+        return "gone"
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie its parent (the stopped driver) has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except OSError:
+        return True
+
+
+def _until(predicate: object, what: str, limit: float = 60.0) -> None:
+    deadline = time.time() + limit
+    while not predicate():  # type: ignore[operator]
+        assert time.time() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(not Path("/proc/self/syscall").exists(), reason="needs Linux /proc")
+def test_an_idle_worker_killed_between_trials_is_replaced_and_the_study_finishes(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of a worker waiting for its next trial: before, the driver's next send raised
+    BrokenPipeError, taken for a closed stdout (exit 0 mid-study, trials left running)."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    script = tmp_path / "gated.py"
+    script.write_text(GATED)
+    study = tmp_path / "study"
+    argv = [sys.executable, "-m", "tpetune", "run", str(script), "--study-dir", str(study)]
+    argv += ["--max-evals", "12", "--workers", "2", "--quiet", "--no-plots"]
+    driver = subprocess.Popen(
+        argv,
+        env={**os.environ, "GATE": str(gate)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _until(lambda: len(list(gate.glob("started-*"))) == 2, "two trials to start")
+        pids = [int(p.name.split("-")[2]) for p in gate.glob("started-*")]
+        # Freeze the driver, let both trials end: both workers then sit idle in read(),
+        # their results unread by the driver.
+        os.kill(driver.pid, signal.SIGSTOP)
+        (gate / "go").touch()
+        _until(lambda: all(_syscall(pid) == "0" for pid in pids), "both workers to go idle")
+        os.kill(pids[0], signal.SIGKILL)
+        _until(lambda: _dead(pids[0]), "the killed worker to die")
+        os.kill(driver.pid, signal.SIGCONT)
+        out, err = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            os.kill(driver.pid, signal.SIGCONT)
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 0, err
+    records = load_study(study).records
+    assert [r.tid for r in records] == list(range(12))
+    assert all(r.state is TrialState.OK for r in records), [r.error for r in records]
+    assert "a worker process died between trials (signal SIGKILL)" in err
+    assert "12 trials done" in out
+    started_by = {
+        int(p.name.split("-")[1]): int(p.name.split("-")[2])
+        for p in gate.iterdir()
+        if p.name.startswith("started-")
+    }
+    assert len(set(started_by.values())) >= 3  # a fresh worker took the killed one's place
+
+
+def test_workers_that_die_at_start_stop_the_run_with_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker Python that cannot even start (here: a broken interpreter path) does not loop."""
+    from tpetune.errors import ExecutorError
+    from tpetune.workers import ProcessExecutor
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    executor = ProcessExecutor(abs, workers=1)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    from tpetune.context import TrialContext
+    from tpetune.executors import Job
+
+    with pytest.raises(
+        ExecutorError, match=r"died before loading the objective \(last: exit code 3\)"
+    ):
+        for tid in range(5):
+            executor.submit(Job(tid, -1.0, TrialContext(tid, 0)))
+            executor.wait()
+    executor.close()

@@ -13,6 +13,8 @@ TpetuneError
 │   └── StudyInUseError     another process drives the study
 ├── ConfigError         bad options (non-positive max_evals, unknown algo, ...)
 ├── MissingDependencyError  an optional extra that is not installed
+├── ExecutorError       trials cannot run where asked (workers die at start, Spark executors
+│                       cannot import tpetune or the objective)
 └── SearchFailedError   too many consecutive failed trials (exit code 1)
 """
 
@@ -61,3 +63,7 @@ class SearchFailedError(TpetuneError):
     """The search stopped because too many consecutive trials failed."""
 
     exit_code = 1
+
+
+class ExecutorError(TpetuneError):
+    """Trials cannot run where asked; the message says what to install or fix where."""

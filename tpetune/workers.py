@@ -20,6 +20,7 @@ The driver alone writes the store.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -32,8 +33,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from tpetune.errors import ExecutorError
 from tpetune.executors import Job, Outcome, run_trial, ship
 from tpetune.store import TrialState
+
+log = logging.getLogger("tpetune")
+#: Workers dying before they loaded the objective, in a row, before the executor gives up.
+_MAX_DEAD_AT_START = 3
+_READY = b"ready"
 
 _THREAD_VARS = (
     "TF_NUM_INTRAOP_THREADS",
@@ -44,12 +51,24 @@ _THREAD_VARS = (
 
 
 def _worker_main(fd: int) -> None:
-    """Worker loop: the objective first, then pickled jobs in, pickled outcomes out."""
+    """Worker loop: the objective first (answered ``ready`` or ``!error``), then pickled jobs
+    in, pickled outcomes out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from tpetune._quiet import VERBOSE_VAR, quiet_tensorflow
+
+    quiet_tensorflow(os.environ.get(VERBOSE_VAR) == "1")  # before the objective imports TF
     import cloudpickle
 
     conn = Connection(fd)
-    objective = cloudpickle.loads(conn.recv_bytes())
+    try:
+        objective = cloudpickle.loads(conn.recv_bytes())
+    except EOFError:
+        return
+    except Exception as exc:  # e.g. a module the objective needs is not installed here
+        conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
+        return
+    conn.send_bytes(_READY)
     while True:
         try:
             blob = conn.recv_bytes()
@@ -59,6 +78,13 @@ def _worker_main(fd: int) -> None:
             return
         job: Job = cloudpickle.loads(blob)
         conn.send_bytes(cloudpickle.dumps((job.tid, run_trial(objective, job))))
+
+
+def _how(code: int | None) -> str:
+    """How a process ended, from its return code."""
+    if code is not None and code < 0:
+        return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 def _parent_death_hook() -> Callable[[], Any] | None:
@@ -84,6 +110,7 @@ class _Worker:
     started: float = 0.0
     trials: int = 0
     spawned: float = field(default_factory=time.monotonic)
+    ready: bool = False  # it has loaded the objective
 
 
 class ProcessExecutor:
@@ -107,7 +134,7 @@ class ProcessExecutor:
         recycle_after: int = 20,
         threads: int | None = None,
     ) -> None:
-        self.slots = workers
+        self.workers = workers
         self.trial_timeout = trial_timeout
         self.recycle_after = recycle_after
         self._blob = ship(objective)
@@ -116,8 +143,9 @@ class ProcessExecutor:
         self._env["TF_NUM_INTEROP_THREADS"] = "1"
         self._workers: list[_Worker] = []
         self._queue: deque[Job] = deque()
+        self._dead_at_start = 0
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> _Worker | None:
         ours, theirs = socket.socketpair()
         proc = subprocess.Popen(
             [sys.executable, "-m", "tpetune.workers", str(theirs.fileno())],
@@ -126,10 +154,13 @@ class ProcessExecutor:
             preexec_fn=_parent_death_hook(),
         )
         theirs.close()
-        conn = Connection(ours.detach())
-        conn.send_bytes(self._blob)
-        worker = _Worker(proc, conn)
+        worker = _Worker(proc, Connection(ours.detach()))
         self._workers.append(worker)
+        try:
+            worker.conn.send_bytes(self._blob)
+        except OSError:  # it died at once
+            self._replace_dead(worker)
+            return None
         return worker
 
     def _retire(self, worker: _Worker, *, kill: bool) -> None:
@@ -156,14 +187,65 @@ class ProcessExecutor:
         import cloudpickle
 
         while self._queue:
-            idle = [w for w in self._workers if w.job is None]
-            if not idle and len(self._workers) < self.slots:
-                idle = [self._spawn()]
-            if not idle:
+            worker = self._idle_worker()
+            if worker is None:
                 return
-            worker, job = idle[0], self._queue.popleft()
+            job = self._queue[0]
+            try:
+                worker.conn.send_bytes(cloudpickle.dumps(job))
+            except OSError:  # it died while idle (killed, OOM): a fresh worker takes the job
+                self._replace_dead(worker)
+                continue
+            self._queue.popleft()
             worker.job, worker.started = job, time.monotonic()
-            worker.conn.send_bytes(cloudpickle.dumps(job))
+
+    def _idle_worker(self) -> _Worker | None:
+        """An idle, live worker (spawning one if a slot is free), or ``None``."""
+        for worker in [w for w in self._workers if w.job is None]:
+            if worker.process.poll() is None:
+                return worker
+            self._replace_dead(worker)
+        while len(self._workers) < self.workers:
+            spawned = self._spawn()  # None: it died at once (_replace_dead gives up in time)
+            if spawned is not None:
+                return spawned
+        return None
+
+    def _replace_dead(self, worker: _Worker) -> None:
+        """Drop a worker found dead; a job it held goes back to the front of the queue.
+
+        Raises:
+            ExecutorError: the last few workers all died before loading the objective.
+        """
+        code = worker.process.poll()
+        if worker.job is not None:
+            self._queue.appendleft(worker.job)
+        self._retire(worker, kill=True)
+        code = worker.process.returncode if code is None else code
+        if worker.ready:
+            log.warning(
+                "a worker process died between trials (%s); starting a fresh one", _how(code)
+            )
+            return
+        self._dead_at_start += 1
+        if self._dead_at_start >= _MAX_DEAD_AT_START:
+            raise ExecutorError(
+                f"{self._dead_at_start} worker processes in a row died before loading the "
+                f"objective (last: {_how(code)}); check that `{sys.executable} -m "
+                "tpetune.workers` starts on this machine"
+            )
+
+    def _hello(self, worker: _Worker, message: bytes) -> None:
+        """A new worker's first message: ``ready``, or why it cannot load the objective."""
+        if message == _READY:
+            worker.ready = True
+            self._dead_at_start = 0
+            return
+        error = message[1:].decode(errors="replace")
+        raise ExecutorError(
+            f"a worker process cannot load the objective ({error}): install what it needs "
+            f"into the environment of {sys.executable}, which runs the workers"
+        )
 
     def wait(self) -> list[tuple[int, Outcome]]:
         """Block until at least one trial ends (finished, failed, died or timed out)."""
@@ -180,10 +262,17 @@ class ProcessExecutor:
                 assert worker.job is not None
                 if worker.conn in ready:
                     try:
-                        tid, outcome = cloudpickle.loads(worker.conn.recv_bytes())
+                        message = worker.conn.recv_bytes()
                     except (EOFError, OSError):
-                        done.append(self._died(worker))
+                        if worker.ready:
+                            done.append(self._died(worker))
+                        else:  # it never started: its job waits for a fresh worker
+                            self._replace_dead(worker)
                         continue
+                    if not worker.ready:
+                        self._hello(worker, message)
+                        continue
+                    tid, outcome = cloudpickle.loads(message)
                     worker.job, worker.trials = None, worker.trials + 1
                     done.append((tid, outcome))
                     if worker.trials >= self.recycle_after:
@@ -196,8 +285,8 @@ class ProcessExecutor:
                             f"{self.trial_timeout:g}s and was killed",
                         )
                     )
+            self._dispatch()
             if done:
-                self._dispatch()
                 return done
 
     def _next_deadline(self, busy: list[_Worker]) -> float | None:
@@ -217,12 +306,7 @@ class ProcessExecutor:
             code: int | None = worker.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             code = None
-        how = (
-            f"signal {signal.Signals(-code).name}"
-            if code is not None and code < 0
-            else f"exit code {code}"
-        )
-        return self._fail(worker, f"the worker process died ({how}) while running the trial")
+        return self._fail(worker, f"the worker process died ({_how(code)}) while running the trial")
 
     def _fail(self, worker: _Worker, error: str) -> tuple[int, Outcome]:
         assert worker.job is not None
