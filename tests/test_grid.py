@@ -10,6 +10,7 @@ from hyperopt.pyll import scope
 
 from tpetune import ConfigError, tune
 from tpetune.grid import enumerate_space
+from tpetune.options import Search
 from tpetune.space import Space
 
 NESTED = {
@@ -46,7 +47,7 @@ def test_grid_study_runs_every_combination_once_then_stops(tmp_path: Path) -> No
         NESTED,
         study_dir=tmp_path,
         max_evals=500,
-        algo="grid",
+        search=Search(algo="grid"),
         progress=False,
     )
     assert len(study.records) == 60
@@ -59,10 +60,20 @@ def test_grid_study_runs_every_combination_once_then_stops(tmp_path: Path) -> No
 
 def test_grid_resumes_without_repeating(tmp_path: Path) -> None:
     first = tune(
-        lambda p: 1.0, NESTED, study_dir=tmp_path, max_evals=25, algo="grid", progress=False
+        lambda p: 1.0,
+        NESTED,
+        study_dir=tmp_path,
+        max_evals=25,
+        search=Search(algo="grid"),
+        progress=False,
     )
     done = tune(
-        lambda p: 1.0, NESTED, study_dir=tmp_path, max_evals=60, algo="grid", progress=False
+        lambda p: 1.0,
+        NESTED,
+        study_dir=tmp_path,
+        max_evals=60,
+        search=Search(algo="grid"),
+        progress=False,
     )
     assert [r.params for r in done.records[:25]] == [r.params for r in first.records]
     assert len({tuple(sorted(r.params.items())) for r in done.records}) == 60
@@ -71,5 +82,12 @@ def test_grid_resumes_without_repeating(tmp_path: Path) -> None:
 def test_continuous_parameters_are_refused_by_name(tmp_path: Path) -> None:
     space = {"lr": hp.loguniform("lr", -9, -2), "batch": hp.choice("batch", [32, 64])}
     with pytest.raises(ConfigError, match="lr is continuous .*hp.quniform"):
-        tune(lambda p: 1.0, space, study_dir=tmp_path, max_evals=3, algo="grid", progress=False)
+        tune(
+            lambda p: 1.0,
+            space,
+            study_dir=tmp_path,
+            max_evals=3,
+            search=Search(algo="grid"),
+            progress=False,
+        )
     assert not (tmp_path / "study.db").exists()

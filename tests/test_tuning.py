@@ -19,11 +19,12 @@ from tpetune import (
     load_study,
     tune,
 )
+from tpetune.options import Search, StopRules
 from tpetune.space import load_file
 
 QUAD = load_file("quadratic", need_objective=True)
 SPACE, OBJECTIVE = QUAD["space"], QUAD["objective"]
-FAST_TPE = {"n_startup_jobs": 4}  # reach the TPE phase within a few trials
+FAST_TPE = Search(options={"n_startup_jobs": 4})  # reach the TPE phase within a few trials
 
 
 def _history(study_dir: Path) -> list[tuple[int, str, Any, float | None]]:
@@ -55,7 +56,7 @@ def test_max_evals_is_the_study_total_and_reruns_continue(tmp_path: Path) -> Non
 
 def test_resumed_study_equals_an_uninterrupted_one(tmp_path: Path) -> None:
     straight = tmp_path / "straight"
-    tune(OBJECTIVE, SPACE, study_dir=straight, max_evals=24, algo_options=FAST_TPE, progress=False)
+    tune(OBJECTIVE, SPACE, study_dir=straight, max_evals=24, search=FAST_TPE, progress=False)
 
     interrupted = tmp_path / "interrupted"
     calls = {"n": 0}
@@ -74,7 +75,7 @@ def test_resumed_study_equals_an_uninterrupted_one(tmp_path: Path) -> None:
                 SPACE,
                 study_dir=interrupted,
                 max_evals=24,
-                algo_options=FAST_TPE,
+                search=FAST_TPE,
                 progress=False,
             )
         assert load_study(interrupted).records[-1].state is TrialState.RUNNING
@@ -83,7 +84,7 @@ def test_resumed_study_equals_an_uninterrupted_one(tmp_path: Path) -> None:
         SPACE,
         study_dir=interrupted,
         max_evals=24,
-        algo_options=FAST_TPE,
+        search=FAST_TPE,
         progress=False,
     )
     assert _history(interrupted) == _history(straight)
@@ -111,10 +112,12 @@ def test_a_changed_space_is_refused_and_the_study_is_untouched(tmp_path: Path) -
     tune(OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=3, progress=False)
     before = _history(tmp_path)
     changed = {**SPACE, "x": hp.uniform("x", -1.0, 1.0)}
-    with pytest.raises(SpaceMismatchError, match=r"changed x \(uniform\(-5.0, 5.0\).*--fresh"):
+    with pytest.raises(SpaceMismatchError, match=r"changed x \(uniform\(-5.0, 5.0\).*fresh"):
         tune(OBJECTIVE, changed, study_dir=tmp_path, max_evals=5, progress=False)
     with pytest.raises(ConfigError, match="made with seed 0, not 7"):
-        tune(OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=5, seed=7, progress=False)
+        tune(
+            OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=5, search=Search(seed=7), progress=False
+        )
     with pytest.raises(ConfigError, match="made with epochs=3, not 5"):
         tune(
             OBJECTIVE,
@@ -152,7 +155,14 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path: Path) -> No
             return math.nan
         return OBJECTIVE(params)
 
-    study = tune(picky, SPACE, study_dir=tmp_path, max_evals=20, max_failures=20, progress=False)
+    study = tune(
+        picky,
+        SPACE,
+        study_dir=tmp_path,
+        max_evals=20,
+        stop=StopRules(max_failures=20),
+        progress=False,
+    )
     assert len(study.records) == 20
     failed = [r for r in study.records if r.state is TrialState.FAIL]
     assert failed, "the space makes some trials fail"
@@ -167,7 +177,14 @@ def test_consecutive_failures_stop_the_search_with_the_last_error(tmp_path: Path
         raise RuntimeError("CUDA out of memory")
 
     with pytest.raises(SearchFailedError, match="3 trials failed in a row.*CUDA out of memory"):
-        tune(broken, SPACE, study_dir=tmp_path, max_evals=10, max_failures=3, progress=False)
+        tune(
+            broken,
+            SPACE,
+            study_dir=tmp_path,
+            max_evals=10,
+            stop=StopRules(max_failures=3),
+            progress=False,
+        )
     assert [r.state for r in load_study(tmp_path).records] == [TrialState.FAIL] * 3
 
 
@@ -201,10 +218,14 @@ def test_timeout_is_cumulative_across_runs(tmp_path: Path) -> None:
         time.sleep(0.05)
         return OBJECTIVE(params)
 
-    first = tune(slow, SPACE, study_dir=tmp_path, max_evals=200, timeout=0.3, progress=False)
+    first = tune(
+        slow, SPACE, study_dir=tmp_path, max_evals=200, stop=StopRules(timeout=0.3), progress=False
+    )
     assert first.stop_reason == "timeout of 0.3s reached"
     assert len(first.records) < 200
-    again = tune(slow, SPACE, study_dir=tmp_path, max_evals=200, timeout=0.3, progress=False)
+    again = tune(
+        slow, SPACE, study_dir=tmp_path, max_evals=200, stop=StopRules(timeout=0.3), progress=False
+    )
     assert len(again.records) == len(first.records)  # the budget is already spent
     assert again.progress.elapsed_s >= 0.3
 
@@ -215,7 +236,7 @@ def test_loss_threshold_and_no_progress_stop_early(tmp_path: Path) -> None:
         SPACE,
         study_dir=tmp_path / "a",
         max_evals=100,
-        loss_threshold=2.0,
+        stop=StopRules(loss_threshold=2.0),
         progress=False,
     )
     assert study.best_loss is not None and study.best_loss <= 2.0
@@ -232,8 +253,7 @@ def test_loss_threshold_and_no_progress_stop_early(tmp_path: Path) -> None:
         SPACE,
         study_dir=tmp_path / "b",
         max_evals=100,
-        no_progress=5,
-        max_failures=100,
+        stop=StopRules(no_progress=5, max_failures=100),
         progress=False,
     )
     assert study.stop_reason == "no better trial in the last 5 trials"
@@ -246,7 +266,14 @@ def test_points_are_evaluated_first_and_stored_by_value(tmp_path: Path) -> None:
         {"x": 1.0, "lr": 0.001, "model": "poly", "degree": 3, "optimizer": "adam"},
         {"x": 0.0, "lr": 0.01, "model": "linear", "optimizer": "sgd"},
     ]
-    study = tune(OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=5, points=points, progress=False)
+    study = tune(
+        OBJECTIVE,
+        SPACE,
+        study_dir=tmp_path,
+        max_evals=5,
+        search=Search(points=points),
+        progress=False,
+    )
     assert study.records[0].params == points[0]
     assert study.records[1].params == points[1]
     assert study.records[0].loss == pytest.approx(0.0)

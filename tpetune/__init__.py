@@ -3,9 +3,18 @@
 Public API::
 
     import tpetune
-    study = tpetune.tune(objective, space, study_dir="runs/mine", max_evals=50)
-    study.best_params            # what the objective received in the best trial (values)
+    study = tpetune.tune(
+        objective, space, study_dir="runs/mine", max_evals=50,
+        search=tpetune.Search(seed=1),                  # what to propose
+        stop=tpetune.StopRules(no_progress=20),         # when to stop early
+        pruner=tpetune.ASHAPruner(),                    # which trials to stop early
+        executor=tpetune.Workers(2),                    # where trials run
+    )
+    study.best_params            # the best trial's hyperparameters, label -> value
     tpetune.load_study("runs/mine").to_dataframe()
+
+Inside an objective: ``tpetune.report(step, value)``, ``tpetune.should_prune()``,
+``raise tpetune.TrialPruned()``.
 
 Importing this package loads neither TensorFlow nor matplotlib nor hyperopt.
 """
@@ -29,6 +38,9 @@ from tpetune.errors import (
     StudyInUseError,
     TpetuneError,
 )
+from tpetune.options import Search, Serial, Spark, StopRules, Workers
+from tpetune.pruners import ASHAPruner, MedianPruner, NoPruner
+from tpetune.reporting import TrialPruned, report, should_prune
 from tpetune.store import TrialRecord, TrialState
 from tpetune.study import Study, load_study
 
@@ -37,25 +49,36 @@ if TYPE_CHECKING:
     from tpetune.tuning import tune
 
 __all__ = [
+    "ASHAPruner",
     "ConfigError",
     "DataError",
+    "MedianPruner",
     "MissingDependencyError",
+    "NoPruner",
     "ObjectiveError",
+    "Search",
     "SearchFailedError",
+    "Serial",
     "Space",
     "SpaceError",
     "SpaceMismatchError",
+    "Spark",
+    "StopRules",
     "StoreError",
     "Study",
     "StudyInUseError",
     "TpetuneError",
     "TrialContext",
+    "TrialPruned",
     "TrialRecord",
     "TrialState",
+    "Workers",
     "__version__",
     "current_trial",
     "load_space",
     "load_study",
+    "report",
+    "should_prune",
     "tune",
 ]
 

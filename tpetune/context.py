@@ -29,21 +29,23 @@ class TrialContext:
         workdir: a folder private to this trial (created on demand by :meth:`ensure_workdir`)
             for checkpoints such as ``keras.callbacks.BackupAndRestore``; it survives a
             crash so a resumed trial continues, and is removed when the trial finishes.
-        pruning: options of the study's pruner as a plain dict (``{"rule": "none"}`` when off).
-        notes: what the trial reports back besides its return value; the pruning callback
-            sets ``notes["pruned_at_epoch"]`` so the trial is recorded ``pruned`` without the
-            objective having to say so.
-        reference_curves: the finished trials' per-epoch curves by metric, shipped with the
+        pruner: the study's pruner in its JSON form (:func:`tpetune.pruners.pruner_from_json`);
+            ``None`` when the study prunes nothing.
+        notes: what the trial reports back besides its return value; the Keras pruning
+            callback sets ``notes["pruned_at_epoch"]`` so the trial is recorded ``pruned``
+            without the objective having to say so.
+        reference: a snapshot of the study's finished curves and rung values, shipped with the
             trial when it runs where the study folder may not exist (a Spark executor on
-            another node); the pruner then reads these instead of the store.
+            another node): ``{"curves": [[...], ...], "rungs": {rung: {tid: [pruned, value]}}}``.
+            The pruner then decides from it, and the steps travel back with the outcome.
     """
 
     tid: int
     seed: int
     study_dir: Path | None = None
-    pruning: dict[str, Any] | None = None
+    pruner: dict[str, Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
-    reference_curves: dict[str, list[list[float]]] | None = None
+    reference: dict[str, Any] | None = None
 
     @property
     def workdir(self) -> Path | None:

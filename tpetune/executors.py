@@ -3,7 +3,7 @@
 The driver (:mod:`tpetune.tuning`) proposes trials and owns the store; an executor only runs
 objectives and hands back :class:`Outcome` values. Contract every executor meets:
 
-- ``slots`` trials may be in flight at once; ``submit`` never blocks.
+- ``workers`` trials may be in flight at once; ``submit`` never blocks.
 - ``wait()`` returns at least one finished ``(tid, Outcome)`` while anything is in flight.
 - An exception in the objective never escapes: it becomes a ``fail`` outcome carrying the
   error text. ``KeyboardInterrupt`` does escape, so Ctrl-C stops the study.
@@ -50,6 +50,7 @@ class Outcome:
     started: float = 0.0
     finished: float = 0.0
     contract_error: bool = False
+    steps: list[list[Any]] = field(default_factory=list)  # reported where no store was seen
 
 
 def run_trial(objective: Objective, job: Job) -> Outcome:
@@ -57,29 +58,53 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
 
     The objective returns a float loss, or a dict with ``loss`` and optional ``curves``
     (name -> per-epoch list), ``metrics`` (name -> value), ``pruned`` (bool), ``status``
-    (``"ok"``/``"fail"``, as in hyperopt). Other JSON-able keys are kept as metrics.
+    (``"ok"``/``"fail"``, as in hyperopt). Other JSON-able keys are kept as metrics. Raising
+    :class:`tpetune.TrialPruned` ends it as ``pruned`` with the best value it reported.
     """
+    from tpetune.reporting import TrialPruned, step_scope
+
     started = time.time()
-    try:
-        with trial_scope(job.ctx):
+    with trial_scope(job.ctx), step_scope(job.ctx) as steps:
+        try:
             raw = objective(job.args)
-    except Exception as exc:  # the objective is user code: any failure fails this trial only
-        last = traceback.extract_tb(exc.__traceback__)[-1:]
-        where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-        return Outcome(
-            TrialState.FAIL,
-            error=f"{type(exc).__name__}: {exc}{where}",
-            started=started,
-            finished=time.time(),
-        )
+        except TrialPruned:
+            raw = _pruned_result(steps.curve(), steps.pruner.monitor)
+        except Exception as exc:  # the objective is user code: any failure fails this trial only
+            last = traceback.extract_tb(exc.__traceback__)[-1:]
+            where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+            return Outcome(
+                TrialState.FAIL,
+                error=f"{type(exc).__name__}: {exc}{where}",
+                started=started,
+                finished=time.time(),
+                steps=steps.shipped,
+            )
     outcome = interpret(raw)
     state = outcome.state
     if state is TrialState.OK and "pruned_at_epoch" in job.ctx.notes:
         state = TrialState.PRUNED  # a pruning callback stopped the fit
         outcome.metrics.setdefault("pruned_at_epoch", job.ctx.notes["pruned_at_epoch"])
+    curves = outcome.curves
+    reported = steps.curve()
+    if reported and steps.pruner.monitor not in curves:
+        curves = {**curves, steps.pruner.monitor: reported}  # what tpetune.report recorded
     return Outcome(
-        **{**outcome.__dict__, "state": state, "started": started, "finished": time.time()}
+        **{
+            **outcome.__dict__,
+            "state": state,
+            "curves": curves,
+            "started": started,
+            "finished": time.time(),
+            "steps": steps.shipped,
+        }
     )
+
+
+def _pruned_result(curve: list[float], monitor: str) -> dict[str, Any]:
+    values = [v for v in curve if not math.isnan(v)]
+    if not values:
+        return {"status": "fail", "error": "TrialPruned raised before any value was reported"}
+    return {"loss": min(values), "pruned": True, "curves": {monitor: curve}}
 
 
 def interpret(raw: Any) -> Outcome:
@@ -150,7 +175,7 @@ def ship(objective: Objective) -> bytes:
 class Executor(Protocol):
     """What the driver needs from an executor (see the module docstring)."""
 
-    slots: int
+    workers: int
 
     def submit(self, job: Job) -> None: ...
 
@@ -162,7 +187,7 @@ class Executor(Protocol):
 class SerialExecutor:
     """Runs each trial in the driver's own process, one at a time, when ``wait`` is called."""
 
-    slots = 1
+    workers = 1
 
     def __init__(self, objective: Objective) -> None:
         self._objective = objective

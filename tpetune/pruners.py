@@ -55,7 +55,10 @@ class Board(Protocol):
 class Pruner(Protocol):
     """A pruning rule (see the module docstring for the contract)."""
 
-    monitor: str
+    @property
+    def monitor(self) -> str:
+        """The reported metric it judges (``val_loss`` for Keras objectives)."""
+        ...
 
     def decide(self, tid: int, step: int, curve: Sequence[float], board: Board) -> Decision: ...
 
@@ -241,3 +244,10 @@ class MemoryBoard:
 def _check_int(name: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}")
+
+
+def default_pruner() -> Pruner:
+    """The pruner of a new study when none is given (objectives that never report a value
+    are never pruned, so a default costs them nothing). The choice rests on the
+    recorded-curves benchmark (docs/benchmarks.md, "replay")."""
+    return MedianPruner()

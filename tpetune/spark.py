@@ -1,7 +1,7 @@
 """Trials on an Apache Spark cluster (``--spark MASTER``).
 
 Spark runs trials the way hyperopt's ``SparkTrials`` does: each trial is a one-task Spark
-job launched from a driver thread, ``parallelism`` of them at a time. Unlike ``SparkTrials``,
+job launched from a driver thread, ``workers`` of them at a time. Unlike ``SparkTrials``,
 the jobs are driven by tpetune's own loop, so every result lands in the study store on the
 driver as soon as its trial ends: a driver crash loses no finished trial, and the study
 resumes with Spark, with workers, or serially.
@@ -30,7 +30,7 @@ from typing import Any
 
 from tpetune.errors import MissingDependencyError
 from tpetune.executors import Job, Outcome, run_trial, ship
-from tpetune.pruning import with_reference_curves
+from tpetune.reporting import with_reference
 from tpetune.store import TrialState
 
 
@@ -41,8 +41,12 @@ def _run_on_executor(objective_blob: bytes, job_blob: bytes) -> bytes:
     job = cloudpickle.loads(job_blob)
     if job.ctx.study_dir is not None and not Path(job.ctx.study_dir).is_dir():
         # Another node, without the study folder: no private workdir (checkpoints) here.
-        # The pruner needs none: its reference curves came with the job.
+        # The pruner decides from the snapshot that came with the job; steps travel back.
         job = replace(job, ctx=replace(job.ctx, study_dir=None))
+    elif job.ctx.study_dir is not None:
+        # The study folder is here (local or one-machine cluster): report into the store, so
+        # rung decisions are taken against every trial's values, not a snapshot.
+        job = replace(job, ctx=replace(job.ctx, reference=None))
     return bytes(cloudpickle.dumps(run_trial(cloudpickle.loads(objective_blob), job)))
 
 
@@ -78,7 +82,7 @@ class SparkExecutor:
     Args:
         objective: shipped to the executors with cloudpickle (once, as a broadcast).
         master: a Spark master URL (``local[4]``, ``spark://host:7077``, ``yarn``, ...).
-        parallelism: trials in flight (default: the cluster's default parallelism).
+        workers: trials in flight (default: the cluster's default parallelism).
         trial_timeout: seconds before a trial's Spark job is cancelled and the trial failed.
 
     Raises:
@@ -90,7 +94,7 @@ class SparkExecutor:
         objective: Callable[[Any], Any],
         *,
         master: str,
-        parallelism: int | None = None,
+        workers: int | None = None,
         trial_timeout: float | None = None,
     ) -> None:
         _check_available()
@@ -105,10 +109,10 @@ class SparkExecutor:
         )
         self.session.sparkContext.setLogLevel("ERROR")
         sc = self.session.sparkContext
-        self.slots = parallelism or max(1, sc.defaultParallelism)
+        self.workers = workers or max(1, sc.defaultParallelism)
         self.trial_timeout = trial_timeout
         self._objective = sc.broadcast(ship(objective))
-        self._pool = ThreadPoolExecutor(self.slots, thread_name_prefix="tpetune-spark")
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tpetune-spark")
         self._running: dict[Future[Outcome], tuple[Job, float]] = {}
         self._lock = threading.Lock()
 
@@ -119,7 +123,7 @@ class SparkExecutor:
         # Job groups are per thread: the group lets a timeout cancel exactly this trial.
         sc.setJobGroup(f"tpetune-trial-{job.tid}", f"tpetune trial {job.tid}", True)
         # Read on the driver, now: the executor may be a machine without the study folder.
-        job = replace(job, ctx=with_reference_curves(job.ctx))
+        job = replace(job, ctx=with_reference(job.ctx))
         blob, job_blob = self._objective, cloudpickle.dumps(job)
         started = time.time()
         try:
