@@ -1,0 +1,474 @@
+"""``tpetune.fmin``: a drop-in for ``hyperopt.fmin`` that keeps every trial in a study.
+
+Change one line of a hyperopt script, ``from hyperopt import fmin`` to ``from tpetune import
+fmin``, and the search gains tpetune's crash-safe store and exact resume: running the script
+again continues the study (``study_dir``, by default ``runs/fmin-<fn>-<space fingerprint>``)
+up to ``max_evals`` trials in total, also after a ``kill -9``.
+
+What stays as in hyperopt:
+
+- the parameters and the return value: ``argmin`` in hyperopt's form (choice *indices*) when
+  ``return_argmin`` (so ``space_eval(space, best)`` works), ``space_eval`` of it otherwise;
+- a ``Trials`` passed in is filled as hyperopt fills it (``trials.trials``, ``losses()``,
+  ``best_trial``, ``argmin``), with the results the objective returned in this run (earlier
+  runs' trials carry the stored loss, status, curves and metrics);
+- ``algo``: ``tpe.suggest``, ``rand.suggest``, ``anneal.suggest``, ``atpe.suggest`` or a
+  ``functools.partial``/``hyperopt.partial`` of ``tpe.suggest`` with TPE knobs;
+- ``early_stop_fn`` (e.g. ``hyperopt.early_stop.no_progress_loss(10)``) is called after every
+  trial with the trials so far; on resume it is first replayed over the stored trials, so
+  its state is what an uninterrupted run would hold.
+
+What differs, on purpose:
+
+- ``rstate`` gives the study seed: one draw ``rstate.integers(2**31 - 1)`` (hyperopt's own
+  ``HYPEROPT_FMIN_SEED`` too); each proposal is then seeded from (study seed, trial id), so a
+  resumed study proposes what an uninterrupted one would. Without either, the seed is 0 for a
+  new study and the stored one on resume. :func:`study_seed` tells the seed of an ``rstate``.
+- ``max_evals`` is the study's total (hyperopt also counts trials already in ``trials``);
+  ``timeout`` is cumulative over all runs of the study.
+- an exception in ``fn`` fails that trial and the search goes on (as with
+  ``catch_eval_exceptions=True``), until 5 fail in a row.
+- ``trials_save_file`` is written once at the end (atomically), never read: tpetune unpickles
+  only on the explicit ``tpetune import FILE.pkl`` command.
+
+The values of the best trial (never indices) come from the study:
+``tpetune.load_study(study_dir).best_params``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import os
+import pickle
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tpetune.errors import ConfigError
+from tpetune.space import Space
+from tpetune.store import Store, TrialRecord, TrialState
+
+log = logging.getLogger("tpetune")
+
+#: hyperopt.fmin's own default for max_evals, when a stop rule bounds the search instead.
+UNBOUNDED = 2**31 - 1
+
+
+def fmin(
+    fn: Callable[..., Any],
+    space: Any,
+    algo: Any = None,
+    max_evals: int | None = None,
+    timeout: float | None = None,
+    loss_threshold: float | None = None,
+    trials: Any = None,
+    rstate: Any = None,
+    allow_trials_fmin: bool = True,
+    pass_expr_memo_ctrl: Any = None,
+    catch_eval_exceptions: bool = False,
+    verbose: bool = True,
+    return_argmin: bool = True,
+    points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
+    max_queue_len: int = 1,
+    show_progressbar: Any = True,
+    early_stop_fn: Callable[..., Any] | None = None,
+    trials_save_file: str = "",
+    *,
+    study_dir: str | Path | None = None,
+    keep_models: int | None = None,
+) -> Any:
+    """Minimise ``fn`` over ``space`` like ``hyperopt.fmin``, in a resumable study.
+
+    Args:
+        fn, space, algo, max_evals, timeout, loss_threshold, trials, rstate, verbose,
+            return_argmin, points_to_evaluate, show_progressbar, early_stop_fn,
+            trials_save_file, catch_eval_exceptions: as in ``hyperopt.fmin`` (see the module
+            docstring for the differences). ``allow_trials_fmin`` and ``max_queue_len`` are
+            accepted and have no effect.
+        study_dir: the study folder (default ``runs/fmin-<fn name>-<space fingerprint>-s<seed>``).
+        keep_models: how many best trials keep a Keras model ``fn`` returned (default 3).
+
+    Returns:
+        ``trials.argmin`` (hyperopt's form) when ``return_argmin``, else its ``space_eval``
+        (``None`` when no trial succeeded).
+
+    Raises:
+        ConfigError: an algo tpetune cannot seed, ``pass_expr_memo_ctrl``, a study made with
+            another seed, or no ``max_evals`` and no stop rule.
+        Exception: what ``fn`` raised, after it is recorded (unless ``catch_eval_exceptions``),
+            and hyperopt's own errors for a bad space, timeout or loss_threshold.
+    """
+    from hyperopt.fmin import validate_loss_threshold, validate_timeout
+
+    from tpetune.errors import SearchFailedError
+    from tpetune.options import Search, StopRules
+    from tpetune.tuning import tune
+
+    if pass_expr_memo_ctrl:
+        raise ConfigError("tpetune.fmin does not support pass_expr_memo_ctrl: call fn(params)")
+    validate_timeout(timeout)
+    validate_loss_threshold(loss_threshold)
+    if space == "annotated":
+        space, fn = _annotated(fn)
+    name, options = algo_spec(algo)
+    if max_evals is None:
+        if timeout is None and loss_threshold is None and early_stop_fn is None:
+            raise ConfigError("fmin needs max_evals (or timeout, loss_threshold, early_stop_fn)")
+        max_evals = UNBOUNDED
+    tspace = _space(fn, space)
+    seed = study_seed(rstate)
+    if study_dir is None:
+        study_dir = default_study_dir(fn, tspace, seed)
+    study_dir = Path(study_dir)
+    points = _take_trials(trials, trials_save_file, tspace, study_dir, seed, name, options)
+    if trials is None:
+        points += [tspace.params(p) for p in points_to_evaluate or ()]
+    from tpetune.models import DEFAULT_KEEP, Retention
+
+    capture = _Capture(fn, raise_errors=not catch_eval_exceptions)
+    keep = DEFAULT_KEEP if keep_models is None else keep_models
+    callbacks: list[Any] = [capture.stop_on_error, Retention(study_dir, keep)]
+    if early_stop_fn is not None:
+        stopper = EarlyStop(early_stop_fn, tspace.labels)
+        if stopper.replay(study_dir):
+            log.info("tpetune.fmin: early_stop_fn had already stopped study %s", study_dir)
+            return _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
+        callbacks.append(stopper)
+    log.info("tpetune.fmin: study in %s", study_dir)
+    try:
+        tune(
+            capture,
+            tspace,
+            study_dir=study_dir,
+            max_evals=max_evals,
+            search=Search(algo=name, seed=seed, options=options, points=points),
+            stop=StopRules(
+                timeout=timeout,
+                loss_threshold=loss_threshold,
+                max_failures=UNBOUNDED if catch_eval_exceptions else 5,
+            ),
+            callbacks=callbacks,
+            progress=bool(verbose and show_progressbar),
+        )
+    except SearchFailedError:
+        if capture.error is None and not catch_eval_exceptions:
+            raise  # hyperopt would have raised fn's exception first; here it is ours
+    result = _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
+    if capture.error is not None:
+        raise capture.error
+    return result
+
+
+def _space(fn: Callable[..., Any], space: Any) -> Space:
+    """The Space, validated by hyperopt's own Domain first (its exceptions, as fmin raises)."""
+    from hyperopt.base import Domain
+
+    if isinstance(space, Space):
+        return space
+    Domain(fn, space)  # DuplicateLabel and friends, exactly as hyperopt.fmin raises them
+    return Space(space)
+
+
+def _take_trials(
+    trials: Any,
+    save_file: str,
+    space: Space,
+    study_dir: Path,
+    seed: int | None,
+    algo: str,
+    options: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Bring a passed-in Trials into a new study; the points it asks to evaluate, if any.
+
+    A Trials holding only new documents (``generate_trials_to_calculate``) gives the study's
+    first points; one holding results is imported (:mod:`tpetune.trials_import`). An existing
+    study is the truth: the Trials is then refilled from it at the end."""
+    if trials is None and save_file and os.path.exists(save_file) and not Store.exists(study_dir):
+        raise ConfigError(
+            f"trials_save_file {save_file} exists, but tpetune.fmin never unpickles on its "
+            f"own: continue it with `tpetune import {save_file} --space FILE.py --study-dir "
+            f"{study_dir}` (or pass trials=pickle.load(...) once), or delete it"
+        )
+    docs = list(getattr(trials, "_dynamic_trials", None) or [])
+    if not docs or Store.exists(study_dir):
+        return []
+    from hyperopt import base
+
+    if all(d["state"] == base.JOB_STATE_NEW for d in docs):
+        ordered = sorted(docs, key=lambda d: d["tid"])
+        return [
+            space.params({k: v[0] for k, v in d["misc"]["vals"].items() if len(v)}) for d in ordered
+        ]
+    from tpetune.trials_import import import_trials
+
+    import_trials(trials, space, study_dir, seed=seed, algo=algo, options=options)
+    return []
+
+
+def algo_spec(algo: Any) -> tuple[str, dict[str, Any]]:
+    """tpetune's algorithm name and knobs for a hyperopt ``algo`` argument.
+
+    Raises:
+        ConfigError: anything but hyperopt's suggest functions (tpetune seeds each proposal
+            from the study seed and the trial id, so it calls the algorithm itself).
+    """
+    from hyperopt import anneal, atpe, rand, tpe
+
+    if algo is None:
+        return "tpe", hyperopt_tpe_defaults()
+    options: dict[str, Any] = {}
+    func = algo
+    while isinstance(func, functools.partial):
+        if func.args:
+            raise ConfigError(f"algo {algo!r}: give the knobs by keyword (n_startup_jobs=...)")
+        options = {**func.keywords, **options}
+        func = func.func
+    known = {tpe.suggest: "tpe", rand.suggest: "rand", anneal.suggest: "anneal"}
+    known[atpe.suggest] = "atpe"
+    by_name = {f"{f.__module__}.{f.__name__}": n for f, n in known.items()}
+    name = known.get(func) or by_name.get(
+        f"{getattr(func, '__module__', '')}.{getattr(func, '__name__', '')}"
+    )
+    if name is None:
+        raise ConfigError(
+            f"algo {algo!r} is not one of hyperopt's tpe.suggest, rand.suggest, anneal.suggest, "
+            "atpe.suggest (or functools.partial(tpe.suggest, n_startup_jobs=...)): tpetune "
+            "calls the algorithm itself to seed each proposal"
+        )
+    if name == "tpe":  # tpetune's own default startup differs: keep hyperopt's, as fmin would
+        options = {**hyperopt_tpe_defaults(), **options}
+    return name, options
+
+
+def hyperopt_tpe_defaults() -> dict[str, Any]:
+    """``n_startup_jobs`` as ``tpe.suggest`` defaults it (tpetune's own default scales with
+    ``max_evals``; a drop-in must propose what hyperopt.fmin proposes)."""
+    from hyperopt import tpe
+
+    default = inspect.signature(tpe.suggest).parameters["n_startup_jobs"].default
+    return {"n_startup_jobs": int(default)}
+
+
+def study_seed(rstate: Any) -> int | None:
+    """The study seed tpetune.fmin uses for ``rstate`` (one draw of ``2**31 - 1``).
+
+    ``None`` (the study's default: 0, or the stored seed on resume) when ``rstate`` is
+    ``None`` and ``HYPEROPT_FMIN_SEED`` is not set.
+    """
+    import numpy as np
+
+    if rstate is None:
+        env = os.environ.get("HYPEROPT_FMIN_SEED", "")
+        if not env:
+            return None
+        rstate = np.random.default_rng(int(env))
+    if isinstance(rstate, int):
+        return int(rstate)
+    if hasattr(rstate, "integers"):
+        return int(rstate.integers(2**31 - 1))
+    if hasattr(rstate, "randint"):
+        return int(rstate.randint(2**31 - 1))
+    raise ConfigError(f"rstate must be a numpy.random.Generator; got {type(rstate).__name__}")
+
+
+def default_study_dir(fn: Callable[..., Any], space: Space, seed: int | None = None) -> Path:
+    """``runs/fmin-<fn name>-<space fingerprint>-s<seed>``: another function, space or rstate
+    is another study, and re-running the same script resumes its own."""
+    name = getattr(fn, "__name__", type(fn).__name__).strip("<>") or "fn"
+    return Path("runs") / f"fmin-{name}-{space.fingerprint[:8]}-s{0 if seed is None else seed}"
+
+
+class EarlyStop:
+    """hyperopt's ``early_stop_fn`` as a tune() callback, with its state kept across resumes.
+
+    It sees a ``Trials`` of the finished trials in the order they finished (as hyperopt's
+    serial loop shows them), whatever the executor.
+    """
+
+    def __init__(self, fn: Callable[..., Any], labels: Sequence[str]) -> None:
+        from hyperopt import Trials
+
+        self.fn = fn
+        self.labels = list(labels)
+        self.args: list[Any] = []
+        self.trials = Trials()
+        self.seen: set[int] = set()
+
+    def _step(self, record: TrialRecord, labels: list[str]) -> bool:
+        from tpetune.study import hyperopt_doc
+
+        if record.tid in self.seen:
+            return False
+        self.seen.add(record.tid)
+        self.trials.insert_trial_docs([hyperopt_doc(record, labels)])
+        self.trials.refresh()
+        stop, args = self.fn(self.trials, *self.args)
+        self.args = list(args) if args is not None else []
+        return bool(stop)
+
+    def replay(self, study_dir: Path) -> bool:
+        """Feed the stored finished trials (by finish time); True when they already stop."""
+        from tpetune.study import load_study
+
+        if not Store.exists(study_dir):
+            return False
+        study = load_study(study_dir)
+        done = [r for r in study.records if r.state is not TrialState.RUNNING]
+        stopped = False
+        for record in sorted(done, key=lambda r: (r.finished or 0.0, r.tid)):
+            stopped = self._step(record, self.labels) or stopped
+        return stopped
+
+    def __call__(self, trials: Any, record: TrialRecord) -> str | None:
+        if self._step(record, self.labels):
+            return "early_stop_fn stopped the search"
+        return None
+
+
+class _Capture:
+    """``fn`` as tune()'s objective: hyperopt result dicts pass as they are (tpetune reads
+    ``loss``/``status`` and keeps the rest); this run's raw results fill the user's Trials.
+
+    An exception in ``fn`` is recorded (the trial fails, as in tpetune) and, when
+    ``raise_errors`` (hyperopt's ``catch_eval_exceptions=False``), stops the run through
+    :meth:`stop_on_error` so that :func:`fmin` re-raises it, as hyperopt.fmin does."""
+
+    def __init__(self, fn: Callable[..., Any], *, raise_errors: bool = True) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.raise_errors = raise_errors
+        self.results: dict[int, Any] = {}
+        self.errors: dict[int, BaseException] = {}
+        self.error: BaseException | None = None
+
+    def __call__(self, params: Any) -> Any:
+        from tpetune.context import current_trial
+
+        ctx = current_trial()
+        try:
+            result = self.fn(params)
+        except Exception as exc:
+            if ctx is not None:
+                self.errors[ctx.tid] = exc
+            raise
+        if ctx is not None:
+            self.results[ctx.tid] = result
+        if isinstance(result, Mapping) and "attachments" in result:
+            result = {k: v for k, v in result.items() if k != "attachments"}
+        return result
+
+    def stop_on_error(self, trials: Any, record: TrialRecord) -> str | None:
+        exc = self.errors.get(record.tid)
+        if exc is None or not self.raise_errors:
+            return None
+        self.error = exc
+        return f"fn raised {type(exc).__name__} in trial {record.tid}"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(results={}, errors={}, error=None)  # they stay in the driver's process
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def fill_trials(
+    trials: Any,
+    study_dir: Path,
+    results: Mapping[int, Any] | None = None,
+    errors: Mapping[int, BaseException] | None = None,
+) -> Any:
+    """Make ``trials`` hold the study's finished trials as hyperopt documents, in tid order.
+
+    A trial's ``result`` is the raw value the objective returned when it is in ``results``
+    (this run, in this process), else rebuilt from the store (loss, status, curves, metrics).
+    A trial whose ``fn`` raised in this run is an error document (``JOB_STATE_ERROR`` with
+    ``misc["error"]``), kept in ``trials._dynamic_trials`` but not in ``trials.trials``, as
+    hyperopt leaves it.
+    """
+    from hyperopt import Trials, base
+
+    from tpetune.study import hyperopt_doc, load_study
+
+    study = load_study(study_dir)
+    labels = list(study.meta.get("space", {})) or study.param_labels
+    results, errors = results or {}, errors or {}
+    docs = []
+    for record in study.records:
+        if record.state is TrialState.RUNNING:
+            continue  # interrupted: not a finished trial
+        doc = hyperopt_doc(record, labels)
+        raw = results.get(record.tid)
+        if record.tid in errors:
+            exc = errors[record.tid]
+            doc["state"] = base.JOB_STATE_ERROR
+            doc["misc"]["error"] = (str(type(exc)), str(exc))
+        elif isinstance(raw, Mapping):
+            doc["result"] = {k: v for k, v in raw.items() if k != "attachments"}
+        elif raw is not None and doc["result"]["status"] == base.STATUS_OK:
+            doc["result"] = {"loss": float(raw), "status": base.STATUS_OK}
+        else:
+            if record.curves:
+                doc["result"]["curves"] = record.curves
+            doc["result"].update(
+                {k: v for k, v in record.metrics.items() if k not in doc["result"]}
+            )
+        docs.append(doc)
+    trials = Trials() if trials is None else trials
+    trials.delete_all()
+    if docs:
+        trials._insert_trial_docs(docs)  # our docs hold Python values already (SONify skipped)
+    trials.refresh()
+    return trials
+
+
+def _finish(
+    study_dir: Path,
+    space: Space,
+    trials: Any,
+    capture: _Capture,
+    return_argmin: bool,
+    trials_save_file: str,
+) -> Any:
+    """Fill the Trials, write ``trials_save_file``, return what hyperopt.fmin returns."""
+    from hyperopt import space_eval
+
+    trials = fill_trials(trials, study_dir, capture.results, capture.errors)
+    if trials_save_file:
+        from tpetune._io import atomic_write
+
+        atomic_write(Path(trials_save_file), pickle.dumps(trials, protocol=pickle.HIGHEST_PROTOCOL))
+    if capture.error is not None:
+        return None  # fmin re-raises fn's exception
+    if return_argmin:
+        if len(trials.trials) == 0:
+            raise Exception("There are no evaluation tasks, cannot return argmin of task losses.")
+        return trials.argmin
+    if len(trials) > 0:
+        return space_eval(space.tree, trials.argmin)
+    return None
+
+
+def _annotated(fn: Callable[..., Any]) -> tuple[dict[str, Any], Callable[[Any], Any]]:
+    """hyperopt's ``space="annotated"``: the space from ``fn``'s type hints."""
+    from hyperopt import pyll
+
+    annotations = inspect.getfullargspec(fn).annotations
+    annotations.pop("return", None)
+    for node in annotations.values():
+        if not isinstance(node, pyll.base.Apply):
+            from hyperopt import exceptions
+
+            raise exceptions.InvalidAnnotatedParameter(
+                'When using `space="annotated"`, annotate every argument of fn with an hp.* '
+                "expression (a pyll.base.Apply)"
+            )
+
+    @functools.wraps(fn)
+    def wrapper(params: Mapping[str, Any]) -> Any:
+        return fn(**params)
+
+    return dict(annotations), wrapper
