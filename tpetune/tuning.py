@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tpetune import __version__, algos
+from tpetune import __version__, algos, provenance
 from tpetune.driver import Driver
 from tpetune.errors import ConfigError, SearchFailedError, SpaceMismatchError
 from tpetune.options import (
@@ -192,6 +192,8 @@ def _open_store(
     if not Store.exists(study_dir):
         meta = new_study_meta(space, search, pruner, max_evals, stop.timeout)
         meta["points"] = point_vals
+        data_files = provenance.data_files_in(config)
+        meta["provenance"], _ = provenance.on_open(None, space.source, data_files=data_files)
         store = Store.create(study_dir, {**meta, "objective_config": config})
         return store, store.meta()
     store = Store.open(study_dir, readonly=False)
@@ -203,6 +205,10 @@ def _open_store(
         store.close()
         raise
     updates: dict[str, Any] = {"max_evals": max_evals, "timeout": stop.timeout}
+    data_files = provenance.data_files_in(config)
+    updates["provenance"], warning = provenance.on_open(meta, space.source, data_files=data_files)
+    if warning:  # other versions may compute other numbers: say so, but do not refuse
+        log.warning("warning: study %s: %s", study_dir, warning)
     if "algo_options" not in meta:  # a study made before knobs were stored: they were
         updates["algo_options"] = dict(search.options)  # passed on each run, as now
     if "pruner" not in meta:
