@@ -51,6 +51,14 @@ class TrialContext:
     def workdir(self) -> Path | None:
         return None if self.study_dir is None else self.study_dir / "trials" / str(self.tid)
 
+    def save_model(self, model: Any, key: str = "model") -> str:
+        """Keep a Keras ``model`` with this trial (``STUDY/models/<tid>.keras``, the best
+        trials' files retained); returns its path in the study or ``"unavailable: ..."``.
+        See :mod:`tpetune.models`."""
+        from tpetune.models import save
+
+        return save(model, self, key)
+
     def ensure_workdir(self) -> Path | None:
         """Create and return :attr:`workdir` (``None`` when there is no study folder)."""
         wd = self.workdir

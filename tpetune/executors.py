@@ -79,7 +79,9 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
                 finished=time.time(),
                 steps=steps.shipped,
             )
-    outcome = interpret(raw)
+    from tpetune.models import capture
+
+    outcome = interpret(capture(raw, job.ctx))  # Keras models -> STUDY/models/<tid>.keras
     state = outcome.state
     if state is TrialState.OK and "pruned_at_epoch" in job.ctx.notes:
         state = TrialState.PRUNED  # a pruning callback stopped the fit
@@ -112,8 +114,11 @@ def interpret(raw: Any) -> Outcome:
     if isinstance(raw, Mapping):
         status = raw.get("status", "ok")
         curves = {str(k): [float(x) for x in v] for k, v in (raw.get("curves") or {}).items()}
-        metrics = dict(jsonable(raw.get("metrics") or {}))
-        metrics.update({k: jsonable(v) for k, v in raw.items() if k not in _KNOWN_KEYS})
+        from tpetune.models import report_non_json  # other objects: one warning, not a repr
+
+        metrics = dict(jsonable(report_non_json(raw.get("metrics") or {})))
+        extra = report_non_json({str(k): v for k, v in raw.items() if k not in _KNOWN_KEYS})
+        metrics.update({k: jsonable(v) for k, v in extra.items()})
         if status == "fail":
             error = str(raw.get("error") or "the objective returned status 'fail'")
             return Outcome(TrialState.FAIL, curves=curves, metrics=metrics, error=error)
