@@ -48,6 +48,7 @@ class StepLog:
     values: dict[int, float] = field(default_factory=dict)
     last: Decision = field(default_factory=lambda: Decision(False))
     shipped: list[list[Any]] = field(default_factory=list)  # rows for the driver to store
+    latest: int | None = None  # the last step reported in this attempt
     _store: Any = None
     _board: MemoryBoard | None = None
     _finished: list[list[float]] | None = None
@@ -72,11 +73,14 @@ class StepLog:
                 self.values = {**dict(self._store.steps(ctx.tid)), **self.values}
 
     def curve(self) -> list[float]:
-        return [self.values[s] for s in sorted(self.values)]
+        """The values up to the latest step reported in this attempt: a re-run that started
+        over (no checkpoint) makes later steps stored by the crashed attempt obsolete."""
+        return [self.values[s] for s in sorted(self.values) if s <= (self.latest or s)]
 
     def report(self, step: int, value: float) -> Decision:
         self._connect()
         self.values[step] = value
+        self.latest = step
         curve = [self.values[s] for s in sorted(self.values) if s <= step]
         pruner = None if isinstance(self.pruner, NoPruner) else self.pruner
         if self._store is not None:
@@ -102,6 +106,8 @@ class StepLog:
 
     def close(self) -> None:
         if self._store is not None:
+            if self.latest is not None:
+                self._store.drop_steps_after(self.ctx.tid, self.latest)
             self._store.close()
             self._store = None
 

@@ -324,6 +324,12 @@ class Store:
                 ],
             )
 
+    def drop_steps_after(self, tid: int, step: int) -> None:
+        """Forget steps after ``step`` of trial ``tid``: left by a crashed earlier attempt that
+        got further than this one, which started over and ended sooner."""
+        with self._conn:
+            self._conn.execute("DELETE FROM steps WHERE tid=? AND step>?", (tid, step))
+
     def rung_table(self) -> dict[int, dict[int, list[Any]]]:
         """Every recorded rung decision: rung -> tid -> [pruned, value]."""
         table: dict[int, dict[int, list[Any]]] = {}
