@@ -1,0 +1,47 @@
+"""A study made by the previous release (schema 1) opens, shows and resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tpetune import load_study
+
+FIXTURE = Path(__file__).parent / "fixtures" / "v1_quadratic"
+
+
+def test_a_schema_1_study_reads_and_resumes_to_what_the_old_release_proposed(
+    tmp_path: Path,
+) -> None:
+    study_dir = tmp_path / "quadratic"
+    study_dir.mkdir()
+    shutil.copy(FIXTURE / "study.db", study_dir / "study.db")
+    old = load_study(study_dir)
+    assert len(old.records) == 6 and old.meta["schema_version"] == 1
+    shown = subprocess.run(
+        [sys.executable, "-m", "tpetune", "show", str(study_dir), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    argv = [sys.executable, "-m", "tpetune", "run", "quadratic", "--max-evals", "10"]
+    done = subprocess.run(
+        [*argv, "--study-dir", str(study_dir), "--quiet", "--no-plots"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = json.loads((FIXTURE / "expected_10.json").read_text())
+    resumed = load_study(study_dir)
+    assert [(r.tid, r.params) for r in resumed.records] == [
+        (e["tid"], e["params"]) for e in expected
+    ]
+    assert [r.loss for r in resumed.records] == pytest.approx([e["loss"] for e in expected])
+    assert resumed.meta["schema_version"] == 2
