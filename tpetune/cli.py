@@ -220,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, help="file to write (default: STUDY_DIR/trials.EXT)"
     )
     p.set_defaults(func=cmd_export)
+
+    from tpetune.cli_compat import add_commands  # import, best-model, replay
+
+    add_commands(sub)
     return parser
 
 
@@ -408,7 +412,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     study = load_study(args.study_dir)
     if args.json:
-        print(json.dumps(study.to_dict(), indent=2))
+        doc = study.to_dict()
+        doc.setdefault("provenance", study.meta.get("provenance", []))  # what it ran under
+        print(json.dumps(doc, indent=2))
     else:
         from tpetune.report import show_text
 
