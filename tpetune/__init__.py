@@ -45,6 +45,7 @@ from tpetune.store import TrialRecord, TrialState
 from tpetune.study import Study, load_study
 
 if TYPE_CHECKING:
+    from tpetune.compat import fmin
     from tpetune.space import Space, load_space
     from tpetune.tuning import tune
 
@@ -75,6 +76,7 @@ __all__ = [
     "Workers",
     "__version__",
     "current_trial",
+    "fmin",
     "load_space",
     "load_study",
     "report",
@@ -89,6 +91,10 @@ def __getattr__(name: str) -> Any:
         from tpetune.tuning import tune
 
         return tune
+    if name == "fmin":  # the drop-in for hyperopt.fmin (tpetune.compat)
+        from tpetune.compat import fmin
+
+        return fmin
     if name in ("Space", "load_space"):
         from tpetune import space
 
