@@ -24,6 +24,7 @@ from typing import Any
 from tpetune import __version__, algos, provenance
 from tpetune.driver import Driver
 from tpetune.errors import ConfigError, SearchFailedError, SpaceMismatchError
+from tpetune.models import DEFAULT_KEEP, Retention
 from tpetune.options import (
     Callback,
     ExecutorOption,
@@ -53,6 +54,7 @@ def tune(
     fresh: bool = False,
     objective_config: dict[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
+    keep_models: int = DEFAULT_KEEP,
     progress: bool = True,
 ) -> Study:
     """Minimise ``objective`` over ``space``, persisting every trial in ``study_dir``.
@@ -80,6 +82,8 @@ def tune(
             because the old and new trials would not be comparable.
         callbacks: each called after every finished trial as ``cb(trials, record)`` with
             hyperopt's ``Trials`` and the trial's record; a returned string stops the run.
+        keep_models: how many of the best trials keep the Keras model their result held (or
+            that they saved with ``current_trial().save_model``); others' are deleted.
         progress: show a progress bar with the best loss so far (on stderr).
 
     Returns:
@@ -100,6 +104,7 @@ def tune(
     point_vals = [space.vals_from_params(p) for p in search.points]
     study_dir = Path(study_dir)
     config = jsonable(dict(objective_config or {}))
+    retention = Retention(study_dir, keep_models)  # validates keep_models
 
     lock = StudyLock(study_dir).acquire()
     try:
@@ -128,7 +133,7 @@ def tune(
                 rules=stop,
                 pruner=meta.get("pruner"),
                 point_vals=point_vals,
-                callbacks=callbacks,
+                callbacks=[*callbacks, retention],
             )
             reason = driver.run(max_evals, (executor or Serial()).build(objective), progress)
             records = store.records()
