@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from tpetune import __version__
 from tpetune import digits as digits_defaults  # constants only: no TensorFlow import
 from tpetune.algos import ALGOS
 from tpetune.errors import ConfigError, TpetuneError
+from tpetune.options import Search, Serial, Spark, StopRules, Workers
+from tpetune.pruners import PRUNERS, ASHAPruner, MedianPruner, default_pruner
 
 log = logging.getLogger("tpetune")
 
@@ -38,6 +40,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
@@ -80,11 +92,13 @@ def _add_search_options(
     g.add_argument(
         "--max-failures",
         type=_positive_int,
-        default=5,
+        default=StopRules().max_failures,
         metavar="K",
         help="stop with exit code 1 after K failed trials in a row (default: %(default)s)",
     )
-    g.add_argument("--loss-threshold", type=float, help="stop once the best loss is <= this")
+    g.add_argument(
+        "--loss-threshold", type=_finite_float, help="stop once the best loss is <= this"
+    )
     g.add_argument(
         "--no-progress",
         type=_positive_int,
@@ -95,39 +109,61 @@ def _add_search_options(
         "--points",
         type=Path,
         metavar="FILE.json",
-        help="JSON list of param dicts (by value) evaluated first",
+        help="JSON list of param dicts (by value) evaluated first, as a new study's first trials",
     )
-    g.add_argument("--tpe-startup", type=_positive_int, help="TPE: random trials before TPE")
+    g.add_argument(
+        "--tpe-startup",
+        type=_positive_int,
+        help="TPE: random trials before TPE (default for a new study: a tenth of --max-evals, "
+        "5 to 20; stored with the study)",
+    )
     g.add_argument("--tpe-gamma", type=float, help="TPE: fraction of trials deemed good")
     g.add_argument("--tpe-candidates", type=_positive_int, help="TPE: EI candidates per step")
+    g = p.add_argument_group(
+        "pruning",
+        "stop trials that report worse values than others at the same epoch (Keras objectives "
+        "through tpetune.pruning.keras_pruning_callback, any objective through tpetune.report "
+        "and tpetune.should_prune); stored with the study",
+    )
     g.add_argument(
         "--prune",
-        choices=("median", "none"),
-        default="median",
-        help="stop trials whose val loss is worse than the median of finished ones at the same "
-        "epoch (Keras objectives using tpetune.pruning.keras_pruning_callback; default: median)",
+        choices=tuple(PRUNERS),
+        help=f"the pruner (default for a new study: {default_pruner().to_json()['name']}; the "
+        "stored one on "
+        "resume)",
     )
+    median, asha = MedianPruner(), ASHAPruner()
     g.add_argument(
         "--prune-warmup-trials",
         type=_positive_int,
-        default=5,
         metavar="N",
-        help="finished trials before pruning starts (default: %(default)s)",
+        help=f"median: finished trials before pruning starts (default: {median.warmup_trials})",
     )
     g.add_argument(
         "--prune-warmup-epochs",
         type=_positive_int,
-        default=3,
         metavar="E",
-        help="epochs a trial always trains (default: %(default)s)",
+        help=f"median: epochs a trial always trains (default: {median.warmup_steps})",
     )
     g.add_argument(
         "--prune-percentile",
         type=float,
-        default=50.0,
         metavar="P",
-        help="prune when worse than this percentile (default: %(default)s)",
+        help=f"median: prune when worse than this percentile (default: {median.percentile:g})",
     )
+    g.add_argument(
+        "--prune-min-epochs",
+        type=_positive_int,
+        metavar="R",
+        help=f"asha: epochs at the first rung; rungs at R*ETA^k (default: {asha.min_steps})",
+    )
+    g.add_argument(
+        "--prune-reduction-factor",
+        type=_positive_int,
+        metavar="ETA",
+        help=f"asha: keep the best 1/ETA at each rung (default: {asha.reduction_factor})",
+    )
+    g = p.add_argument_group("where trials run")
     g.add_argument(
         "--workers",
         type=_positive_int,
@@ -213,13 +249,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for the PNGs (default: the study folder)")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("export", help="export trials as CSV, JSON or a hyperopt Trials pickle")
-    p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
-    p.add_argument("--format", choices=("csv", "json", "pickle"), default="csv")
-    p.add_argument(
-        "-o", "--output", type=Path, help="file to write (default: STUDY_DIR/trials.EXT)"
+    from tpetune.export import ALL_FORMATS
+
+    p = sub.add_parser(
+        "export",
+        help="export trials as CSV, JSON, a hyperopt pickle, or to Optuna/TensorBoard/MLflow",
     )
+    p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
+    p.add_argument("--format", choices=ALL_FORMATS, default="csv")
+    p.add_argument(
+        "-o", "--output", type=Path,
+        help="file or folder to write (default: STUDY_DIR/trials.EXT, optuna.db, tensorboard/)",
+    )  # fmt: skip
+    p.add_argument(
+        "--tracking-uri", metavar="URI",
+        help="MLflow tracking URI for --format mlflow (default: sqlite:///STUDY_DIR/mlflow.db)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("dashboard", help="serve optuna-dashboard on 127.0.0.1, following the study")
+    p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument(
+        "--db", type=Path, help="the Optuna export kept in step (default: STUDY_DIR/optuna.db)"
+    )
+    p.add_argument(
+        "--poll", type=_positive_float, default=1.0, metavar="SEC",
+        help="seconds between looks at the study (default 1)",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_dashboard)
 
     from tpetune.cli_compat import add_commands  # import, best-model, replay
 
@@ -256,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
         return 0
     except TpetuneError as exc:
-        print(f"tpetune: error: {exc}", file=sys.stderr)
+        print(f"tpetune: error: {for_cli(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         where = getattr(args, "resolved_study_dir", None) or getattr(args, "study_dir", None)
@@ -292,6 +350,7 @@ def _setup_logging() -> None:
 
 # -- search commands ---------------------------------------------------------------------------
 def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The library's option objects (and run arguments) from the search flags."""
     algo_options = {
         key: value
         for key, value in (
@@ -303,28 +362,99 @@ def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
     return {
         "max_evals": args.max_evals,
-        "algo": args.algo,
-        "seed": args.seed,
-        "timeout": args.timeout,
+        "search": Search(
+            algo=args.algo,
+            seed=args.seed,
+            options=algo_options,
+            points=_read_points(args.points) if args.points else (),
+        ),
+        "stop": StopRules(
+            timeout=args.timeout,
+            loss_threshold=args.loss_threshold,
+            no_progress=args.no_progress,
+            max_failures=args.max_failures,
+        ),
+        "pruner": _pruner(args),
+        "executor": _executor(args),
         "fresh": args.fresh,
-        "max_failures": args.max_failures,
-        "loss_threshold": args.loss_threshold,
-        "no_progress": args.no_progress,
-        "points": _read_points(args.points) if args.points else None,
-        "algo_options": algo_options or None,
-        "pruning": {"rule": "none"}
-        if args.prune == "none"
-        else {
-            "rule": args.prune,
-            "warmup_trials": args.prune_warmup_trials,
-            "warmup_epochs": args.prune_warmup_epochs,
-            "percentile": args.prune_percentile,
-        },
-        "workers": args.workers,
-        "trial_timeout": args.trial_timeout,
-        "spark": args.spark,
         "progress": not args.quiet,
     }
+
+
+def _pruner(args: argparse.Namespace) -> Any:
+    """The pruner the flags ask for; ``None`` (the stored or default one) without --prune."""
+    knobs = {
+        "median": {
+            "warmup_trials": args.prune_warmup_trials,
+            "warmup_steps": args.prune_warmup_epochs,
+            "percentile": args.prune_percentile,
+        },
+        "asha": {
+            "min_steps": args.prune_min_epochs,
+            "reduction_factor": args.prune_reduction_factor,
+        },
+    }
+    for name, given in knobs.items():
+        stray = [k for k, v in given.items() if v is not None]
+        if stray and args.prune != name:
+            flag = _flag_of(stray[0])
+            raise ConfigError(f"{flag} applies to --prune {name} only: add --prune {name}")
+    if args.prune is None:
+        return None
+    chosen = {k: v for k, v in knobs.get(args.prune, {}).items() if v is not None}
+    return PRUNERS[args.prune](**chosen)
+
+
+def _flag_of(knob: str) -> str:
+    return {
+        "warmup_trials": "--prune-warmup-trials",
+        "warmup_steps": "--prune-warmup-epochs",
+        "percentile": "--prune-percentile",
+        "min_steps": "--prune-min-epochs",
+        "reduction_factor": "--prune-reduction-factor",
+    }[knob]
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """Serial, worker processes or Spark, from --workers, --trial-timeout and --spark."""
+    if args.spark is not None:
+        workers = args.workers if args.workers > 1 else None
+        return Spark(args.spark, workers=workers, trial_timeout=args.trial_timeout)
+    if args.workers > 1 or args.trial_timeout is not None:
+        return Workers(args.workers, trial_timeout=args.trial_timeout)
+    return Serial()
+
+
+#: Library argument names in error messages -> the flags a CLI user types.
+_FLAGS = (
+    ("Search(algo='tpe')", "--algo tpe"),
+    ("Search(algo='grid')", "--algo grid"),
+    ("Search(algo='atpe')", "--algo atpe"),
+    ("another Search(algo=...)", "another --algo"),
+    ("Search(algo=...)", "--algo"),
+    ("Search(seed=...)", "--seed"),
+    ("Search(points=...)", "--points"),
+    ("Search(options=", "the --tpe-* flags ("),
+    ("StopRules(timeout=...)", "--timeout"),
+    ("StopRules(loss_threshold=...)", "--loss-threshold"),
+    ("StopRules(no_progress=...)", "--no-progress"),
+    ("StopRules(max_failures=...)", "--max-failures"),
+    ("Workers(workers=...)", "--workers"),
+    ("Workers(trial_timeout=...)", "--trial-timeout"),
+    ("Spark(workers=...)", "--workers"),
+    ("Spark(trial_timeout=...)", "--trial-timeout"),
+    ("Spark(master=...)", "--spark"),
+    ("leave pruner unset", "drop --prune"),
+    ("fresh=True", "--fresh"),
+    ("another study_dir", "another --study-dir"),
+)
+
+
+def for_cli(message: str) -> str:
+    """A library error message with its argument names replaced by the CLI's flags."""
+    for name, flag in _FLAGS:
+        message = message.replace(name, flag)
+    return message.replace("leave --", "drop --").replace(" unset to resume", " to resume")
 
 
 def _read_points(path: Path) -> list[dict[str, Any]]:
@@ -356,37 +486,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stock(args: argparse.Namespace) -> int:
-    from tpetune.stock.study import format_summary, run_stock_study
-
-    data = {"csv": args.csv, "epochs": args.epochs, "folds": args.folds}
-    return _run_study(args, "stock", run_stock_study, format_summary, data)
+    return _run_study(args, "stock", {"csv": args.csv, "epochs": args.epochs, "folds": args.folds})
 
 
 def cmd_digits(args: argparse.Namespace) -> int:
-    from tpetune.digits.study import format_summary, run_digits_study
-
-    data = {"mnist": args.mnist, "folds": args.folds}
-    return _run_study(args, "digits", run_digits_study, format_summary, data)
+    return _run_study(args, "digits", {"mnist": args.mnist, "folds": args.folds})
 
 
-def _run_study(
-    args: argparse.Namespace,
-    name: str,
-    run: Callable[..., tuple[Any, dict[str, Any] | None]],
-    format_summary: Callable[[dict[str, Any]], str],
-    data: dict[str, Any],
-) -> int:
+def _run_study(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int:
     """A bundled study: tune, then print the search summary and the held-out test report."""
+    from tpetune.bundled import bundled_study, run_bundled
+
+    bundle = bundled_study(name)
     study_dir = args.study_dir or Path("runs") / name
     args.resolved_study_dir = study_dir
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
-    study, summary = run(study_dir=study_dir, space=args.space, **data, **_search_kwargs(args))
+    study, summary = run_bundled(
+        bundle, study_dir=study_dir, space=args.space, data=data, **_search_kwargs(args)
+    )
     _print_summary(study)
     if summary is not None:
         print()
-        print(format_summary(summary))
+        print(bundle.format_summary(summary))
     if not args.no_plots:
-        _write_plots(study)
+        _write_plots(study, only=(name,))
     return 0
 
 
@@ -399,10 +522,11 @@ def _print_summary(study: Any) -> None:
     print(f"(`tpetune show {study.study_dir}` lists the trials; re-run this command to resume)")
 
 
-def _write_plots(study: Any) -> None:
-    from tpetune.plots import write_all
+def _write_plots(study: Any, *, only: Sequence[str] = ()) -> None:
+    """The generic plots, then the extra plots of the bundled studies in ``only``."""
+    from tpetune.bundled import write_plots
 
-    paths = write_all(study)
+    paths = write_plots(study, only=only)
     print("plots: " + ", ".join(str(p) for p in paths))
 
 
@@ -423,23 +547,47 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from tpetune.plots import write_all
+    from tpetune.bundled import write_plots
     from tpetune.study import load_study
 
     study = load_study(args.study_dir)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-    for path in write_all(study, args.out):
+    for path in write_plots(study, args.out):  # each bundled study adds what its files allow
         print(path)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tpetune.export import export
+    from tpetune.export import TOOL_FORMATS, export
     from tpetune.study import load_study
 
+    if args.tracking_uri is not None and args.format != "mlflow":
+        raise ConfigError("--tracking-uri is for --format mlflow; give -o for other formats")
+    if args.output is not None and args.format == "mlflow":
+        raise ConfigError("--format mlflow logs to a tracking server: give --tracking-uri, not -o")
     study = load_study(args.study_dir)
+    if args.format in TOOL_FORMATS:
+        from tpetune.exporters import export_to
+
+        done = export_to(study, args.format, args.tracking_uri or args.output)
+        print(f"wrote {done.summary()}")
+        return 0
     ext = {"csv": "csv", "json": "json", "pickle": "pkl"}[args.format]
     out = export(study, args.format, args.output or args.study_dir / f"trials.{ext}")
     print(f"wrote {out} ({len(study.records)} trials)")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM; that is how a dashboard ends, so the exit code is 0."""
+    from tpetune.dashboard import serve
+
+    def ready(url: str) -> None:
+        print(f"optuna-dashboard of {args.study_dir}: {url} (Ctrl-C stops)", flush=True)
+
+    try:
+        serve(args.study_dir, port=args.port, db=args.db, poll_s=args.poll, on_ready=ready)
+    except KeyboardInterrupt:
+        print("tpetune: dashboard stopped", file=sys.stderr)
     return 0

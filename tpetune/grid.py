@@ -52,7 +52,7 @@ def _values(label: str, dist: Any) -> list[Any]:
     raise ConfigError(
         f"grid search needs every parameter discrete, but {label} is continuous "
         f"({dist.name}{tuple(args) if args else ''}{named or ''}): make it hp.choice or "
-        "hp.quniform, or use another --algo"
+        "hp.quniform, or use another Search(algo=...)"
     )
 
 
@@ -85,7 +85,7 @@ def enumerate_space(expr: Any) -> list[dict[str, Any]]:
                 if len(out) * len(sub) > MAX_COMBINATIONS:
                     raise ConfigError(
                         f"the grid has more than {MAX_COMBINATIONS:,} combinations: narrow "
-                        "the space or use --algo tpe"
+                        "the space or use Search(algo='tpe')"
                     )
                 out = [{**a, **b} for a, b in itertools.product(out, sub)]
         memo[id(node)] = out

@@ -66,12 +66,12 @@ def _check_available() -> None:
         import pyspark  # noqa: F401
     except ImportError:
         raise MissingDependencyError(
-            "--spark needs pyspark: pip install pyspark (and Java 17 on the machine)"
+            "Spark(master=...) needs pyspark: pip install pyspark (and Java 17 on the machine)"
         ) from None
     java_home = os.environ.get("JAVA_HOME")
     if not shutil.which("java") and not (java_home and os.path.exists(java_home)):
         raise MissingDependencyError(
-            "--spark needs a Java runtime: install Java 17 (e.g. apt-get install "
+            "Spark(master=...) needs a Java runtime: install Java 17 (e.g. apt-get install "
             "openjdk-17-jre-headless) or set JAVA_HOME"
         )
 
