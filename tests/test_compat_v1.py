@@ -45,3 +45,22 @@ def test_a_schema_1_study_reads_and_resumes_to_what_the_old_release_proposed(
     ]
     assert [r.loss for r in resumed.records] == pytest.approx([e["loss"] for e in expected])
     assert resumed.meta["schema_version"] == 2
+
+
+STOCK = Path(__file__).parent / "fixtures" / "v1_stock"
+
+
+def test_a_schema_1_stock_study_shows_plots_and_exports(tmp_path: Path) -> None:
+    study_dir = tmp_path / "stock"
+    shutil.copytree(STOCK, study_dir)
+    base = [sys.executable, "-m", "tpetune"]
+    for argv in (
+        ["show", str(study_dir)],
+        ["plot", str(study_dir)],
+        ["export", str(study_dir), "--format", "csv", "-o", str(tmp_path / "t.csv")],
+    ):
+        done = subprocess.run([*base, *argv], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (argv, done.stderr)
+    assert (study_dir / "loss_history.png").stat().st_size > 0
+    assert (study_dir / "predictions.png").stat().st_size > 0  # the stock study's own plot
+    assert len(load_study(study_dir).records) == 3
