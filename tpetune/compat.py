@@ -2,7 +2,7 @@
 
 Change one line of a hyperopt script, ``from hyperopt import fmin`` to ``from tpetune import
 fmin``, and the search gains tpetune's crash-safe store and exact resume: running the script
-again continues the study (``study_dir``, by default ``runs/fmin-<fn>-<space fingerprint>``)
+again continues the study (``study_dir``, by default ``runs/fmin-<fn name>-<hash>``)
 up to ``max_evals`` trials in total, also after a ``kill -9``.
 
 What stays as in hyperopt:
@@ -32,11 +32,13 @@ What differs, on purpose:
   only on the explicit ``tpetune import FILE.pkl`` command.
 
 The values of the best trial (never indices) come from the study:
-``tpetune.load_study(study_dir).best_params``.
+``tpetune.load_study(study_dir).best_params`` (label -> value) and ``.best_args`` (the nested
+structure ``fn`` received, what ``space_eval(space, best)`` gives).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -87,7 +89,7 @@ def fmin(
             trials_save_file, catch_eval_exceptions: as in ``hyperopt.fmin`` (see the module
             docstring for the differences). ``allow_trials_fmin`` and ``max_queue_len`` are
             accepted and have no effect.
-        study_dir: the study folder (default ``runs/fmin-<fn name>-<space fingerprint>-s<seed>``).
+        study_dir: the study folder (default: :func:`default_study_dir`).
         keep_models: how many best trials keep a Keras model ``fn`` returned (default 3).
 
     Returns:
@@ -119,12 +121,12 @@ def fmin(
         max_evals = UNBOUNDED
     tspace = _space(fn, space)
     seed = study_seed(rstate)
+    points = [tspace.params(p) for p in points_to_evaluate or ()] if trials is None else []
+    points += _new_points(trials, tspace)
     if study_dir is None:
-        study_dir = default_study_dir(fn, tspace, seed)
+        study_dir = default_study_dir(fn, tspace, seed, name, options, points)
     study_dir = Path(study_dir)
-    points = _take_trials(trials, trials_save_file, tspace, study_dir, seed, name, options)
-    if trials is None:
-        points += [tspace.params(p) for p in points_to_evaluate or ()]
+    _take_trials(trials, trials_save_file, tspace, study_dir, seed, name, options)
     from tpetune.models import DEFAULT_KEEP, Retention
 
     capture = _Capture(fn, raise_errors=not catch_eval_exceptions)
@@ -137,7 +139,9 @@ def fmin(
             return _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
         callbacks.append(stopper)
     log.info("tpetune.fmin: study in %s", study_dir)
-    try:
+    # SearchFailedError (no trial succeeded): the study is stored; hyperopt's rules say
+    # what to return then (argmin raises AllTrialsFailed), as below.
+    with contextlib.suppress(SearchFailedError):
         tune(
             capture,
             tspace,
@@ -147,14 +151,11 @@ def fmin(
             stop=StopRules(
                 timeout=timeout,
                 loss_threshold=loss_threshold,
-                max_failures=UNBOUNDED if catch_eval_exceptions else 5,
+                max_failures=UNBOUNDED,  # hyperopt goes on after any number of failures
             ),
             callbacks=callbacks,
             progress=bool(verbose and show_progressbar),
         )
-    except SearchFailedError:
-        if capture.error is None and not catch_eval_exceptions:
-            raise  # hyperopt would have raised fn's exception first; here it is ours
     result = _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
     if capture.error is not None:
         raise capture.error
@@ -171,6 +172,20 @@ def _space(fn: Callable[..., Any], space: Any) -> Space:
     return Space(space)
 
 
+def _new_points(trials: Any, space: Space) -> list[dict[str, Any]]:
+    """The points of a Trials holding only new documents (``generate_trials_to_calculate``),
+    by value: they become the study's first trials."""
+    from hyperopt import base
+
+    docs = list(getattr(trials, "_dynamic_trials", None) or [])
+    if not docs or not all(d["state"] == base.JOB_STATE_NEW for d in docs):
+        return []
+    ordered = sorted(docs, key=lambda d: d["tid"])
+    return [
+        space.params({k: v[0] for k, v in d["misc"]["vals"].items() if len(v)}) for d in ordered
+    ]
+
+
 def _take_trials(
     trials: Any,
     save_file: str,
@@ -179,12 +194,10 @@ def _take_trials(
     seed: int | None,
     algo: str,
     options: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """Bring a passed-in Trials into a new study; the points it asks to evaluate, if any.
+) -> None:
+    """Bring a passed-in Trials holding results into a new study (:mod:`tpetune.trials_import`).
 
-    A Trials holding only new documents (``generate_trials_to_calculate``) gives the study's
-    first points; one holding results is imported (:mod:`tpetune.trials_import`). An existing
-    study is the truth: the Trials is then refilled from it at the end."""
+    An existing study is the truth: the Trials is then refilled from it at the end."""
     if trials is None and save_file and os.path.exists(save_file) and not Store.exists(study_dir):
         raise ConfigError(
             f"trials_save_file {save_file} exists, but tpetune.fmin never unpickles on its "
@@ -192,19 +205,11 @@ def _take_trials(
             f"{study_dir}` (or pass trials=pickle.load(...) once), or delete it"
         )
     docs = list(getattr(trials, "_dynamic_trials", None) or [])
-    if not docs or Store.exists(study_dir):
-        return []
-    from hyperopt import base
-
-    if all(d["state"] == base.JOB_STATE_NEW for d in docs):
-        ordered = sorted(docs, key=lambda d: d["tid"])
-        return [
-            space.params({k: v[0] for k, v in d["misc"]["vals"].items() if len(v)}) for d in ordered
-        ]
+    if not docs or Store.exists(study_dir) or _new_points(trials, space):
+        return
     from tpetune.trials_import import import_trials
 
     import_trials(trials, space, study_dir, seed=seed, algo=algo, options=options)
-    return []
 
 
 def algo_spec(algo: Any) -> tuple[str, dict[str, Any]]:
@@ -273,11 +278,28 @@ def study_seed(rstate: Any) -> int | None:
     raise ConfigError(f"rstate must be a numpy.random.Generator; got {type(rstate).__name__}")
 
 
-def default_study_dir(fn: Callable[..., Any], space: Space, seed: int | None = None) -> Path:
-    """``runs/fmin-<fn name>-<space fingerprint>-s<seed>``: another function, space or rstate
-    is another study, and re-running the same script resumes its own."""
+def default_study_dir(
+    fn: Callable[..., Any],
+    space: Space,
+    seed: int | None = None,
+    algo: str = "tpe",
+    options: Mapping[str, Any] | None = None,
+    points: Sequence[Mapping[str, Any]] = (),
+) -> Path:
+    """``runs/fmin-<fn name>-<hash>``, the hash over the space's fingerprint, algo, its knobs,
+    the seed and the points to evaluate first: another function, space, algo, rstate or
+    points is another study, and re-running the same script resumes its own."""
+    import hashlib
+    import json
+
     name = getattr(fn, "__name__", type(fn).__name__).strip("<>") or "fn"
-    return Path("runs") / f"fmin-{name}-{space.fingerprint[:8]}-s{0 if seed is None else seed}"
+    from tpetune.space import jsonable
+
+    key = json.dumps(
+        jsonable([space.fingerprint, algo, dict(options or {}), seed, list(points)]),
+        sort_keys=True,
+    )
+    return Path("runs") / f"fmin-{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 class EarlyStop:
