@@ -1,4 +1,4 @@
-"""tpetune.fmin against hyperopt.fmin: same answers, same Trials, resumable, hyperopt's own tests."""
+"""tpetune.fmin against hyperopt.fmin: same answers and Trials, resumes, hyperopt's own tests."""
 
 from __future__ import annotations
 
@@ -211,8 +211,10 @@ def test_hyperopts_own_fmin_tests_pass_with_only_the_import_changed(tmp_path: Pa
         "def _own_folder(tmp_path, monkeypatch):\n    monkeypatch.chdir(tmp_path)\n"
     )
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_ported.py"]
-        + ["--deselect", "test_ported.py::test_timeout", "-W", "ignore"],
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_ported.py"),
+            *("--deselect", "test_ported.py::test_timeout", "-W", "ignore"),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
