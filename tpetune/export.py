@@ -15,6 +15,14 @@ from tpetune.errors import ConfigError
 from tpetune.study import Study
 
 FORMATS = ("csv", "json", "pickle")
+#: Formats written into another tool's own store by :mod:`tpetune.exporters` (optional extras),
+#: name -> what the target is. ``tpetune.exporters.export_to`` writes them.
+TOOL_FORMATS = {
+    "optuna": "an Optuna RDB storage file (default STUDY_DIR/optuna.db)",
+    "tensorboard": "a TensorBoard log folder (default STUDY_DIR/tensorboard)",
+    "mlflow": "an MLflow tracking URI (default sqlite:///STUDY_DIR/mlflow.db)",
+}
+ALL_FORMATS = (*FORMATS, *TOOL_FORMATS)
 
 
 def export(study: Study, fmt: str, path: str | Path) -> Path:

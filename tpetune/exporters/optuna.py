@@ -1,0 +1,272 @@
+"""Export a study as an Optuna RDB storage (SQLite) for ``optuna.load_study`` and optuna-dashboard.
+
+Contract:
+- One Optuna study, named after the study folder, holds one Optuna trial per tpetune trial.
+  Its params and distributions are the hyperparameters *active* in that trial, with the same
+  distribution for a label in every trial (:mod:`tpetune.exporters._params` says how hyperopt's
+  distributions map and which fall back). A choice shows its option value, never its index.
+- value = loss; state ok/pruned/fail/running -> COMPLETE/PRUNED/FAIL/RUNNING (an ``ok`` trial
+  with a NaN loss is FAIL: Optuna refuses NaN values); intermediate values = the per-epoch
+  ``val_loss`` curve (else ``loss``) at steps 1, 2, ...; start and end times are the trial's
+  own; user attributes hold ``tid``, ``metrics``, ``args`` (the nested structure the objective
+  received), ``error`` and any value that has no domain (``unmapped``).
+- Incremental and idempotent by tid: a trial already exported in a final state is left alone, a
+  trial exported as RUNNING is completed in place when it finishes. A study started afresh
+  (``--fresh``: another creation time) replaces the Optuna study of the same name.
+- The tpetune store is only read, so this may run while the study runs in another process.
+
+Optuna numbers trials in the order they are added, which is tid order; ``user_attrs["tid"]``
+is the link either way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tpetune.errors import ConfigError
+from tpetune.exporters import Exported, require
+from tpetune.exporters._params import Domain, domains
+from tpetune.store import TrialRecord, TrialState
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+    from optuna.storages import RDBStorage
+    from optuna.trial import FrozenTrial
+
+    from tpetune.study import Study
+
+DEFAULT_TARGET = "optuna.db"
+EXTRA = "dashboard"
+_CREATED = "tpetune_created"
+
+
+def export(study: Study, target: str | Path | None = None) -> Exported:
+    """Write or bring up to date ``target`` (default ``STUDY_DIR/optuna.db``) from ``study``.
+
+    Raises:
+        MissingDependencyError: optuna is not installed.
+        ConfigError: the target folder does not exist, or the file is no Optuna storage.
+    """
+    path = Path(target) if target is not None else study.study_dir / DEFAULT_TARGET
+    return OptunaExport(path).sync(study)
+
+
+def storage_url(path: str | Path) -> str:
+    """The SQLAlchemy URL of an export file (what ``optuna-dashboard`` takes)."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+class OptunaExport:
+    """One Optuna storage file kept in step with one tpetune study by :meth:`sync`."""
+
+    def __init__(self, path: str | Path) -> None:
+        require("optuna", EXTRA)
+        import optuna
+        from optuna.storages import RDBStorage
+
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise ConfigError(
+                f"folder {self.path.parent} does not exist: create it or choose another -o"
+            )
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
+        try:
+            self.storage: RDBStorage = RDBStorage(storage_url(self.path))
+        except Exception as exc:  # SQLAlchemy/Optuna raise many kinds for a foreign file
+            raise ConfigError(
+                f"{self.path} is not an Optuna storage ({type(exc).__name__}): choose another -o"
+            ) from None
+        self._study_id: int | None = None
+        self._trials: dict[int, tuple[int, TrialState]] = {}  # tid -> (trial_id, state)
+
+    @property
+    def study_id(self) -> int | None:
+        """The Optuna study id (after the first :meth:`sync`), as in the dashboard's URLs."""
+        return self._study_id
+
+    def sync(self, study: Study) -> Exported:
+        """Add new trials and complete those that finished since the last sync."""
+        study_id = self._open_study(study)
+        doms = domains(study.meta.get("space"))
+        added = updated = 0
+        for record in study.records:
+            known = self._trials.get(record.tid)
+            if known is None:
+                frozen = _frozen(record, doms)
+                trial_id = self.storage.create_new_trial(study_id, template_trial=frozen)
+                self._trials[record.tid] = (trial_id, record.state)
+                added += 1
+            elif known[1] is TrialState.RUNNING and record.state is not TrialState.RUNNING:
+                self._finish(known[0], record)
+                self._trials[record.tid] = (known[0], record.state)
+                updated += 1
+        return Exported(str(self.path), added, updated, len(study.records))
+
+    def _open_study(self, study: Study) -> int:
+        from optuna.exceptions import DuplicatedStudyError
+        from optuna.study import StudyDirection
+
+        name = study.study_dir.resolve().name
+        created = study.meta.get("created")
+        if self._study_id is not None:
+            return self._study_id
+        try:
+            study_id = self.storage.get_study_id_from_name(name)
+        except KeyError:
+            study_id = None
+        attrs = {} if study_id is None else self.storage.get_study_user_attrs(study_id)
+        if study_id is not None and attrs.get(_CREATED) != created:
+            self.storage.delete_study(study_id)  # the study was started afresh
+            study_id = None
+        if study_id is None:
+            try:
+                study_id = self.storage.create_new_study([StudyDirection.MINIMIZE], name)
+            except DuplicatedStudyError:  # another exporter created it just now
+                study_id = self.storage.get_study_id_from_name(name)
+            attrs = {
+                _CREATED: created,
+                "tpetune_study_dir": str(study.study_dir.resolve()),
+                "tpetune_space": study.meta.get("space", {}),
+            }
+            for key, value in attrs.items():
+                self.storage.set_study_user_attr(study_id, key, value)
+        for trial in self.storage.get_all_trials(study_id, deepcopy=False):
+            tid = trial.user_attrs.get("tid")
+            if isinstance(tid, int):
+                self._trials[tid] = (trial._trial_id, _TPETUNE_STATE[trial.state.name])
+        self._study_id = study_id
+        return study_id
+
+    def _finish(self, trial_id: int, record: TrialRecord) -> None:
+        """Complete a trial exported as RUNNING (storage calls allow updates only while so)."""
+        for step, point in _curve(record).items():
+            self.storage.set_trial_intermediate_value(trial_id, step, point)
+        for key, attr in _attrs(record, {}).items():
+            self.storage.set_trial_user_attr(trial_id, key, attr)
+        state, value = _state_value(record)
+        self.storage.set_trial_state_values(trial_id, state, None if value is None else [value])
+        _stamp_complete(self.storage, trial_id, _end(record))
+
+
+def _frozen(record: TrialRecord, doms: dict[str, Domain]) -> FrozenTrial:
+    from optuna.trial import FrozenTrial
+    from optuna.trial import TrialState as OptunaState
+
+    params: dict[str, Any] = {}
+    dists: dict[str, BaseDistribution] = {}
+    unmapped: dict[str, Any] = {}
+    for label, raw in record.params.items():
+        domain = doms.get(label)
+        try:
+            if domain is None:
+                raise ValueError(label)
+            params[label] = domain.value(record, label)
+        except ValueError:
+            unmapped[label] = raw  # kept, as an attribute
+            continue
+        dists[label] = distribution(domain)
+    state, value = _state_value(record)
+    running = state is OptunaState.RUNNING
+    return FrozenTrial(
+        number=-1,  # the storage numbers trials
+        trial_id=-1,
+        state=state,
+        value=value,
+        values=None,
+        datetime_start=_local(record.started),
+        datetime_complete=None if running else _local(_end(record)),
+        params=params,
+        distributions=dists,
+        user_attrs=_attrs(record, unmapped),
+        system_attrs={},
+        intermediate_values=_curve(record),
+    )
+
+
+def distribution(domain: Domain) -> BaseDistribution:
+    """The Optuna distribution of a :class:`Domain` (the same object for every trial)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if domain.kind == "categorical":
+        return CategoricalDistribution(domain.choices)
+    if domain.kind == "int":
+        int_step = 1 if domain.step is None or domain.log else int(domain.step)
+        return IntDistribution(int(domain.low), int(domain.high), log=domain.log, step=int_step)
+    step = None if domain.log else domain.step
+    return FloatDistribution(domain.low, domain.high, log=domain.log, step=step)
+
+
+def _state_value(record: TrialRecord) -> tuple[Any, float | None]:
+    from optuna.trial import TrialState as OptunaState
+
+    loss = record.loss
+    if record.state is TrialState.RUNNING:
+        return OptunaState.RUNNING, None
+    if record.state is TrialState.PRUNED:
+        return OptunaState.PRUNED, None if loss is None or math.isnan(loss) else loss
+    if record.state is TrialState.OK and loss is not None and not math.isnan(loss):
+        return OptunaState.COMPLETE, loss
+    return OptunaState.FAIL, None
+
+
+_TPETUNE_STATE = {
+    "RUNNING": TrialState.RUNNING,
+    "WAITING": TrialState.RUNNING,
+    "COMPLETE": TrialState.OK,
+    "PRUNED": TrialState.PRUNED,
+    "FAIL": TrialState.FAIL,
+}
+
+
+def _curve(record: TrialRecord) -> dict[int, float]:
+    """The per-epoch validation curve (``val_loss``, else ``loss``) at steps 1, 2, ..."""
+    values = record.curves.get("val_loss") or record.curves.get("loss") or []
+    return {step: float(v) for step, v in enumerate(values, start=1)}
+
+
+def _attrs(record: TrialRecord, unmapped: dict[str, Any]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"tid": record.tid, "tpetune_state": record.state.value}
+    if record.metrics:
+        attrs["metrics"] = record.metrics
+    if record.args is not None:
+        attrs["args"] = record.args
+    if record.error:
+        attrs["error"] = record.error
+    if record.duration_s is not None:
+        attrs["duration_s"] = record.duration_s
+    if unmapped:
+        attrs["unmapped"] = unmapped
+    return attrs
+
+
+def _end(record: TrialRecord) -> float:
+    if record.finished is not None:
+        return record.finished
+    return record.started + (record.duration_s or 0.0)
+
+
+def _local(unix: float) -> dt.datetime:
+    """Optuna's convention: naive local time (its RDB storage converts to UTC itself)."""
+    return dt.datetime.fromtimestamp(unix)
+
+
+def _stamp_complete(storage: RDBStorage, trial_id: int, unix: float) -> None:
+    """Put the trial's real end time in place of the time Optuna stamped when it was completed.
+
+    Optuna's storage API stamps "now" on completion and offers no setter, so this writes the
+    one column through Optuna's own ORM model (which converts to its stored UTC form). A
+    dashboard that read the trial in the instant between shows the sync's time instead.
+    """
+    from optuna.storages._rdb import models
+
+    session = storage.scoped_session()
+    try:
+        trial = session.get(models.TrialModel, trial_id)
+        if trial is not None:
+            trial.datetime_complete = _local(unix)
+            session.commit()
+    finally:
+        storage.scoped_session.remove()
