@@ -1,4 +1,4 @@
-"""Crash-safe file writes and tolerant JSON reads; a leaf module (imports nothing of tpetune).
+"""Crash-safe file writes and tolerant JSON reads; a leaf module (imports only tpetune.errors).
 
 Every file tpetune writes for people or for a resumed trial (a study summary, an export, a
 finished fold's result) goes through :func:`atomic_write`, so a crash in the middle of the
@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tpetune.errors import from_os_error  # a leaf too
+
 __all__ = ["atomic_write", "read_json", "write_json"]
 
 
@@ -23,7 +25,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     The data is written to a temporary file in the same folder, flushed and fsynced, then
     renamed over ``path`` (``os.replace`` is atomic on POSIX and Windows).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:  # an unwritable or full folder: one line, not a traceback
+        raise from_os_error(exc, path.parent, f"write {path.name}") from None
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -33,6 +38,9 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise from_os_error(exc, path.parent, f"write {path.name}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -10,7 +10,11 @@ TpetuneError
 ├── DataError           input data that cannot be used (missing columns, gaps, too short)
 ├── StoreError          a study folder that cannot be opened, or is not a tpetune study
 │   ├── SpaceMismatchError  resuming a study with a changed space
-│   └── StudyInUseError     another process drives the study
+│   ├── StudyInUseError     another process drives the study
+│   ├── StoreDamagedError   study.db is damaged; nothing is written to it
+│   ├── NotWritableError    a writer was pointed at a folder it cannot write (or a path that
+│   │                       is not a folder)
+│   └── StorageFullError    the disk is full or a file-size limit was hit (exit code 1)
 ├── ConfigError         bad options (non-positive max_evals, unknown algo, ...)
 ├── MissingDependencyError  an optional extra that is not installed
 ├── ExecutorError       trials cannot run where asked (workers die at start, Spark executors
@@ -19,6 +23,9 @@ TpetuneError
 """
 
 from __future__ import annotations
+
+import errno
+from pathlib import Path
 
 
 class TpetuneError(Exception):
@@ -67,3 +74,49 @@ class SearchFailedError(TpetuneError):
 
 class ExecutorError(TpetuneError):
     """Trials cannot run where asked; the message says what to install or fix where."""
+
+
+class StoreDamagedError(StoreError):
+    """The study database is damaged; the message says what can be recovered and how."""
+
+
+class NotWritableError(StoreError):
+    """A folder to write into is not writable, or the path is not a folder."""
+
+
+class StorageFullError(StoreError):
+    """A write failed for lack of space (or a file-size limit); what is committed is kept."""
+
+    exit_code = 1
+
+
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def from_os_error(exc: OSError, folder: str | Path, action: str) -> TpetuneError | OSError:
+    """The one-line tpetune error for an ``OSError`` met while ``action`` in ``folder``
+    (``exc`` itself when it is none of: full disk, permission, read-only file system, a path
+    that is a file).
+
+    ``action`` completes "could not ...", e.g. ``"write plots"``.
+    """
+    where = Path(exc.filename) if exc.filename else Path(folder)
+    if exc.errno in _FULL:
+        return StorageFullError(
+            f"could not {action} in {folder}: {exc.strerror}. What was written before is "
+            "kept; free space (or raise the file-size limit) and run the same command again"
+        )
+    if exc.errno in _DENIED:
+        return NotWritableError(
+            f"study folder {folder} is not writable ({exc.strerror}: {where}): fix its "
+            "permissions, write elsewhere (plot --out DIR, export -o FILE), or copy the study "
+            "to a folder you can write; reading a study needs no write access"
+        )
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        while not where.exists() and where != where.parent:  # name the file in the way
+            where = where.parent
+        return NotWritableError(
+            f"could not {action} in {folder}: {where} is a file, not a folder; give a folder path"
+        )
+    return exc

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tpetune.errors import StoreError, StudyInUseError
+from tpetune._sqlite import connect_reader, connect_writer, damaged
+from tpetune.errors import StoreError, StudyInUseError, from_os_error
 from tpetune.pruners import Decision, Pruner
 
 # 2: the ``steps`` table (intermediate values and rung decisions). A version-1 study gains the
@@ -117,18 +118,41 @@ class Store:
 
     @classmethod
     def create(cls, study_dir: str | Path, meta: Mapping[str, Any]) -> Store:
-        """Create a new study database; ``meta`` is stored as JSON values."""
+        """Create a new study database; ``meta`` is stored as JSON values.
+
+        Atomic: the database is built under a temporary name and renamed into place once its
+        tables and meta are committed, so an interrupted creation leaves no ``study.db``.
+
+        Raises:
+            NotWritableError: the folder cannot be created or written.
+            StorageFullError: no space for the new database.
+        """
         study_dir = Path(study_dir)
-        study_dir.mkdir(parents=True, exist_ok=True)
-        conn = _connect(study_dir / DB_NAME, readonly=False)
-        with conn:
-            conn.executescript(_SCHEMA)
-            rows = {**meta, "schema_version": SCHEMA_VERSION, "created": time.time()}
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                [(k, json.dumps(v)) for k, v in rows.items()],
-            )
-        return cls(study_dir, conn, readonly=False)
+        db, tmp = study_dir / DB_NAME, study_dir / f".{DB_NAME}.new"
+        try:
+            study_dir.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", "-wal", "-shm", "-journal"):  # a creation interrupted earlier
+                tmp.with_name(tmp.name + suffix).unlink(missing_ok=True)
+        except OSError as exc:
+            raise from_os_error(exc, study_dir, "create the study") from None
+        conn = _connect(tmp, readonly=False)
+        try:
+            with conn:
+                conn.executescript(_SCHEMA)
+                rows = {**meta, "schema_version": SCHEMA_VERSION, "created": time.time()}
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    [(k, json.dumps(v)) for k, v in rows.items()],
+                )
+        finally:
+            conn.close()  # checkpoints the WAL into the file and removes it
+        try:
+            _fsync(tmp)
+            os.replace(tmp, db)
+            _fsync(study_dir)
+        except OSError as exc:
+            raise from_os_error(exc, study_dir, "create the study") from None
+        return cls(study_dir, _connect(db, readonly=False), readonly=False)
 
     @classmethod
     def open(cls, study_dir: str | Path, *, readonly: bool = True) -> Store:
@@ -147,13 +171,18 @@ class Store:
             )
         try:
             conn = _connect(db, readonly=readonly)
+            if not readonly:
+                _check_intact(conn, db)
             version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.Error as exc:
             raise StoreError(
                 f"{db} is not a readable tpetune study ({exc}); use another --study-dir"
             ) from None
         if version is None:
-            raise StoreError(f"{db} has no schema version: not a tpetune study")
+            raise StoreError(
+                f"{db} has no schema version: not a tpetune study, or one whose creation was "
+                "interrupted; start over with --fresh, or use another --study-dir"
+            )
         if json.loads(version[0]) > SCHEMA_VERSION:
             raise StoreError(
                 f"{db} has schema version {version[0]}, newer than this tpetune "
@@ -236,7 +265,10 @@ class Store:
             "SELECT tid, state, loss, params, vals, args, curves, metrics, error, started, "
             "finished, duration_s FROM trials ORDER BY tid"
         )
-        return [_record(row) for row in rows]
+        try:
+            return [_record(row) for row in rows]
+        except (ValueError, TypeError) as exc:  # a row SQLite reads but we cannot decode
+            raise damaged(self.study_dir / DB_NAME, f"a trial row does not decode: {exc}") from None
 
     def curves(self, states: tuple[TrialState, ...] = (TrialState.OK,)) -> dict[int, dict]:
         """Per-epoch curves of trials in ``states`` (what the pruner reads), by tid."""
@@ -382,15 +414,16 @@ class StepBoard:
 
 
 def _connect(db: Path, *, readonly: bool) -> sqlite3.Connection:
-    if readonly:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    else:
-        conn = sqlite3.connect(db, timeout=30)
-        # WAL: readers never block the writer. NORMAL: commits reach the OS (kill -9 safe)
-        # without an fsync each; Store.sync() adds power-loss durability at a bounded rate.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
+    """See :mod:`tpetune._sqlite`: readers need no write access; damage, full disks and
+    unwritable folders raise one-line :class:`StoreError` subclasses."""
+    return connect_reader(db) if readonly else connect_writer(db)
+
+
+def _check_intact(conn: sqlite3.Connection, db: Path) -> None:
+    """Refuse a damaged database before anything is written to it (``PRAGMA quick_check``)."""
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)").fetchall()]
+    if problems != ["ok"]:
+        raise damaged(db, "; ".join(" ".join(p.split()) for p in problems)[:200])
 
 
 def _record(row: tuple[Any, ...]) -> TrialRecord:
@@ -411,11 +444,20 @@ def _record(row: tuple[Any, ...]) -> TrialRecord:
     )
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class StudyLock:
     """An OS file lock on the study folder that dies with its process (``flock``).
 
     Raises:
         StudyInUseError: on :meth:`acquire` when another live process holds it.
+        NotWritableError: on :meth:`acquire` when the folder cannot be created or written.
     """
 
     def __init__(self, study_dir: str | Path) -> None:
@@ -425,8 +467,11 @@ class StudyLock:
     def acquire(self) -> StudyLock:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise from_os_error(exc, self.path.parent, "lock the study") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -452,7 +497,10 @@ class StudyLock:
 
         if self._fd is not None or not self.path.exists():
             return False
-        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:  # not ours to read (another user's study): we cannot tell
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
