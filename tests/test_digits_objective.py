@@ -14,7 +14,8 @@ from tpetune.context import TrialContext, current_trial, trial_scope
 keras = pytest.importorskip("keras")
 
 from tpetune.digits.data import load_digits_data  # noqa: E402
-from tpetune.digits.objective import DigitsObjective, plot_confusion  # noqa: E402
+from tpetune.digits.objective import DigitsObjective  # noqa: E402
+from tpetune.digits.plots import plot_confusion  # noqa: E402
 
 pytestmark = pytest.mark.keras
 
@@ -64,7 +65,7 @@ def test_finished_folds_are_kept_for_a_crashed_trial(
 ) -> None:
     trained: list[int] = []
 
-    def fake_fit(params: Any, train: Any, val: Any, *, seed: int) -> dict[str, Any]:
+    def fake_fit(params: Any, fold: Any, *, seed: int, **_: Any) -> dict[str, Any]:
         trained.append(seed)
         if len(trained) == 2:
             raise KeyboardInterrupt  # the process dies in the second fold

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tpetune import plot_data, plots
+from tpetune import bundled, plot_data, plots
 from tpetune.errors import DataError
 from tpetune.plot_data import Point
 from tpetune.store import TrialState
@@ -152,24 +152,26 @@ def test_params_data_stringifies_dict_choices(make_study: MakeStudy) -> None:
 
 
 def test_predictions(make_study: MakeStudy) -> None:
+    from tpetune.stock import plots as stock_plots
+
     study = make_study()
-    assert plots.plot_predictions(study.study_dir) is None
+    assert stock_plots.plot_predictions(study.study_dir) is None
     _write_predictions(study.study_dir)
-    data = plot_data.predictions_data(study.study_dir)
+    data = stock_plots.predictions_data(study.study_dir)
     assert data is not None
     assert (data.rmse_model, data.rmse_naive) == (pytest.approx(1.0), pytest.approx(2.0))
-    fig = plots.plot_predictions(study.study_dir)
+    fig = stock_plots.plot_predictions(study.study_dir)
     assert fig is not None and _png(fig).startswith(b"\x89PNG")
     (study.study_dir / "predictions.csv").write_text("date,actual\n2024-01-02,1.0\n")
     with pytest.raises(DataError, match="predicted, naive"):
-        plot_data.predictions_data(study.study_dir)
+        stock_plots.predictions_data(study.study_dir)
 
 
 def test_write_all_renders_every_figure(make_study: MakeStudy) -> None:
     study = make_study()
     _write_predictions(study.study_dir)
     names = ["loss_history.png", "learning_curves.png", "params.png", "predictions.png"]
-    assert plots.write_all(study) == [study.study_dir / n for n in names]
+    assert bundled.write_plots(study) == [study.study_dir / n for n in names]
     assert all((study.study_dir / n).read_bytes().startswith(b"\x89PNG") for n in names)
     assert not list(study.study_dir.glob(".*.tmp"))
 

@@ -78,7 +78,8 @@ def test_result_contract(prices: pd.DataFrame) -> None:
 def test_walk_forward_folds(prices: pd.DataFrame) -> None:
     result = StockObjective(prices=prices, epochs=1, folds=2)(PARAMS)
     metrics = result["metrics"]
-    assert result["loss"] == pytest.approx((metrics["fold0_loss"] + metrics["fold1_loss"]) / 2)
+    assert result["loss"] == pytest.approx(np.mean(metrics["fold_loss"]))
+    assert len(metrics["fold_loss"]) == metrics["folds_run"] == 2
     assert metrics["epochs_trained"] == 2
     assert len(result["curves"]["val_loss"]) == 1
 
@@ -115,7 +116,8 @@ def test_final_report_evaluates_test_split_against_naive(
 def test_trial_context_seeds_checkpoints_and_resumes(
     prices: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(objective_mod, "_BACKUP_EVERY_S", 0.0)  # back up every epoch
+    monkeypatch.setattr(StockObjective, "backup_every_s", 0.0)  # back up every epoch
+    monkeypatch.setattr(StockObjective, "backup_cost_factor", 0.0)
     seeds: list[int] = []
     cleared: list[bool] = []
     ran: list[int] = []

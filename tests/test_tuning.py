@@ -31,7 +31,7 @@ def _history(study_dir: Path) -> list[tuple[int, str, Any, float | None]]:
     return [(r.tid, r.state.value, r.params, r.loss) for r in load_study(study_dir).records]
 
 
-def test_best_params_are_what_the_objective_received(tmp_path: Path) -> None:
+def test_best_args_are_what_the_objective_received(tmp_path: Path) -> None:
     seen: list[Any] = []
 
     def objective(params: Any) -> Any:
@@ -40,10 +40,11 @@ def test_best_params_are_what_the_objective_received(tmp_path: Path) -> None:
 
     study = tune(objective, SPACE, study_dir=tmp_path, max_evals=15, progress=False)
     assert study.best is not None and study.best_loss == study.best.loss
-    assert study.best_params == seen[study.best.tid]
-    assert OBJECTIVE(study.best_params)["loss"] == study.best_loss
-    assert load_study(tmp_path).best_params == study.best_params  # the stored JSON copy
-    assert isinstance(study.best_params["optimizer"], str)  # a value, never an index
+    assert study.best_args == seen[study.best.tid]
+    assert OBJECTIVE(study.best_args)["loss"] == study.best_loss
+    assert load_study(tmp_path).best_args == study.best_args  # the stored JSON copy
+    assert isinstance(study.best_args["optimizer"], str)  # a value, never an index
+    assert study.best_params == study.best.params  # flat label -> value, as in Optuna
 
 
 def test_max_evals_is_the_study_total_and_reruns_continue(tmp_path: Path) -> None:

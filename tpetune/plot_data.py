@@ -16,17 +16,11 @@ import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-from tpetune.errors import DataError
 from tpetune.store import TrialRecord, TrialState
 from tpetune.study import Study
 
-if TYPE_CHECKING:
-    import numpy as np
-
-PREDICTIONS_CSV = "predictions.csv"
 NO_TRIALS = "no finished trials yet"
 _SCORED = (TrialState.OK, TrialState.PRUNED)  # states whose loss means something
 
@@ -108,18 +102,6 @@ class ParamsData:
     best_tid: int | None
     pruned_tids: frozenset[int]
     log_y: bool
-
-
-@dataclass(frozen=True, eq=False)  # eq=False: numpy arrays have no single truth value
-class PredictionsData:
-    """The stock study's test-period predictions, in price units, with their RMSEs."""
-
-    dates: np.ndarray
-    actual: np.ndarray
-    predicted: np.ndarray
-    naive: np.ndarray
-    rmse_model: float
-    rmse_naive: float
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -296,36 +278,3 @@ def params_data(study: Study) -> ParamsData:
         pruned_tids=frozenset(r.tid for r in scored if r.state is TrialState.PRUNED),
         log_y=_log_scale([float(r.loss or 0.0) for r in scored]),
     )
-
-
-def predictions_data(study_dir: str | Path) -> PredictionsData | None:
-    """Read ``predictions.csv`` (``date, actual, predicted, naive``); ``None`` when absent.
-
-    Raises:
-        DataError: the file lacks one of the four columns, or a date does not parse.
-    """
-    import numpy as np
-    import pandas as pd
-
-    path = Path(study_dir) / PREDICTIONS_CSV
-    if not path.is_file():
-        return None
-    frame = pd.read_csv(path)
-    missing = [c for c in ("date", "actual", "predicted", "naive") if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{path} lacks column(s) {', '.join(missing)}; it needs date, actual, predicted, naive"
-        )
-    try:
-        frame = frame.assign(date=pd.to_datetime(frame["date"])).sort_values("date")
-    except ValueError as exc:  # pandas' date parse errors are ValueErrors
-        raise DataError(f"{path}: the date column has a value that is not a date ({exc})") from None
-    actual, predicted, naive = (frame[c].to_numpy(float) for c in ("actual", "predicted", "naive"))
-
-    def rmse(guess: np.ndarray) -> float:
-        keep = np.isfinite(guess) & np.isfinite(actual)
-        errors = guess[keep] - actual[keep]
-        return float(np.sqrt(np.mean(errors**2))) if keep.any() else math.nan
-
-    dates = frame["date"].to_numpy()
-    return PredictionsData(dates, actual, predicted, naive, rmse(predicted), rmse(naive))

@@ -1,10 +1,12 @@
-"""Plots of a study from the store alone: loss per trial, learning curves, params, predictions.
+"""Plots of any study from the store alone: loss per trial, learning curves, params.
 
 Each ``plot_*`` function draws a record computed by :mod:`tpetune.plot_data` onto a new
 :class:`matplotlib.figure.Figure` and returns it. Nothing here imports TensorFlow or hyperopt,
 and matplotlib is imported inside the functions, so ``import tpetune.plots`` stays light.
 Figures use the Agg canvas and the object API (no pyplot state, no ``show()``), so plotting is
 safe in threads, servers and headless runs. :func:`write_all` writes every PNG of a study.
+A bundled study adds its own plots (stock's test-period predictions, digits' confusion matrix)
+through its ``extra_plots`` hook (:mod:`tpetune.bundled`); nothing here knows any study.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tpetune.errors import from_os_error
 from tpetune.plot_data import (
     NO_TRIALS,
     ParamPanel,
@@ -23,7 +26,6 @@ from tpetune.plot_data import (
     learning_curves_data,
     loss_history_data,
     params_data,
-    predictions_data,
 )
 from tpetune.study import Study
 
@@ -32,13 +34,13 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _DPI = 110
-_ZOOM_DAYS = 60
 # -- draw ------------------------------------------------------------------------------------
 _BEST_STYLE: dict[str, Any] = {"marker": "*", "s": 220, "color": "gold", "edgecolors": "black"}
 _LEGEND_RIGHT: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.01, 1)}
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A new constrained-layout Figure on the Agg canvas (no pyplot state); inches."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -74,7 +76,7 @@ def plot_loss_history(study: Study) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
     data = loss_history_data(study)
-    fig = _figure(9.5, 5)
+    fig = new_figure(9.5, 5)
     ax = fig.add_subplot()
     ax.set(title=_title(study, "loss per trial"), xlabel="trial id (order of evaluation)")
     ax.set_ylabel("loss (objective, lower is better)")
@@ -121,7 +123,7 @@ def plot_learning_curves(study: Study, n: int = 4) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
     data = learning_curves_data(study, n)
-    fig = _figure(9.5, 5)
+    fig = new_figure(9.5, 5)
     ax = fig.add_subplot()
     ax.set(title=_title(study, f"learning curves of the {n} best trials"), xlabel="epoch")
     ax.set_ylabel("loss per epoch (lower is better)")
@@ -150,13 +152,13 @@ def plot_params(study: Study) -> Figure:
     data = params_data(study)
     title = _title(study, "loss by hyperparameter (trials where it was active)")
     if not any(p.tids for p in data.panels):
-        fig = _figure(9.5, 5)
+        fig = new_figure(9.5, 5)
         ax = fig.add_subplot(title=title)
         _say(ax, NO_TRIALS, blank=True)
         return fig
     ncols = min(3, len(data.panels))
     nrows = math.ceil(len(data.panels) / ncols)
-    fig = _figure(4.3 * ncols, 3.4 * nrows + 0.9)
+    fig = new_figure(4.3 * ncols, 3.4 * nrows + 0.9)
     fig.suptitle(title)
     # One loss scale for every panel, so params compare at a glance.
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
@@ -214,71 +216,41 @@ def _draw_panel(ax: Axes, panel: ParamPanel, data: ParamsData) -> None:
         ax.set_yscale("log")
 
 
-def plot_predictions(study_dir: str | Path) -> Figure | None:
-    """Actual vs model vs naive ("tomorrow = today") prices over the test dates.
-
-    Top: the whole test period; bottom: the last 60 trading days, where a lagging model shows.
-    Returns ``None`` when the study folder has no ``predictions.csv``.
-
-    Raises:
-        DataError: the file lacks one of its columns.
-    """
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-
-    data = predictions_data(study_dir)
-    if data is None:
-        return None
-    fig = _figure(10, 7)
-    top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
-    ratio = data.rmse_model / data.rmse_naive if data.rmse_naive else math.nan
-    fig.suptitle(
-        f"{Path(study_dir).name}: test-period predictions\nRMSE model {data.rmse_model:.4g}, "
-        f"naive {data.rmse_naive:.4g} (model / naive = {ratio:.3f}; below 1 beats naive)"
-    )
-    model = f"model (RMSE {data.rmse_model:.4g})"
-    naive = f"naive: tomorrow = today (RMSE {data.rmse_naive:.4g})"
-    views = (
-        (top, slice(None), "whole test period", None),
-        (bottom, slice(-_ZOOM_DAYS, None), f"last {_ZOOM_DAYS} trading days", "."),
-    )
-    for ax, part, title, marker in views:
-        dates = data.dates[part]
-        ax.plot(dates, data.actual[part], color="black", linewidth=1.4, label="actual")
-        ax.plot(dates, data.predicted[part], color="C0", marker=marker, label=model)
-        ax.plot(dates, data.naive[part], color="C1", linestyle="--", marker=marker, label=naive)
-        ax.set_title(title, fontsize="medium")
-        ax.set_ylabel("price")
-        locator = AutoDateLocator()
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    top.legend(loc="best", fontsize="small")
-    bottom.set_xlabel("date")
-    return fig
-
-
 def write_all(study: Study, out_dir: str | Path | None = None) -> list[Path]:
     """Write every plot as PNG into ``out_dir`` (default: the study folder); return the paths.
 
-    Writes ``loss_history.png``, ``learning_curves.png``, ``params.png`` and, when the study
-    folder holds ``predictions.csv``, ``predictions.png``. Each file is written under a
+    Writes ``loss_history.png``, ``learning_curves.png`` and ``params.png``, each under a
     temporary name and renamed, so a viewer refreshing it never sees half a PNG.
     """
     out = Path(out_dir) if out_dir is not None else Path(study.study_dir)
-    out.mkdir(parents=True, exist_ok=True)
     jobs: list[tuple[str, Callable[[], Figure | None]]] = [
         ("loss_history.png", lambda: plot_loss_history(study)),
         ("learning_curves.png", lambda: plot_learning_curves(study)),
         ("params.png", lambda: plot_params(study)),
-        ("predictions.png", lambda: plot_predictions(study.study_dir)),
     ]
+    return write_pngs(out, jobs)
+
+
+def write_pngs(out: Path, jobs: Sequence[tuple[str, Callable[[], Figure | None]]]) -> list[Path]:
+    """Draw each ``(name, draw)`` job into ``out/name`` atomically; a ``None`` figure is
+    skipped. Returns the paths written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise from_os_error(exc, out, "write plots") from None
     written = []
     for name, draw in jobs:
         fig = draw()  # one figure at a time: a big study's params grid holds many artists
         if fig is None:
             continue
         path, tmp = out / name, out / f".{name}.tmp"
-        fig.savefig(tmp, format="png", dpi=_DPI)
-        fig.clear()  # free the artists now rather than at the next garbage collection
-        os.replace(tmp, path)
+        try:
+            fig.savefig(tmp, format="png", dpi=_DPI)
+            os.replace(tmp, path)
+        except OSError as exc:  # a full or unwritable folder: no temp file left, one line
+            tmp.unlink(missing_ok=True)
+            raise from_os_error(exc, out, f"write {name}") from None
+        finally:
+            fig.clear()  # free the artists now rather than at the next garbage collection
         written.append(path)
     return written

@@ -8,7 +8,6 @@ work on a study that is running, finished or was killed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,18 +77,25 @@ class Study:
         return None if best is None else best.loss
 
     @property
-    def best_params(self) -> Any:
-        """Exactly what the objective received in the best trial (nested, values).
+    def best_params(self) -> dict[str, Any] | None:
+        """The best trial's active hyperparameters as ``label -> value`` (its ``params``).
 
-        With the space at hand this is ``hyperopt.space_eval`` of the stored assignment;
-        from a loaded study it is the stored JSON copy (tuples read back as lists).
+        Flat, with values (never choice indices), as Optuna's ``best_params``; ``None`` when
+        no trial finished. :attr:`best_args` is the nested argument the objective received.
         """
         best = self.best
-        if best is None:
-            return None
-        if self.space is not None:
-            return self.space.evaluate(best.vals)
-        return best.args
+        return None if best is None else dict(best.params)
+
+    @property
+    def best_args(self) -> Any:
+        """Exactly what the objective received in the best trial (nested, values).
+
+        The stored JSON copy of the argument (tuples read back as lists), the same for the
+        study :func:`tpetune.tune` returns and for :func:`load_study`: the space graph is not
+        evaluated again, so a space with random nodes cannot give another value here.
+        """
+        best = self.best
+        return None if best is None else best.args
 
     @property
     def progress(self) -> Progress:
@@ -182,58 +188,6 @@ class Study:
         ]
         columns = ["tid", "state", "loss", "duration_s", "error", *labels]
         return pd.DataFrame(rows, columns=columns).set_index("tid")
-
-
-def stored_settings(study_dir: str | Path, *, fresh: bool = False) -> dict[str, Any]:
-    """The objective settings and ``max_evals`` of an existing study, to default to on resume.
-
-    Empty when there is no study yet or ``fresh`` discards it. Bundled studies use this so
-    that re-running their bare command continues the same study.
-    """
-    if fresh or not Store.exists(study_dir):
-        return {}
-    meta = load_study(study_dir).meta
-    return {**(meta.get("objective_config") or {}), "max_evals": meta.get("max_evals")}
-
-
-SUMMARY_NAME = "summary.json"
-
-
-def best_trial_report(
-    study: Study,
-    files: Sequence[str],
-    make: Callable[[TrialRecord, int], dict[str, Any]],
-) -> dict[str, Any] | None:
-    """The final report of a study's best trial, made once and kept in ``summary.json``.
-
-    While the best trial and the report's ``files`` stay the same, the saved summary is
-    returned (re-running a finished study retrains nothing). Otherwise ``make(best, seed)``
-    (``seed`` = the best trial's own training seed) builds it, and it is written atomically
-    with ``best_tid`` added. ``None`` when no trial finished.
-    """
-    import json
-
-    from tpetune.context import derive_seed
-    from tpetune.export import atomic_write
-
-    best = study.best
-    if best is None:
-        return None
-    path = study.study_dir / SUMMARY_NAME
-    try:
-        previous = json.loads(path.read_text())
-    except (OSError, ValueError):
-        previous = None
-    if (
-        isinstance(previous, dict)
-        and previous.get("best_tid") == best.tid
-        and all((study.study_dir / name).exists() for name in files)
-    ):
-        return previous
-    seed = derive_seed(int(study.meta["seed"]), best.tid, "objective")
-    summary = {"best_tid": best.tid, **make(best, seed)}
-    atomic_write(path, (json.dumps(summary, indent=2) + "\n").encode())
-    return summary
 
 
 def load_study(study_dir: str | Path) -> Study:

@@ -16,11 +16,12 @@ on all training images and is the only place the test split is ever looked at.
   best epochs: how long the final retrain trains), ``fold_best_epoch``, ``epochs_trained``,
   ``train_seconds`` and ``folds_run``.
 
-Per fold: ``keras.backend.clear_session()``, ``keras.utils.set_random_seed`` with the trial's
-seed, ``EarlyStopping(restore_best_weights=True)``, ``TerminateOnNaN`` and the study's pruning
-callback. A pruned fold ends the trial (the remaining folds would be wasted on a trial the rule
-has already judged); its loss is then the mean of the folds run. Each finished fold's result is
-written to the trial's workdir, so a trial interrupted by a crash re-runs only unfinished folds.
+Per fold the shared machinery (:class:`~tpetune.keras_trial.KerasTrial`) resets Keras'
+session and seeds it with the trial's seed, early-stops with ``restore_best_weights=True``,
+adds ``TerminateOnNaN`` and, on the first fold, the study's pruning callback. A pruned fold
+ends the trial (the remaining folds would be wasted on a trial the pruner has already judged);
+its loss is then the mean of the folds run. Each finished fold's result is written atomically
+to the trial's workdir, so a trial interrupted by a crash re-runs only unfinished folds.
 
 Default budget of ``tpetune digits`` (the constants live in :mod:`tpetune.digits`), measured on
 this project's 2-core CPU (shared with other jobs), TensorFlow 2.21 / Keras 3, scikit-learn's
@@ -38,34 +39,30 @@ this project's 2-core CPU (shared with other jobs), TensorFlow 2.21 / Keras 3, s
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
 
-from tpetune.context import current_trial
 from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
 from tpetune.digits.model import build_model
-from tpetune.errors import ConfigError, SpaceError
-from tpetune.export import atomic_write
-from tpetune.pruning import keras_pruning_callback
+from tpetune.digits.plots import CONFUSION_PNG, confusion_title, plot_confusion
+from tpetune.keras_trial import CallbackSpec, KerasTrial, best_epoch, fresh_session
 from tpetune.space import jsonable
 
-__all__ = ["DigitsObjective", "plot_confusion"]
-
-CallbackSpec = Any  # a keras.callbacks.Callback, or a zero-argument factory returning one
+__all__ = ["DigitsObjective"]
 
 # Evaluation has no backward pass; one large batch is fastest.
 _EVAL_BATCH = 4096
+Fold = tuple[np.ndarray, np.ndarray]  # training and validation indices into the train split
 
 
-class DigitsObjective:
+class DigitsObjective(KerasTrial):
     """Hyperopt objective for the digits classifier; build once, call once per trial.
 
     Args:
@@ -87,6 +84,15 @@ class DigitsObjective:
         MissingDependencyError: scikit-learn is not installed.
     """
 
+    name: ClassVar[str] = "digits objective"
+    space_file: ClassVar[str | None] = "spaces/digits.py"
+    logged: ClassVar[tuple[str, ...]] = ("loss", "val_loss", "val_accuracy")
+    combine_rules: ClassVar[Mapping[str, str]] = {
+        **KerasTrial.combine_rules,
+        "best_epoch": "median",  # how long the final retrain trains
+    }
+    per_fold: ClassVar[tuple[str, ...]] = ("val_accuracy", "best_epoch")
+
     def __init__(
         self,
         *,
@@ -99,15 +105,10 @@ class DigitsObjective:
         verbose: int = 0,
         callbacks: Sequence[CallbackSpec] = (),
     ) -> None:
-        if patience < 0:
-            raise ConfigError(f"patience must be >= 0, got {patience}")
+        super().__init__(patience=patience, seed=seed, verbose=verbose, callbacks=callbacks)
         data = load_digits_data(mnist) if data is None else data
         self.data = data.limited(limit, seed=seed)
         self.folds = stratified_folds(self.data.y_train, folds, seed=seed)
-        self.patience = patience
-        self.seed = seed
-        self.verbose = verbose
-        self.callbacks = list(callbacks)
 
     def __call__(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Cross-validate one point: train one model per fold.
@@ -119,23 +120,46 @@ class DigitsObjective:
         Raises:
             SpaceError: ``params`` lack a digits-space label or hold an unknown value.
         """
-        ctx = current_trial()
-        seed = ctx.seed if ctx is not None else self.seed
-        workdir = ctx.ensure_workdir() if ctx is not None else None
-        results = []
-        for i, (train, val) in enumerate(self.folds):
-            done = None if workdir is None else workdir / f"fold{i}_result.json"
-            if done is not None and done.exists():
-                results.append(json.loads(done.read_text()))  # finished before a crash
-                continue
-            result = self._fit_fold(params, train, val, seed=seed)
-            if done is not None:
-                atomic_write(done, json.dumps(result).encode())
-            results.append(result)
-            if ctx is not None and "pruned_at_epoch" in ctx.notes:
-                break  # the pruning rule stopped this fold: the trial is judged already
-        return _combine(results)
+        return super().__call__(params)
 
+    # -- the KerasTrial hooks -----------------------------------------------------------------
+    def fold_data(self, params: Mapping[str, Any]) -> Sequence[Fold]:
+        return self.folds
+
+    def build(self, params: Mapping[str, Any], fold: Fold) -> Any:
+        return self._build(params, len(fold[0]))
+
+    def fit_args(self, params: Mapping[str, Any], fold: Fold) -> dict[str, Any]:
+        train, val = fold
+        d = self.data
+        return {
+            "x": d.x_train[train],
+            "y": d.y_train[train],
+            "validation_data": (d.x_train[val], d.y_train[val]),
+            "epochs": self.int_param(params, "epochs"),
+            "batch_size": self.int_param(params, "batch_size"),
+            # One validation batch per epoch instead of dozens: the fold's size, not the
+            # training batch size, decides how fast it can be scored.
+            "validation_batch_size": _EVAL_BATCH,
+        }
+
+    def fit_callbacks(self, params: Mapping[str, Any], fold: Fold) -> list[Any]:
+        return [keras.callbacks.TerminateOnNaN()]
+
+    def fold_metrics(
+        self,
+        params: Mapping[str, Any],
+        fold: Fold,
+        model: Any,
+        history: Mapping[str, list[float]],
+    ) -> dict[str, float]:
+        epoch = best_epoch(history["val_loss"])
+        accuracy = history.get("val_accuracy", [])
+        return {
+            "val_accuracy": float(accuracy[epoch - 1]) if 0 < epoch <= len(accuracy) else math.nan
+        }
+
+    # -- the final report ---------------------------------------------------------------------
     def final_report(
         self,
         params: Mapping[str, Any],
@@ -159,30 +183,29 @@ class DigitsObjective:
 
         Returns:
             A JSON-able summary: ``params``, ``cv_loss``, ``test_loss``, ``test_accuracy``,
-            ``macro_f1``, ``per_class`` (digit -> precision/recall/f1/support), ``n_train``,
-            ``n_test``, ``epochs``, ``data`` and ``image_shape``.
+            ``macro_f1``, ``per_class`` (digit -> precision/recall/f1/support),
+            ``confusion_matrix`` (rows true, columns predicted), ``n_train``, ``n_test``,
+            ``epochs``, ``data`` and ``image_shape``.
 
         Raises:
             SpaceError: ``params`` lack a digits-space label or hold an unknown value.
         """
         from sklearn.metrics import classification_report, confusion_matrix
 
-        ctx = current_trial()
-        if seed is None:
-            seed = ctx.seed if ctx is not None else self.seed
+        seed = self.trial_seed() if seed is None else seed
         if epochs is None:
             cv = self(params)
             epochs = max(1, round(cv["metrics"]["best_epoch"]))
             cv_loss = cv["loss"] if cv_loss is None else cv_loss
         d = self.data
-        _fix_seed(seed)
-        model = _build(params, d.n_features, len(d.y_train))
+        fresh_session(seed)
+        model = self._build(params, len(d.y_train))
         started = time.perf_counter()
         model.fit(
             d.x_train,
             d.y_train,
             epochs=int(epochs),
-            batch_size=_int_param(params, "batch_size"),
+            batch_size=self.int_param(params, "batch_size"),
             verbose=self.verbose,
             callbacks=[keras.callbacks.TerminateOnNaN()],
         )
@@ -200,16 +223,13 @@ class DigitsObjective:
             d.y_test, predicted, labels=labels, target_names=names, output_dict=True,
             zero_division=0,
         )  # fmt: skip
+        matrix = confusion_matrix(d.y_test, predicted, labels=labels)
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             model.save(out_dir / "best_model.keras")
             (out_dir / "classification_report.txt").write_text(report)
-            matrix = confusion_matrix(d.y_test, predicted, labels=labels)
-            ax = plot_confusion(
-                matrix,
-                title=f"Test split: {len(d.y_test)} images, accuracy {test_accuracy:.1%}",
-            )
-            ax.figure.savefig(out_dir / "confusion_matrix.png", dpi=120)
+            title = confusion_title(len(d.y_test), float(test_accuracy))
+            plot_confusion(matrix, title=title).figure.savefig(out_dir / CONFUSION_PNG, dpi=120)
         return {
             "params": jsonable(params),
             "cv_loss": None if cv_loss is None else float(cv_loss),
@@ -225,6 +245,7 @@ class DigitsObjective:
                 }
                 for k in names
             },
+            "confusion_matrix": matrix.astype(int).tolist(),
             "n_train": len(d.y_train),
             "n_test": len(d.y_test),
             "epochs": int(epochs),
@@ -233,138 +254,6 @@ class DigitsObjective:
             "image_shape": list(d.image_shape),
         }
 
-    def _fit_fold(
-        self, params: Mapping[str, Any], train: np.ndarray, val: np.ndarray, *, seed: int
-    ) -> dict[str, Any]:
-        d = self.data
-        _fix_seed(seed)
-        model = _build(params, d.n_features, len(train))
-        extra = [cb if isinstance(cb, keras.callbacks.Callback) else cb() for cb in self.callbacks]
-        early = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=self.patience, restore_best_weights=True
-        )
-        started = time.perf_counter()
-        fit = model.fit(
-            d.x_train[train],
-            d.y_train[train],
-            validation_data=(d.x_train[val], d.y_train[val]),
-            epochs=_int_param(params, "epochs"),
-            batch_size=_int_param(params, "batch_size"),
-            # One validation batch per epoch instead of dozens: the fold's size, not the
-            # training batch size, decides how fast it can be scored.
-            validation_batch_size=_EVAL_BATCH,
-            verbose=self.verbose,
-            callbacks=[
-                early,
-                keras.callbacks.TerminateOnNaN(),
-                keras_pruning_callback(),
-                *extra,
-            ],
-        )
-        seconds = time.perf_counter() - started
-        history = {k: [float(v) for v in fit.history.get(k, [])] for k in ("loss", "val_loss")}
-        best_epoch = _best_epoch(history["val_loss"])
-        accuracy = fit.history.get("val_accuracy", [])
-        return {
-            "loss": _best(history["val_loss"]),
-            "val_accuracy": float(accuracy[best_epoch - 1]) if best_epoch else math.nan,
-            "best_epoch": best_epoch,
-            "epochs_trained": len(history["val_loss"]),
-            "train_seconds": seconds,
-            "curves": history,
-        }
-
-
-def plot_confusion(matrix: np.ndarray, *, title: str, ax: Any = None) -> Any:
-    """Draw a confusion matrix (rows true, columns predicted) with the count in each cell.
-
-    Args:
-        matrix: square array of counts.
-        title: the axes title.
-        ax: a matplotlib Axes to draw on; ``None`` makes a new Agg figure (no pyplot state).
-
-    Returns:
-        The Axes (``ax.figure.savefig(...)`` writes it).
-    """
-    if ax is None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(6.4, 5.6), layout="constrained")
-        FigureCanvasAgg(fig)  # Agg explicitly: savefig never depends on the user's backend
-        ax = fig.add_subplot()
-    n = matrix.shape[0]
-    image = ax.imshow(matrix, cmap="Blues")
-    ax.figure.colorbar(image, ax=ax, label="images")
-    # Dark text on light cells and light text on dark ones keeps every count legible.
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for i in range(n):
-        for j in range(n):
-            ax.text(
-                j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
-                color="white" if matrix[i, j] > threshold else "black",
-            )  # fmt: skip
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
-    ax.set_xlabel("predicted digit")
-    ax.set_ylabel("true digit")
-    ax.set_title(title)
-    return ax
-
-
-def _build(params: Mapping[str, Any], n_features: int, n_train: int) -> Any:
-    steps = math.ceil(n_train / _int_param(params, "batch_size"))
-    return build_model(params, n_features=n_features, steps_per_epoch=steps)
-
-
-def _fix_seed(seed: int) -> None:
-    # A fresh graph per fit (they pile up otherwise) and the same initial weights per seed.
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-
-
-def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """One objective result from the per-fold results (see the module docstring)."""
-    curves = {}
-    for key in ("loss", "val_loss"):
-        series = [r["curves"][key] for r in results]
-        longest = max(len(s) for s in series)
-        curves[key] = [float(np.mean([s[e] for s in series if e < len(s)])) for e in range(longest)]
-    fold_loss = [float(r["loss"]) for r in results]
-    fold_best = [int(r["best_epoch"]) for r in results]
-    fold_acc = [float(r["val_accuracy"]) for r in results]
-    return {
-        "loss": float(np.mean(fold_loss)),
-        "curves": curves,
-        "metrics": {
-            "val_accuracy": float(np.mean(fold_acc)),
-            "best_epoch": float(np.median(fold_best)),
-            "epochs_trained": float(sum(r["epochs_trained"] for r in results)),
-            "train_seconds": float(sum(r["train_seconds"] for r in results)),
-            "folds_run": len(results),
-            "fold_loss": fold_loss,
-            "fold_val_accuracy": fold_acc,
-            "fold_best_epoch": fold_best,
-        },
-    }
-
-
-def _int_param(params: Mapping[str, Any], key: str) -> int:
-    if key not in params:
-        raise SpaceError(
-            f"params lack {key}; the digits objective needs a space with the labels of "
-            "spaces/digits.py"
-        )
-    return int(params[key])
-
-
-def _best(values: Sequence[float]) -> float:
-    """Best (lowest) finite value; NaN when training never produced one."""
-    finite = [v for v in values if math.isfinite(v)]
-    return min(finite) if finite else math.nan
-
-
-def _best_epoch(values: Sequence[float]) -> int:
-    """1-based epoch of :func:`_best` (0 when there is none)."""
-    best = _best(values)
-    return 0 if math.isnan(best) else list(values).index(best) + 1
+    def _build(self, params: Mapping[str, Any], n_train: int) -> Any:
+        steps = math.ceil(n_train / self.int_param(params, "batch_size"))
+        return build_model(params, n_features=self.data.n_features, steps_per_epoch=steps)

@@ -1,23 +1,37 @@
-"""``tpetune digits`` end to end: data, search, final test report, summary.
+"""``tpetune digits`` as a bundled study: its data flags, objective, checks, report and plots.
 
-Order matters for safety: the images, the folds and the space are checked before the study
-folder is touched, so bad input changes nothing stored. On resume the study's stored settings
-(folds, data subset) are the defaults, so re-running the bare command continues the same study.
+:data:`DIGITS` is what :func:`tpetune.bundled.run_bundled` and the CLI drive. Order matters for
+safety: the images, the folds and the space are checked before the study folder is touched, so
+bad input changes nothing stored. On resume the study's stored settings (folds, data subset)
+are the defaults, so re-running the bare command continues the same study.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tpetune.bundled import SUMMARY_NAME, Settings, require_labels, run_bundled
 from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
 from tpetune.errors import ConfigError
 from tpetune.store import TrialRecord
-from tpetune.study import SUMMARY_NAME, Study, best_trial_report, stored_settings
+from tpetune.study import Study
 
-__all__ = ["REPORT_FILES", "SUMMARY_NAME", "format_summary", "run_digits_study"]
+if TYPE_CHECKING:
+    from tpetune.digits.objective import DigitsObjective
+    from tpetune.space import Space
+
+__all__ = [
+    "DIGITS",
+    "REPORT_FILES",
+    "SUMMARY_NAME",
+    "DigitsStudy",
+    "format_summary",
+    "run_digits_study",
+]
 
 #: What the final report writes into the study folder besides :data:`SUMMARY_NAME`.
 REPORT_FILES: tuple[str, ...] = (
@@ -25,6 +39,85 @@ REPORT_FILES: tuple[str, ...] = (
     "classification_report.txt",
     "confusion_matrix.png",
 )
+#: The labels the objective reads itself (the model reads the others).
+_NEEDED = ("epochs", "batch_size")
+
+
+@dataclass(frozen=True)
+class DigitsStudy:
+    """The digits study as :func:`~tpetune.bundled.run_bundled` drives it (``tpetune digits``)."""
+
+    name: str = "digits"
+    default_space: str = "digits"
+    default_max_evals: int = DEFAULT_MAX_EVALS
+    report_files: tuple[str, ...] = REPORT_FILES
+
+    def settings(
+        self,
+        stored: Mapping[str, Any],
+        *,
+        study_dir: Path,
+        mnist: str | Path | None = None,
+        folds: int | None = None,
+        limit: int | None = None,
+    ) -> Settings:
+        """``mnist`` (``None``: scikit-learn's 8x8 digits), ``folds`` and ``limit`` (``None``:
+        the stored value on resume, else the default), checked before anything is stored."""
+        from tpetune.digits.data import load_digits_data
+
+        data = load_digits_data(mnist)  # every data error surfaces here, before the study
+        if mnist is None and stored.get("data", data.source) != data.source:
+            raise ConfigError(
+                f"study {study_dir} was made with --mnist data ({stored['data']}): pass the "
+                "same --mnist to resume, or use --fresh or another --study-dir"
+            )
+        config = {
+            "folds": folds or stored.get("folds") or DEFAULT_FOLDS,
+            "patience": DEFAULT_PATIENCE,
+            "limit": limit or stored.get("limit"),
+            "data": data.source,
+        }
+        return Settings(config, data)
+
+    def make_objective(self, settings: Settings) -> DigitsObjective:
+        from tpetune.digits.objective import DigitsObjective
+
+        config = settings.config
+        # Builds the folds now, so a class too rare for them is refused before the study exists.
+        return DigitsObjective(
+            data=settings.data,
+            limit=config["limit"],
+            folds=config["folds"],
+            patience=config["patience"],
+        )
+
+    def validate(self, space: Space, objective: DigitsObjective) -> None:
+        """The space has the labels the objective reads."""
+        require_labels(space, _NEEDED, objective="digits objective", like="spaces/digits.py")
+
+    def final_report(
+        self, objective: DigitsObjective, best: TrialRecord, *, seed: int, out_dir: Path
+    ) -> dict[str, Any]:
+        summary = objective.final_report(
+            best.args,
+            out_dir=out_dir,
+            seed=seed,
+            epochs=max(1, round(float(best.metrics.get("best_epoch", 1)))),
+            cv_loss=best.loss,
+        )
+        return {"cv_val_accuracy": best.metrics.get("val_accuracy"), **summary}
+
+    def format_summary(self, summary: Mapping[str, Any]) -> str:
+        return format_summary(summary)
+
+    def extra_plots(self, study: Study, out_dir: Path) -> list[Path]:
+        from tpetune.digits.plots import extra_plots
+
+        return extra_plots(study, out_dir)
+
+
+#: The digits study (registered in :data:`tpetune.bundled.BUNDLED`).
+DIGITS = DigitsStudy()
 
 
 def run_digits_study(
@@ -36,7 +129,6 @@ def run_digits_study(
     max_evals: int | None = None,
     fresh: bool = False,
     progress: bool = True,
-    pruning: Mapping[str, Any] | None = None,
     limit: int | None = None,
     **search: Any,
 ) -> tuple[Study, dict[str, Any] | None]:
@@ -52,10 +144,9 @@ def run_digits_study(
             quick demo).
         folds, max_evals: ``None`` means the stored value on resume, else the default
             (:data:`~tpetune.digits.DEFAULT_FOLDS`, :data:`~tpetune.digits.DEFAULT_MAX_EVALS`).
-        pruning: pruner options (``None``: off), as for :func:`tpetune.tune`.
         limit: tune on a stratified subset of this many training images (quick runs, tests);
             ``None`` means the stored value on resume, else all of them.
-        search: further :func:`tpetune.tune` options (algo, seed, timeout, stop rules, ...).
+        search: further :func:`tpetune.tune` options (search, stop rules, pruner, ...).
 
     Returns:
         The study and the test summary (``None`` when no trial finished).
@@ -64,55 +155,17 @@ def run_digits_study(
         DataError, SpaceError, ConfigError, StoreError, MissingDependencyError: bad input,
             before anything is changed.
     """
-    from tpetune.digits.data import load_digits_data
-    from tpetune.space import load_space
-
-    study_dir = Path(study_dir)
-    stored = stored_settings(Path(study_dir), fresh=fresh)
-    data = load_digits_data(mnist)  # every data error surfaces here, before the study folder
-    if mnist is None and stored.get("data", data.source) != data.source:
-        raise ConfigError(
-            f"study {study_dir} was made with --mnist data ({stored['data']}): pass the same "
-            "--mnist to resume, or use --fresh or another --study-dir"
-        )
-    folds = folds or stored.get("folds") or DEFAULT_FOLDS
-    limit = limit or stored.get("limit")
-    max_evals = max_evals or stored.get("max_evals") or DEFAULT_MAX_EVALS
-    loaded_space = load_space(space)
-
-    from tpetune.digits.objective import DigitsObjective
-    from tpetune.tuning import tune
-
-    # Builds the folds now, so a class too rare for them is refused before the study exists.
-    objective = DigitsObjective(data=data, limit=limit, folds=folds, patience=DEFAULT_PATIENCE)
-    study = tune(
-        objective,
-        loaded_space,
+    data = {"mnist": mnist, "folds": folds, "limit": limit}
+    return run_bundled(
+        DIGITS,
         study_dir=study_dir,
+        space=space,
         max_evals=max_evals,
         fresh=fresh,
         progress=progress,
-        pruning=pruning,
-        objective_config={
-            "folds": folds,
-            "patience": DEFAULT_PATIENCE,
-            "limit": limit,
-            "data": data.source,
-        },
+        data=data,
         **search,
     )
-
-    def report(best: TrialRecord, seed: int) -> dict[str, Any]:
-        summary = objective.final_report(
-            study.best_params,
-            out_dir=study_dir,
-            seed=seed,
-            epochs=max(1, round(float(best.metrics.get("best_epoch", 1)))),
-            cv_loss=best.loss,
-        )
-        return {"cv_val_accuracy": best.metrics.get("val_accuracy"), **summary}
-
-    return study, best_trial_report(study, REPORT_FILES, report)
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:

@@ -4,8 +4,8 @@
 scaled, chronologically split windows, ``model`` builds the LSTM from one point of
 ``spaces/stock.py`` and ``objective`` trains it per trial and reports on the test split.
 
-Importing this package does not import TensorFlow/Keras: :class:`StockObjective`,
-:func:`build_model` and the budget constants are loaded on first access, so data errors
+Importing this package does not import TensorFlow/Keras: :class:`StockObjective` and
+:func:`build_model` are loaded on first access, so data errors
 surface (and ``--help`` runs) without paying for a TensorFlow import.
 """
 
@@ -27,6 +27,7 @@ from tpetune.stock.windows import (
 __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_MAX_EVALS",
+    "DEFAULT_PATIENCE",
     "DEFAULT_YEARS",
     "Dataset",
     "StockObjective",
@@ -40,12 +41,20 @@ __all__ = [
     "walk_forward_folds",
 ]
 
+# The default budget lives here, so the CLI and the study can show it without importing
+# TensorFlow; how it was measured is written down in tpetune.stock.objective.
+#: Trials of the default ``tpetune stock`` run.
+DEFAULT_MAX_EVALS = 30
+#: Upper bound on epochs per trial (early stopping usually ends sooner).
+DEFAULT_EPOCHS = 12
+#: Epochs without a better validation loss before a trial stops.
+DEFAULT_PATIENCE = 3
+#: Years of the bundled series used by default (the most recent ones).
+DEFAULT_YEARS = 10
+
 # Names served lazily, with the module that imports Keras.
 _LAZY = {
     "StockObjective": "tpetune.stock.objective",
-    "DEFAULT_EPOCHS": "tpetune.stock.objective",
-    "DEFAULT_MAX_EVALS": "tpetune.stock.objective",
-    "DEFAULT_YEARS": "tpetune.stock.objective",
     "build_model": "tpetune.stock.model",
 }
 

@@ -5,7 +5,8 @@ each call trains a model from the *values* of one point of ``spaces/stock.py`` a
 ``{"loss", "curves", "metrics"}``. :meth:`StockObjective.final_report` retrains the best params
 and is the only place the test split is ever looked at.
 
-Default budget of ``tpetune stock``, measured on this project's 2-core CPU machine (TensorFlow
+Default budget of ``tpetune stock`` (the constants live in :mod:`tpetune.stock`, re-exported
+here), measured on this project's 2-core CPU machine (TensorFlow
 2.21, Keras 3.15), shared with other jobs while measuring, so these are upper figures:
 
 - :data:`DEFAULT_YEARS` = 10: the last ten years of the bundled 1999–2018 S&P 500 (2,516 days;
@@ -20,32 +21,29 @@ Default budget of ``tpetune stock``, measured on this project's 2-core CPU machi
   :meth:`~StockObjective.final_report`) took 446 s: 7.7 s imports, trials 14.0 s mean / 11.1 s
   median / 45.1 s max, 18.7 s final retrain. About 7.5 minutes, inside the 10-minute target.
 
-Per trial: ``keras.backend.clear_session()`` (Keras' global state would otherwise pile up trial
-after trial; TensorFlow itself still keeps ~10–16 MiB of traced training graphs per fit, an
-upstream leak, see ``bench/memory.py``: bound it by running trials in recycled worker processes),
-``keras.utils.set_random_seed`` with the trial's seed, ``EarlyStopping(restore_best_weights)``,
-and, when the trial has a private workdir, ``BackupAndRestore`` so a crashed trial resumes from
-its last backup (taken at an epoch end, at most every 5 s of training, to keep its cost near
-1%); per-epoch losses are appended to a small CSV in the same workdir so the curves survive the
-crash too. Early-stopping state is not part of the backup: a resumed fit restarts its patience.
+Per trial the shared machinery (:class:`~tpetune.keras_trial.KerasTrial`) resets Keras'
+session and seeds it with the trial's seed, early-stops with ``restore_best_weights``, applies the
+study's pruning callback, and inside a study keeps per-epoch losses and an adaptive
+``BackupAndRestore`` checkpoint in the trial's workdir, so a crashed trial resumes from its last
+backup (TensorFlow itself still keeps ~10–16 MiB of traced training graphs per fit, an upstream
+leak, see ``bench/memory.py``: bound it by running trials in recycled worker processes). With
+``folds`` each finished fold's result is kept, so a re-run trains only unfinished folds.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import keras
 import numpy as np
 import pandas as pd
 
-from tpetune.context import current_trial
-from tpetune.errors import ConfigError, SpaceError
+from tpetune.errors import ConfigError
+from tpetune.keras_trial import CallbackSpec, KerasTrial, best, best_epoch
+from tpetune.space import jsonable
+from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_YEARS
 from tpetune.stock.data import load_prices, recent_years
 from tpetune.stock.model import build_model
 from tpetune.stock.windows import DEFAULT_SPLIT, Dataset, prepare, prepare_folds
@@ -58,22 +56,8 @@ __all__ = [
     "StockObjective",
 ]
 
-#: Trials of the default ``tpetune stock`` run.
-DEFAULT_MAX_EVALS = 30
-#: Upper bound on epochs per trial (early stopping usually ends sooner).
-DEFAULT_EPOCHS = 12
-#: Epochs without a better validation loss before a trial stops.
-DEFAULT_PATIENCE = 3
-#: Years of the bundled series used by default (the most recent ones).
-DEFAULT_YEARS = 10
 
-# Seconds of training a crash may lose at most; see _ThrottledBackup for why not every epoch.
-_BACKUP_EVERY_S = 5.0
-
-CallbackSpec = Any  # a keras.callbacks.Callback, or a zero-argument factory returning one
-
-
-class StockObjective:
+class StockObjective(KerasTrial):
     """Hyperopt objective for the stock LSTM; build once, call once per trial.
 
     Args:
@@ -85,13 +69,17 @@ class StockObjective:
             walk-forward folds over the train+val part (loss = mean of the folds' best).
         patience: early-stopping patience in epochs.
         verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
-        callbacks: extra Keras callbacks for every fit (e.g. a pruning callback); give a
-            zero-argument factory instead of an instance when it keeps per-trial state.
+        callbacks: extra Keras callbacks for every fit (the study's pruning callback is always
+            there); give a zero-argument factory instead of an instance when it keeps
+            per-fit state.
         split: train/val/test fractions.
 
     Raises:
         ConfigError: a non-positive ``epochs``, negative ``patience`` or ``folds`` < 1.
     """
+
+    name: ClassVar[str] = "stock objective"
+    space_file: ClassVar[str | None] = "spaces/stock.py"
 
     def __init__(
         self,
@@ -107,17 +95,12 @@ class StockObjective:
     ) -> None:
         if epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {epochs}")
-        if patience < 0:
-            raise ConfigError(f"patience must be >= 0, got {patience}")
         if folds is not None and folds < 1:
             raise ConfigError(f"folds must be >= 1 or None, got {folds}")
+        super().__init__(patience=patience, seed=seed, verbose=verbose, callbacks=callbacks)
         self.prices = recent_years(load_prices(), DEFAULT_YEARS) if prices is None else prices
         self.epochs = epochs
-        self.seed = seed
         self.folds = folds
-        self.patience = patience
-        self.verbose = verbose
-        self.callbacks = list(callbacks)
         self.split = split
         self._cache: dict[tuple[int, int | None], list[Dataset]] = {}
 
@@ -143,30 +126,51 @@ class StockObjective:
             ``loss`` is the best validation MSE in model units (mean over folds); curves have
             one float per epoch (mean over the folds still training at that epoch); metrics
             hold ``val_rmse_price``, ``naive_val_rmse_price``, ``val_rmse_ratio``,
-            ``naive_val_loss``, ``best_epoch``, ``epochs_trained`` and ``train_seconds``.
+            ``naive_val_loss``, ``best_epoch``, ``epochs_trained`` and ``train_seconds``, and
+            with ``folds`` also ``folds_run`` and ``fold_loss`` (one loss per fold).
 
         Raises:
             SpaceError: ``params`` lack a stock-space label.
             DataError: the series is too short for ``params["time_steps"]``.
         """
-        ctx = current_trial()
-        seed = ctx.seed if ctx is not None else self.seed
-        workdir = ctx.ensure_workdir() if ctx is not None else None
-        datasets = self.datasets(_int_param(params, "time_steps"), folds=self.folds)
-        results = []
-        for i, ds in enumerate(datasets):
-            stem = f"fold{i}_" if self.folds else ""
-            done = None if workdir is None else workdir / f"{stem}result.json"
-            if done is not None and done.exists():
-                # This fold finished before a crash; its result is final.
-                results.append(json.loads(done.read_text()))
-                continue
-            result = self._fit_one(params, ds, seed=seed, workdir=workdir, stem=stem)
-            if done is not None:
-                done.write_text(json.dumps(result))
-            results.append(result)
-        return _combine(results)
+        return super().__call__(params)
 
+    # -- the KerasTrial hooks -----------------------------------------------------------------
+    def fold_data(self, params: Mapping[str, Any]) -> Sequence[Dataset]:
+        return self.datasets(self.int_param(params, "time_steps"), folds=self.folds)
+
+    def build(self, params: Mapping[str, Any], fold: Dataset) -> Any:
+        return build_model(params, time_steps=fold.time_steps, n_features=fold.n_features)
+
+    def fit_args(self, params: Mapping[str, Any], fold: Dataset) -> dict[str, Any]:
+        x_train, y_train = fold.part("train")
+        return {
+            "x": x_train,
+            "y": y_train,
+            "validation_data": fold.part("val"),
+            "epochs": self.epochs,
+            "batch_size": self.int_param(params, "batch_size"),
+        }
+
+    def fold_metrics(
+        self,
+        params: Mapping[str, Any],
+        fold: Dataset,
+        model: Any,
+        history: Mapping[str, list[float]],
+    ) -> dict[str, float]:
+        x_val, y_val = fold.part("val")
+        actual, naive = fold.actual_price("val"), fold.naive_price("val")
+        rmse = _rmse(fold.to_price(_predict(model, x_val), "val"), actual)
+        naive_rmse = _rmse(naive, actual)
+        return {
+            "val_rmse_price": rmse,
+            "naive_val_rmse_price": naive_rmse,
+            "val_rmse_ratio": rmse / naive_rmse if naive_rmse > 0 else math.nan,
+            "naive_val_loss": float(np.mean(np.square(y_val, dtype=np.float64))),
+        }
+
+    # -- the final report ---------------------------------------------------------------------
     def final_report(
         self, params: Mapping[str, Any], *, out_dir: Path | None, seed: int | None = None
     ) -> dict[str, Any]:
@@ -185,10 +189,8 @@ class StockObjective:
             ``mae_ratio`` (model / naive), ``n_train``/``n_val``/``n_test``, ``test_start``
             and ``test_end`` (ISO dates), ``epochs_trained``, ``best_epoch`` and ``curves``.
         """
-        ctx = current_trial()
-        if seed is None:
-            seed = ctx.seed if ctx is not None else self.seed
-        ds = self.datasets(_int_param(params, "time_steps"))[0]
+        seed = self.trial_seed() if seed is None else seed
+        ds = self.datasets(self.int_param(params, "time_steps"))[0]
         model, history = self._train(params, ds, seed=seed, callbacks=[])
         predicted = ds.to_price(_predict(model, ds.part("test")[0]), "test")
         actual, naive = ds.actual_price("test"), ds.naive_price("test")
@@ -196,16 +198,18 @@ class StockObjective:
         naive_rmse, naive_mae = _rmse(naive, actual), _mae(naive, actual)
         dates = ds.dates("test")
         if out_dir is not None:
+            from tpetune.stock.plots import PREDICTIONS_CSV
+
             out_dir.mkdir(parents=True, exist_ok=True)
             model.save(out_dir / "best_model.keras")
             pd.DataFrame(
                 {"actual": actual, "predicted": predicted, "naive": naive},
                 index=pd.Index(dates.strftime("%Y-%m-%d"), name="date"),
-            ).to_csv(out_dir / "predictions.csv")
+            ).to_csv(out_dir / PREDICTIONS_CSV)
         val_loss = history["val_loss"]
         return {
-            "params": _jsonable(params),
-            "val_loss": _best(val_loss),
+            "params": jsonable(params),
+            "val_loss": best(val_loss),
             "rmse": rmse,
             "mae": mae,
             "naive_rmse": naive_rmse,
@@ -218,197 +222,14 @@ class StockObjective:
             "test_start": str(dates[0].date()),
             "test_end": str(dates[-1].date()),
             "epochs_trained": len(val_loss),
-            "best_epoch": _best_epoch(val_loss),
+            "best_epoch": best_epoch(val_loss),
             "curves": history,
         }
-
-    def _fit_one(
-        self, params: Mapping[str, Any], ds: Dataset, *, seed: int, workdir: Path | None, stem: str
-    ) -> dict[str, Any]:
-        callbacks: list[Any] = []
-        log = None
-        if workdir is not None:
-            log = _EpochLog(workdir / f"{stem}epochs.csv")
-            # The log keeps the curves of epochs run before a crash; on resume it drops the
-            # epochs after the restored backup, which are then trained again.
-            backup = _ThrottledBackup(workdir / f"{stem}backup", every_s=_BACKUP_EVERY_S)
-            callbacks += [log, backup]
-        started = time.perf_counter()
-        model, history = self._train(params, ds, seed=seed, callbacks=callbacks)
-        seconds = time.perf_counter() - started
-        if log is not None:
-            history = log.read()  # includes epochs run before a crash
-        x_val, y_val = ds.part("val")
-        actual, naive = ds.actual_price("val"), ds.naive_price("val")
-        rmse = _rmse(ds.to_price(_predict(model, x_val), "val"), actual)
-        naive_rmse = _rmse(naive, actual)
-        return {
-            "loss": _best(history["val_loss"]),
-            "curves": history,
-            "metrics": {
-                "val_rmse_price": rmse,
-                "naive_val_rmse_price": naive_rmse,
-                "val_rmse_ratio": rmse / naive_rmse if naive_rmse > 0 else math.nan,
-                "naive_val_loss": float(np.mean(np.square(y_val, dtype=np.float64))),
-                "best_epoch": float(_best_epoch(history["val_loss"])),
-                "epochs_trained": float(len(history["val_loss"])),
-                "train_seconds": seconds,
-            },
-        }
-
-    def _train(
-        self, params: Mapping[str, Any], ds: Dataset, *, seed: int, callbacks: list[Any]
-    ) -> tuple[Any, dict[str, list[float]]]:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(seed)
-        model = build_model(params, time_steps=ds.time_steps, n_features=ds.n_features)
-        extra = [cb if isinstance(cb, keras.callbacks.Callback) else cb() for cb in self.callbacks]
-        early = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=self.patience, restore_best_weights=True
-        )
-        x_train, y_train = ds.part("train")
-        fit = model.fit(
-            x_train,
-            y_train,
-            validation_data=ds.part("val"),
-            epochs=self.epochs,
-            batch_size=_int_param(params, "batch_size"),
-            verbose=self.verbose,
-            callbacks=[*callbacks, early, *extra],
-        )
-        history = {k: [float(v) for v in fit.history.get(k, [])] for k in ("loss", "val_loss")}
-        return model, history
-
-
-class _EpochLog(keras.callbacks.Callback):
-    """Appends ``epoch,loss,val_loss`` per epoch to a CSV that outlives a crashed trial.
-
-    When a fit resumes at epoch ``e`` (restored by the backup), rows of epochs ``>= e`` are
-    stale (from the crashed run after its last backup) and are dropped before training goes on.
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-        self._first_epoch: int | None = None
-
-    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        self._first_epoch = None
-
-    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        if self._first_epoch is None:
-            self._first_epoch = epoch
-            rows = self._rows()
-            with self.path.open("w", newline="") as fh:
-                csv.writer(fh).writerows([e, *v] for e, v in sorted(rows.items()) if e < epoch)
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        logs = logs or {}
-        with self.path.open("a", newline="") as fh:
-            csv.writer(fh).writerow(
-                [epoch, float(logs.get("loss", math.nan)), float(logs.get("val_loss", math.nan))]
-            )
-
-    def read(self) -> dict[str, list[float]]:
-        """The logged curves, one value per epoch in epoch order."""
-        rows = self._rows()
-        epochs = sorted(rows)
-        return {
-            "loss": [rows[e][0] for e in epochs],
-            "val_loss": [rows[e][1] for e in epochs],
-        }
-
-    def _rows(self) -> dict[int, tuple[float, float]]:
-        by_epoch: dict[int, tuple[float, float]] = {}
-        if self.path.exists():
-            with self.path.open(newline="") as fh:
-                for row in csv.reader(fh):
-                    if len(row) == 3:  # a torn last line from a crash is skipped
-                        by_epoch[int(row[0])] = (float(row[1]), float(row[2]))
-        return by_epoch
-
-
-class _ThrottledBackup(keras.callbacks.Callback):
-    """``BackupAndRestore`` that backs up at an epoch end only if ``every_s`` seconds passed.
-
-    Writing the weights file costs ~40 ms; on a 0.5 s epoch that alone would slow training by
-    8%. Backing up at most every few seconds keeps the overhead near 1%, and a crash loses at
-    most those few seconds of training. The previous backup is kept (``double_checkpoint``), so
-    a backup torn by the crash itself falls back to the one before instead of failing the
-    resume. Wraps rather than subclasses, to use only Keras' public callback API.
-    """
-
-    def __init__(self, backup_dir: Path, *, every_s: float) -> None:
-        super().__init__()
-        try:
-            self.inner = keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True)
-        except TypeError:  # Keras before 3.5 has no double_checkpoint
-            self.inner = keras.callbacks.BackupAndRestore(str(backup_dir))
-        self.every_s = every_s
-        self._last_save = 0.0
-
-    def set_model(self, model: Any) -> None:
-        super().set_model(model)
-        self.inner.set_model(model)
-
-    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        self.inner.on_train_begin(logs)  # restores weights and the epoch to resume at
-        self._last_save = time.monotonic()
-
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        if time.monotonic() - self._last_save >= self.every_s:
-            self.inner.on_epoch_end(epoch, logs)  # records epoch + 1 as the one to resume at
-            self._last_save = time.monotonic()
-
-    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        self.inner.on_train_end(logs)  # a finished fit removes its backup
-
-
-def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """One objective result from per-fold results (the identity for a single split)."""
-    if len(results) == 1:
-        return results[0]
-    curves = {}
-    for key in ("loss", "val_loss"):
-        series = [r["curves"][key] for r in results]
-        longest = max(len(s) for s in series)
-        curves[key] = [float(np.mean([s[e] for s in series if e < len(s)])) for e in range(longest)]
-    metrics = {k: float(np.mean([r["metrics"][k] for r in results])) for k in results[0]["metrics"]}
-    metrics["epochs_trained"] = float(sum(r["metrics"]["epochs_trained"] for r in results))
-    metrics["train_seconds"] = float(sum(r["metrics"]["train_seconds"] for r in results))
-    for i, r in enumerate(results):
-        metrics[f"fold{i}_loss"] = float(r["loss"])
-    return {
-        "loss": float(np.mean([r["loss"] for r in results])),
-        "curves": curves,
-        "metrics": metrics,
-    }
-
-
-def _int_param(params: Mapping[str, Any], key: str) -> int:
-    if key not in params:
-        raise SpaceError(
-            f"params lack {key}; the stock objective needs a space with the labels of "
-            "spaces/stock.py"
-        )
-    return int(params[key])
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     # One batch: no backward pass, a few MB at most, and less overhead than predict()'s loop.
     return np.asarray(model.predict_on_batch(x)).reshape(-1)
-
-
-def _best(values: Sequence[float]) -> float:
-    """Best (lowest) finite value; NaN when training never produced one."""
-    finite = [v for v in values if math.isfinite(v)]
-    return min(finite) if finite else math.nan
-
-
-def _best_epoch(values: Sequence[float]) -> int:
-    """1-based epoch of :func:`_best` (0 when there is none)."""
-    best = _best(values)
-    return 0 if math.isnan(best) else list(values).index(best) + 1
 
 
 def _rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
@@ -417,14 +238,3 @@ def _rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
 
 def _mae(predicted: np.ndarray, actual: np.ndarray) -> float:
     return float(np.mean(np.abs(predicted - actual)))
-
-
-def _jsonable(value: Any) -> Any:
-    """Params as plain JSON types (hyperopt may hand numpy scalars)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

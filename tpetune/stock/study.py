@@ -1,33 +1,150 @@
-"""``tpetune stock`` end to end: data, search, final test report, summary.
+"""``tpetune stock`` as a bundled study: its data flags, objective, checks, report and plots.
 
-Order matters for safety: the prices and the space are checked before the study folder is
-touched, so bad input changes nothing stored. On resume the study's stored settings (epochs,
+:data:`STOCK` is what :func:`tpetune.bundled.run_bundled` and the CLI drive. Order matters for
+safety: the prices and the space are checked before the study folder is touched, so bad input
+changes nothing stored. On resume the study's stored settings (epochs,
 folds, data) are the defaults, so re-running the bare command continues the same study.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tpetune.bundled import Settings, require_labels, run_bundled
 from tpetune.errors import ConfigError
+from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS
 from tpetune.store import TrialRecord
-from tpetune.study import Study, best_trial_report, stored_settings
+from tpetune.study import Study
+
+if TYPE_CHECKING:
+    from tpetune.space import Space
+    from tpetune.stock.objective import StockObjective
+
+__all__ = ["STOCK", "StockStudy", "format_summary", "run_stock_study"]
+
+#: The labels the objective reads itself (the model reads the others).
+_NEEDED = ("time_steps", "batch_size")
+_BUNDLED_DATA = "bundled:sp500"
+
+
+@dataclass(frozen=True)
+class StockStudy:
+    """The stock study as :func:`~tpetune.bundled.run_bundled` drives it (``tpetune stock``)."""
+
+    name: str = "stock"
+    default_space: str = "stock"
+    default_max_evals: int = DEFAULT_MAX_EVALS
+    report_files: tuple[str, ...] = ("best_model.keras", "test_folds.csv")
+
+    def settings(
+        self,
+        stored: Mapping[str, Any],
+        *,
+        study_dir: Path,
+        csv: Path | None = None,
+        epochs: int | None = None,
+        folds: int | None = None,
+        series: str | None = None,
+        test_folds: int | None = None,
+    ) -> Settings:
+        """``csv`` or a bundled ``series`` (``None``: the stored one, else the S&P 500),
+        ``epochs`` and ``folds`` (``None``: the stored value on resume, else the default),
+        checked before anything is stored; ``test_folds`` (rolling-origin test blocks of the
+        verdict, default 3) goes to the final report only."""
+        from tpetune.stock.data import load_prices
+        from tpetune.stock.evaluation import bundled_series
+
+        if csv is not None and series is not None:
+            raise ConfigError("--csv and --data both name the prices: pass only one of them")
+        if csv is not None and not Path(csv).is_file():
+            load_prices(csv)  # raises the one-line DataError for a missing file
+        series, prices = bundled_series(series, stored) if csv is None else (None, None)
+        data_id = _BUNDLED_DATA if series in (None, "sp500") else f"bundled:{series}"
+        if csv is not None:
+            digest = hashlib.sha256(Path(csv).read_bytes()).hexdigest()[:16]
+            data_id = f"{Path(csv).name}:{digest}"
+        if csv is None and stored.get("data", data_id) != data_id:
+            raise ConfigError(
+                f"study {study_dir} was made with --csv data ({stored['data']}): pass the same "
+                "--csv to resume, or use --fresh or another --study-dir"
+            )
+        config = {
+            "epochs": epochs or stored.get("epochs") or DEFAULT_EPOCHS,
+            "folds": folds or stored.get("folds"),
+            "data": data_id,
+        }
+        report = {} if test_folds is None else {"test_folds": test_folds}
+        return Settings(config, load_prices(csv) if csv is not None else prices, report)
+
+    def make_objective(self, settings: Settings) -> StockObjective:
+        from tpetune.stock.objective import StockObjective
+
+        config = settings.config
+        return StockObjective(prices=settings.data, epochs=config["epochs"], folds=config["folds"])
+
+    def validate(self, space: Space, objective: StockObjective) -> None:
+        """The space has the labels the objective reads; the series is long enough for every
+        ``time_steps`` the space can propose (when that is a choice of numbers)."""
+        require_labels(space, _NEEDED, objective="stock objective", like="spaces/stock.py")
+        desc = space.describe().get("time_steps", "")
+        if desc.startswith("choice"):
+            try:
+                options = json.loads(desc[len("choice") :])
+            except ValueError:
+                return
+            steps = [int(v) for v in options if isinstance(v, int | float)]
+            if steps:
+                objective.datasets(max(steps), folds=objective.folds)  # DataError if too short
+
+    def final_report(
+        self,
+        objective: StockObjective,
+        best: TrialRecord,
+        *,
+        seed: int,
+        out_dir: Path,
+        test_folds: int | None = None,
+    ) -> dict[str, Any]:
+        summary = objective.final_report(best.args, out_dir=out_dir, seed=seed)
+        summary.pop("curves", None)
+        from tpetune.stock.evaluation import verdict_report
+
+        return {
+            "best_trial_loss": best.loss,
+            **summary,
+            **verdict_report(objective, best, seed=seed, out_dir=out_dir, folds=test_folds),
+        }
+
+    def format_summary(self, summary: Mapping[str, Any]) -> str:
+        return format_summary(summary)
+
+    def extra_plots(self, study: Study, out_dir: Path) -> list[Path]:
+        from tpetune.stock.plots import extra_plots
+
+        return extra_plots(study, out_dir)
+
+
+#: The stock study (registered in :data:`tpetune.bundled.BUNDLED`).
+STOCK = StockStudy()
 
 
 def run_stock_study(
     *,
-    study_dir: Path,
+    study_dir: str | Path,
     csv: Path | None = None,
     space: str | Path = "stock",
     epochs: int | None = None,
     folds: int | None = None,
+    series: str | None = None,
+    test_folds: int | None = None,
     max_evals: int | None = None,
     fresh: bool = False,
     progress: bool = True,
-    pruning: Mapping[str, Any] | None = None,
     **search: Any,
 ) -> tuple[Study, dict[str, Any] | None]:
     """Tune the stock LSTM and report the best model on the test split.
@@ -35,10 +152,13 @@ def run_stock_study(
     Args:
         study_dir: the study folder; ``best_model.keras``, ``predictions.csv`` and
             ``summary.json`` are written there too.
-        csv: the user's daily prices; ``None`` uses the bundled S&P 500 (last 10 years).
+        csv: the user's daily prices; ``None`` uses a bundled series (last 10 years).
+        series: a bundled series (:data:`tpetune.data.SERIES`); ``None``: the stored one on
+            resume, else ``sp500``.
+        test_folds: rolling-origin test blocks of the verdict (default 3).
         space: a space file or bundled name for the same objective.
         epochs, folds, max_evals: ``None`` means the stored value on resume, else the default.
-        search: further :func:`tpetune.tune` options (algo, seed, timeout, stop rules, ...).
+        search: further :func:`tpetune.tune` options (search, stop rules, pruner, ...).
 
     Returns:
         The study and the test summary (``None`` when no trial finished).
@@ -46,53 +166,18 @@ def run_stock_study(
     Raises:
         DataError, SpaceError, ConfigError, StoreError: bad input, before anything is changed.
     """
-    from tpetune.space import load_space
-    from tpetune.stock.data import load_prices
-    from tpetune.stock.objective import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS
-
-    stored = stored_settings(study_dir, fresh=fresh)
-    if csv is not None and not Path(csv).is_file():
-        load_prices(csv)  # raises the one-line DataError for a missing file
-    data_id = "bundled:sp500"
-    if csv is not None:
-        data_id = f"{Path(csv).name}:{hashlib.sha256(Path(csv).read_bytes()).hexdigest()[:16]}"
-    if csv is None and stored.get("data", data_id) != data_id:
-        raise ConfigError(
-            f"study {study_dir} was made with --csv data ({stored['data']}): pass the same --csv "
-            "to resume, or use --fresh or another --study-dir"
-        )
-    epochs = epochs or stored.get("epochs") or DEFAULT_EPOCHS
-    folds = folds or stored.get("folds")
-    max_evals = max_evals or stored.get("max_evals") or DEFAULT_MAX_EVALS
-    prices = load_prices(csv) if csv is not None else None
-    loaded_space = load_space(space)
-
-    from tpetune.pruning import keras_pruning_callback
-    from tpetune.stock.objective import StockObjective
-    from tpetune.tuning import tune
-
-    # The callback reads the study's pruning options from each trial's context (no-op when off).
-    objective = StockObjective(
-        prices=prices, epochs=epochs, folds=folds, callbacks=[keras_pruning_callback]
-    )
-    study = tune(
-        objective,
-        loaded_space,
+    data = {"csv": csv, "epochs": epochs, "folds": folds, "series": series}
+    data["test_folds"] = test_folds
+    return run_bundled(
+        STOCK,
         study_dir=study_dir,
+        space=space,
         max_evals=max_evals,
         fresh=fresh,
         progress=progress,
-        pruning=pruning,
-        objective_config={"epochs": epochs, "folds": folds, "data": data_id},
+        data=data,
         **search,
     )
-
-    def report(best: TrialRecord, seed: int) -> dict[str, Any]:
-        summary = objective.final_report(study.best_params, out_dir=study_dir, seed=seed)
-        summary.pop("curves", None)
-        return {"best_trial_loss": best.loss, **summary}
-
-    return study, best_trial_report(study, ("best_model.keras",), report)
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -111,5 +196,12 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"  {'ratio LSTM / naive':<26}{summary['rmse_ratio']:>10.4f}"
             f"{summary['mae_ratio']:>10.4f}",
             f"  the model {verdict} (price units; ratio < 1 is better than naive)",
+            *_verdict_lines(summary),
         ]
     )
+
+
+def _verdict_lines(summary: Mapping[str, Any]) -> list[str]:
+    from tpetune.stock.evaluation import verdict_lines
+
+    return verdict_lines(summary)

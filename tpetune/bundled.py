@@ -1,0 +1,261 @@
+"""The bundled studies as the CLI drives them: one protocol, one runner, one report cache.
+
+A bundled study (``tpetune stock``, ``tpetune digits``) is a :class:`BundledStudy`: it names
+its defaults, turns its data flags into :class:`Settings` (loading and checking the data, and
+refusing data that differs from what a stored study was made with), builds its objective,
+checks a space against it, and owns its final report, its printed summary and its extra plots.
+:func:`run_bundled` does the rest once for all of them, in an order that keeps bad input from
+changing anything stored: settings (with the stored ones as defaults on resume), space,
+objective, ``validate`` and only then :func:`tpetune.tune`; then the final report of the best
+trial, cached in ``summary.json`` (:func:`best_trial_report`).
+
+:func:`write_plots` is what ``tpetune plot`` calls: the generic plots of :mod:`tpetune.plots`,
+then each bundled study's ``extra_plots`` hook (each draws only from files its own report
+wrote, so it writes nothing for another study). Nothing here imports TensorFlow: the studies
+in :data:`BUNDLED` are imported on first use and import Keras only in ``make_objective``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tpetune._io import read_json, write_json
+from tpetune.context import derive_seed
+from tpetune.store import Store, TrialRecord
+from tpetune.study import Study, load_study
+
+if TYPE_CHECKING:
+    from tpetune.space import Space
+
+__all__ = [
+    "BUNDLED",
+    "SUMMARY_NAME",
+    "BundledStudy",
+    "Settings",
+    "best_trial_report",
+    "bundled_study",
+    "require_labels",
+    "run_bundled",
+    "stored_settings",
+    "write_plots",
+]
+
+#: The final report of a bundled study, in its study folder.
+SUMMARY_NAME = "summary.json"
+
+#: Bundled studies by command name, as ``module:attribute`` (imported on first use).
+BUNDLED: dict[str, str] = {
+    "stock": "tpetune.stock.study:STOCK",
+    "digits": "tpetune.digits.study:DIGITS",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a bundled study's data flags resolved to.
+
+    Attributes:
+        config: the JSON-able settings stored with the study (``objective_config``), whose
+            change makes a different study (a resume with other values is refused).
+        data: the loaded data the objective is built from (not stored).
+        report: keyword options of the study's ``final_report`` (not stored: they change
+            the report, not the trials), e.g. the stock study's ``test_folds``.
+    """
+
+    config: dict[str, Any]
+    data: Any = field(default=None, compare=False)
+    report: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+class BundledStudy(Protocol):
+    """What a bundled study supplies; :func:`run_bundled` and the CLI do the rest."""
+
+    #: The command and the default study folder ``runs/<name>``.
+    name: str
+    #: The bundled space (a name under ``spaces/``) used when none is given.
+    default_space: str
+    #: Trials of a new study when ``max_evals`` is not given.
+    default_max_evals: int
+    #: Files the final report writes into the study folder besides ``summary.json``.
+    report_files: tuple[str, ...]
+
+    def settings(self, stored: Mapping[str, Any], *, study_dir: Path, **data: Any) -> Settings:
+        """Resolve the data flags (``None`` = the stored value, else the default).
+
+        Raises:
+            DataError: the data cannot be read or used.
+            ConfigError: the data differs from what the stored study was made with.
+        """
+        ...
+
+    def make_objective(self, settings: Settings) -> Callable[[Any], Any]:
+        """The objective for these settings (may import Keras)."""
+        ...
+
+    def validate(self, space: Space, objective: Any) -> None:
+        """Refuse a space the objective cannot train, before any study is created.
+
+        Raises:
+            SpaceError, DataError: with the label or value at fault.
+        """
+        ...
+
+    def final_report(
+        self, objective: Any, best: TrialRecord, *, seed: int, out_dir: Path
+    ) -> dict[str, Any]:
+        """Retrain ``best`` (with ``seed``, its own training seed) and evaluate it once on
+        the held-out test data; write :attr:`report_files` into ``out_dir``. A study whose
+        settings return :attr:`Settings.report` options takes them as keyword arguments."""
+        ...
+
+    def format_summary(self, summary: Mapping[str, Any]) -> str:
+        """The report block printed after a run."""
+        ...
+
+    def extra_plots(self, study: Study, out_dir: Path) -> list[Path]:
+        """Write this study's own PNGs into ``out_dir`` (nothing when its files are absent)."""
+        ...
+
+
+def require_labels(space: Space, labels: Sequence[str], *, objective: str, like: str) -> None:
+    """Refuse a space that lacks a label the objective reads.
+
+    Raises:
+        SpaceError: naming the missing labels and the space file to follow (``like``).
+    """
+    from tpetune.errors import SpaceError
+
+    missing = [label for label in labels if label not in space.labels]
+    if missing:
+        raise SpaceError(
+            f"space {space.source} lacks {', '.join(missing)}; the {objective} needs the "
+            f"labels of {like}"
+        )
+
+
+def bundled_study(name: str) -> BundledStudy:
+    """The bundled study registered as ``name`` in :data:`BUNDLED`."""
+    module, attr = BUNDLED[name].split(":")
+    study: BundledStudy = getattr(importlib.import_module(module), attr)
+    return study
+
+
+def run_bundled(
+    bundle: BundledStudy,
+    *,
+    study_dir: str | Path,
+    space: str | Path | None = None,
+    max_evals: int | None = None,
+    fresh: bool = False,
+    progress: bool = True,
+    data: Mapping[str, Any] | None = None,
+    **search: Any,
+) -> tuple[Study, dict[str, Any] | None]:
+    """Tune a bundled study and report its best trial on the held-out test data.
+
+    Args:
+        bundle: the study (see :data:`BUNDLED`).
+        study_dir: the study folder; the report's files and ``summary.json`` go there too.
+        space: a space file or bundled name for the same objective (default: the study's).
+        max_evals: ``None`` means the stored value on resume, else the study's default.
+        fresh: discard an existing study in ``study_dir`` first.
+        data: the study's data flags, for :meth:`BundledStudy.settings`.
+        search: further :func:`tpetune.tune` options (search, stop rules, pruner, ...).
+
+    Returns:
+        The study and the test summary (``None`` when no trial finished).
+
+    Raises:
+        DataError, SpaceError, ConfigError, StoreError, MissingDependencyError: bad input,
+            before anything is changed.
+    """
+    from tpetune.space import load_space
+    from tpetune.tuning import tune
+
+    study_dir = Path(study_dir)
+    stored = stored_settings(study_dir, fresh=fresh)
+    settings = bundle.settings(stored, study_dir=study_dir, **dict(data or {}))
+    max_evals = max_evals or stored.get("max_evals") or bundle.default_max_evals
+    loaded_space = load_space(space if space is not None else bundle.default_space)
+    objective = bundle.make_objective(settings)
+    bundle.validate(loaded_space, objective)
+    study = tune(
+        objective,
+        loaded_space,
+        study_dir=study_dir,
+        max_evals=max_evals,
+        fresh=fresh,
+        progress=progress,
+        objective_config=settings.config,
+        **search,
+    )
+
+    def report(best: TrialRecord, seed: int) -> dict[str, Any]:
+        return bundle.final_report(objective, best, seed=seed, out_dir=study_dir, **settings.report)
+
+    return study, best_trial_report(study, bundle.report_files, report)
+
+
+def stored_settings(study_dir: str | Path, *, fresh: bool = False) -> dict[str, Any]:
+    """The objective settings and ``max_evals`` of an existing study, to default to on resume.
+
+    Empty when there is no study yet or ``fresh`` discards it, so that re-running a bundled
+    study's bare command continues the same study.
+    """
+    if fresh or not Store.exists(study_dir):
+        return {}
+    meta = load_study(study_dir).meta
+    return {**(meta.get("objective_config") or {}), "max_evals": meta.get("max_evals")}
+
+
+def best_trial_report(
+    study: Study,
+    files: Sequence[str],
+    make: Callable[[TrialRecord, int], dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The final report of a study's best trial, made once and kept in ``summary.json``.
+
+    While the best trial and the report's ``files`` stay the same, the saved summary is
+    returned (re-running a finished study retrains nothing). Otherwise ``make(best, seed)``
+    (``seed`` = the best trial's own training seed) builds it, and it is written atomically
+    with ``best_tid`` added. ``None`` when no trial finished.
+    """
+    best = study.best
+    if best is None:
+        return None
+    path = study.study_dir / SUMMARY_NAME
+    previous = read_json(path)
+    if (
+        isinstance(previous, dict)
+        and previous.get("best_tid") == best.tid
+        and all((study.study_dir / name).exists() for name in files)
+    ):
+        return previous
+    seed = derive_seed(int(study.meta["seed"]), best.tid, "objective")
+    summary = {"best_tid": best.tid, **make(best, seed)}
+    write_json(path, summary, indent=2)
+    return summary
+
+
+def write_plots(
+    study: Study, out_dir: str | Path | None = None, *, only: Sequence[str] | None = None
+) -> list[Path]:
+    """Every PNG of a study: the generic plots, then the bundled studies' extra plots.
+
+    Args:
+        study: the study.
+        out_dir: the folder for the PNGs (default: the study folder).
+        only: names of the bundled studies whose hooks run (default: all of them; each
+            writes only what its own files allow).
+    """
+    from tpetune.plots import write_all
+
+    out = Path(out_dir) if out_dir is not None else Path(study.study_dir)
+    written = write_all(study, out)
+    for name in BUNDLED if only is None else only:
+        written += bundled_study(name).extra_plots(study, out)
+    return written
