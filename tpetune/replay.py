@@ -11,8 +11,10 @@ Where the objective comes from:
 - a ``tpetune run FILE.py`` study: ``FILE.py``'s ``objective``, from the path the study
   recorded. The file must still hash to what the study recorded (:mod:`tpetune.provenance`);
   a changed file is refused unless ``force``, since the replay would answer another question.
-- a bundled study (stock, digits): the study's own objective, rebuilt from its stored
-  settings by ``tpetune.bundled`` (``replay_objective(meta)``).
+- a bundled study (stock, digits; its space file defines no objective): the objective of
+  the bundled study whose labels the space has, rebuilt from the stored settings
+  (``objective_config``) by its :class:`tpetune.bundled.BundledStudy`. A stock study made
+  from a ``--csv`` file cannot be rebuilt so (the prices are not stored).
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def replay(
     study = load_study(study_dir)
     record = _find(study.records, tid, Path(study_dir))
     notes: list[str] = []
-    space_tree, found = _objective_and_space(study.meta, force=force, notes=notes)
+    space_tree, found = _objective_and_space(study.meta, Path(study_dir), force=force, notes=notes)
     objective = objective or found
     space = Space(space_tree, source=str(study.meta.get("space_source", "<memory>")))
     if space.fingerprint != study.meta.get("fingerprint"):
@@ -150,17 +152,11 @@ def _find(records: list[TrialRecord], tid: int, study_dir: Path) -> TrialRecord:
 
 
 def _objective_and_space(
-    meta: dict[str, Any], *, force: bool, notes: list[str]
+    meta: dict[str, Any], study_dir: Path, *, force: bool, notes: list[str]
 ) -> tuple[Any, Callable[[Any], Any]]:
     """The space tree and objective of the study: a bundled study's, or its space file's."""
     from tpetune.space import load_file
 
-    try:
-        from tpetune import bundled  # the bundled studies' registry (stock, digits)
-
-        rebuild = getattr(bundled, "replay_objective", None)
-    except ImportError:
-        rebuild = None
     source = meta.get("space_source")
     if not source or str(source).startswith("<"):
         raise ConfigError(
@@ -173,16 +169,41 @@ def _objective_and_space(
             raise ConfigError(f"{changed}: restore it, or replay with --force to run it anyway")
         notes.append(changed + " (forced)")
     namespace = load_file(source)
-    if rebuild is not None:
-        built = rebuild(meta)
-        if built is not None:
-            return namespace["space"], built
-    if not callable(namespace.get("objective")):
+    if callable(namespace.get("objective")):
+        return namespace["space"], namespace["objective"]
+    built, reasons = _bundled_objective(meta, study_dir, namespace["space"], str(source))
+    if built is None:
         raise ConfigError(
-            f"{source} defines no `objective` and the study is not a bundled one: replay "
-            "needs the objective the trials ran"
+            f"{source} defines no `objective` and no bundled study rebuilds it ("
+            + "; ".join(reasons)
+            + "): replay needs the objective the trials ran"
         )
-    return namespace["space"], namespace["objective"]
+    return namespace["space"], built
+
+
+def _bundled_objective(
+    meta: dict[str, Any], study_dir: Path, tree: Any, source: str
+) -> tuple[Callable[[Any], Any] | None, list[str]]:
+    """The objective of the bundled study (stock, digits) whose stored settings and labels
+    fit, rebuilt from the study's ``objective_config``; else ``None`` and why each did not."""
+    from tpetune.bundled import BUNDLED, bundled_study
+    from tpetune.errors import TpetuneError
+    from tpetune.space import Space
+
+    space = Space(tree, source=source)
+    stored = meta.get("objective_config") or {}
+    reasons = []
+    for name in BUNDLED:
+        bundle = bundled_study(name)
+        try:
+            settings = bundle.settings(stored, study_dir=study_dir)
+            objective = bundle.make_objective(settings)
+            bundle.validate(space, objective)
+        except TpetuneError as exc:
+            reasons.append(f"{name}: {exc}")
+            continue
+        return objective, reasons
+    return None, reasons
 
 
 def format_replay(result: Replay) -> str:
