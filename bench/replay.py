@@ -1,0 +1,452 @@
+"""Replay search methods on the recorded-curves tables: epochs to quality, over many seeds.
+
+    python bench/replay.py                      # both tables, 30 seeds, every method (~40 min)
+    python bench/replay.py --tables digits --seeds 30 --methods tpe,tpe-asha,optuna-sha
+    python bench/replay.py --quick              # 3 seeds, 3 methods, a small budget (~1 min)
+
+Each method searches a table (bench/tables/*.json.gz, recorded by bench/record_curves.py) by
+lookup, under the same budget of epochs, with the same early stopping (patience 3); see
+bench/replay_sim.py for the rules. The budget is ``trials`` times the mean length of an
+early-stopped trial over the table, i.e. the epochs that ``trials`` unpruned trials cost;
+tpetune's budget-scaled start-up rules read ``trials`` as ``max_evals``.
+
+Per table and method: epochs until the best loss is within 0.5% of the table's best (median,
+interquartile range, seeds that never got there), the best loss at 25/50/100% of the budget,
+and the ratio of the median epochs against ``tpe`` (tpetune's TPE without pruning) measured in
+the same run, with a two-sided Mann-Whitney U p-value: a ratio whose p >= 0.05 is inside the
+spread and is no win. Also the full grid (every configuration for every epoch) against the
+candidate default. Writes one PNG per table (best loss vs epochs, median and IQR band).
+Optuna methods are skipped, with a note, when optuna is not installed (``pip install optuna``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common, replay_sim, tabular
+
+TARGET_TOLERANCE = 0.005  # "within 0.5% of the table's best loss"
+POINTS = 100  # points of each run's trace kept for the plot
+
+
+@dataclass(frozen=True)
+class Settings:
+    tables: tuple[str, ...] = ("digits", "stock")
+    seeds: int = 30
+    trials: int = 60  # the budget, in unpruned trials' epochs (see the module docstring)
+    small_trials: int = 25  # the second budget of the start-up question
+    methods: tuple[str, ...] = ()  # empty: every method
+    default: str = "tpe-asha"  # the candidate default the targets are checked for
+    jobs: int = 2
+
+
+FULL = Settings()
+QUICK = Settings(seeds=3, trials=15, small_trials=10, methods=("tpe", "tpe-asha", "random"))
+
+
+def _startup(rule: str, trials: int) -> int:
+    """``n_startup_jobs`` for a nominal ``max_evals`` of ``trials`` under a named rule."""
+    rules = {
+        "20": 20,
+        "10": 10,
+        "max5_n10": max(5, trials // 10),
+        "max5_min20_n5": max(5, min(20, trials // 5)),
+        "max5_min20_n10": max(5, min(20, trials // 10)),
+    }
+    return rules[rule]
+
+
+#: Method name -> (runner name, options); "@small" methods run at the second budget.
+METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "tpe": ("tpetune", {}),
+    "tpe-median": ("tpetune", {"pruner": "median"}),
+    "tpe-asha": ("tpetune", {"pruner": "asha"}),
+    "random": ("tpetune", {"algo": "rand"}),
+    "fmin": ("fmin", {}),
+    "optuna-median": ("optuna", {"pruner": "median"}),
+    "optuna-sha": ("optuna", {"pruner": "sha"}),
+    "optuna-hyperband": ("optuna", {"pruner": "hyperband"}),
+    # (i) how a pruned trial is shown to TPE
+    "tpe-asha-inf": ("tpetune", {"pruner": "asha", "pruned_as": "inf"}),
+    "tpe-median-inf": ("tpetune", {"pruner": "median", "pruned_as": "inf"}),
+    # (ii) n_startup_jobs rules, with ASHA, at both budgets
+    **{
+        f"tpe-asha-s{rule}{suffix}": ("tpetune", {"pruner": "asha", "startup": rule})
+        for rule in ("10", "max5_n10", "max5_min20_n5", "max5_min20_n10")
+        for suffix in ("", "@small")
+    },
+    "tpe-asha@small": ("tpetune", {"pruner": "asha"}),
+    "tpe@small": ("tpetune", {}),
+}
+
+
+#: The methods drawn in the PNGs (the design-question variants only in the tables).
+PLOTTED = (
+    "tpe", "tpe-median", "tpe-asha", "random", "fmin",
+    "optuna-median", "optuna-sha", "optuna-hyperband",
+)  # fmt: skip
+
+
+def _pruner(name: str | None) -> Any:
+    from tpetune.pruners import ASHAPruner, MedianPruner
+
+    return {None: None, "median": MedianPruner(), "asha": ASHAPruner()}[name]
+
+
+def budget_trials(settings: Settings, method: str) -> int:
+    return settings.small_trials if method.endswith("@small") else settings.trials
+
+
+def mean_trial_epochs(table: tabular.Table) -> float:
+    """Mean epochs of an early-stopped, unpruned trial over the table's configurations."""
+    lengths = []
+    for key in table.val_loss:
+        sim = replay_sim.Sim(table, budget=10**9)
+        lengths.append(len(sim.train(json.loads(key)).curve))
+    return sum(lengths) / len(lengths)
+
+
+def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
+    """Replay ``method`` on ``table`` with ``seed`` under ``budget`` epochs."""
+    table_name, method, seed, budget, trials = job
+    table = _table(table_name)
+    runner, options = METHODS[method]
+    sim = replay_sim.Sim(table, budget)
+    started = time.perf_counter()
+    if runner == "tpetune":
+        replay_sim.run_tpetune(
+            sim,
+            seed,
+            pruner=_pruner(options.get("pruner")),
+            algo=options.get("algo", "tpe"),
+            n_startup=_startup(options.get("startup", "20"), trials),
+            pruned_as=options.get("pruned_as", "partial"),
+        )
+    elif runner == "fmin":
+        replay_sim.run_fmin(sim, seed)
+    else:
+        replay_sim.run_optuna(sim, seed, pruner=options["pruner"])
+    target = table.best_loss() * (1 + TARGET_TOLERANCE)
+    return {
+        "table": table_name,
+        "method": method,
+        "seed": seed,
+        "budget": budget,
+        "trials": sim.trials,
+        "pruned": sim.pruned,
+        "epochs_to_target": sim.epochs_to(target),
+        "best": {f"{q}": sim.best_at(budget * q / 100) for q in (25, 50, 100)},
+        "curve": [sim.best_at(budget * i / POINTS) for i in range(POINTS + 1)],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+_TABLES: dict[str, tabular.Table] = {}
+
+
+def _table(name: str) -> tabular.Table:
+    if name not in _TABLES:
+        _TABLES[name] = tabular.load_table(name)
+    return _TABLES[name]
+
+
+# -- statistics ---------------------------------------------------------------------------------
+def quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile by the nearest rank (keeps inf: a seed that never got there)."""
+    ordered = sorted(v for v in values if v == v)
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided Mann-Whitney U p-value (inf ranks last); NaN without scipy."""
+    try:
+        from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
+    except ImportError:
+        return math.nan
+    big = 1e18
+    a2 = [big if math.isinf(v) else v for v in a]
+    b2 = [big if math.isinf(v) else v for v in b]
+    if a2 == b2:
+        return 1.0
+    return float(mannwhitneyu(a2, b2, alternative="two-sided").pvalue)
+
+
+def summarize(runs: Sequence[dict[str, Any]], baseline: str = "tpe") -> dict[str, dict[str, Any]]:
+    """Per method: median/IQR of epochs to target, never-reached seeds, best at 25/50/100%,
+    and the ratio of median epochs to ``baseline``'s with its p-value."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        by.setdefault(r["method"], []).append(r)
+    base = [r["epochs_to_target"] for r in by.get(baseline, [])]
+    out = {}
+    for method, rs in by.items():
+        e = [r["epochs_to_target"] for r in rs]
+        med = quantile(e, 0.5)
+        out[method] = {
+            "seeds": len(rs),
+            "budget": rs[0]["budget"],
+            "epochs_median": med,
+            "epochs_q25": quantile(e, 0.25),
+            "epochs_q75": quantile(e, 0.75),
+            "never": sum(math.isinf(v) for v in e),
+            **{f"best_{q}": quantile([r["best"][q] for r in rs], 0.5) for q in ("25", "50", "100")},
+            "trials": quantile([r["trials"] for r in rs], 0.5),
+            "pruned": quantile([r["pruned"] for r in rs], 0.5),
+            "ratio": common.ratio(med, quantile(base, 0.5)) if base else math.nan,
+            "p": p_value(e, base) if base and method != baseline else math.nan,
+        }
+    return out
+
+
+# -- output -------------------------------------------------------------------------------------
+def plot(
+    table: tabular.Table, runs: Sequence[dict[str, Any]], methods: Sequence[str], path: Path
+) -> str:
+    """Best loss vs epochs spent: the median over seeds with the interquartile band."""
+    import numpy as np
+
+    fig, ax = common.new_axes(8.0, 4.8)
+    budget = runs[0]["budget"]
+    x = np.linspace(0, budget, POINTS + 1)
+    for method in methods:
+        curves = np.array([r["curve"] for r in runs if r["method"] == method], dtype=float)
+        if not len(curves):
+            continue
+        curves[~np.isfinite(curves)] = np.nan
+        with warnings.catch_warnings():  # before any trial finished: all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(curves, axis=0)
+            lo, hi = np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0)
+        (line,) = ax.plot(x, med, label=method, lw=1.4)
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.12, lw=0)
+    best = table.best_loss()
+    ax.axhline(best * (1 + TARGET_TOLERANCE), color="k", ls=":", lw=1, label="target (best +0.5%)")
+    finite = [v for r in runs for v in r["curve"] if math.isfinite(v)]
+    top = quantile(finite, 0.9) if finite else best * 2
+    ax.set_ylim(best * 0.995, max(top, best * 1.02))
+    ax.set_xlabel("epochs spent")
+    ax.set_ylabel("best validation loss so far")
+    ax.set_title(f"{table.name}: median over {len({r['seed'] for r in runs})} seeds, IQR band")
+    ax.legend(fontsize=7, ncol=2)
+    return common.save_png(fig, path)
+
+
+def _row(method: str, s: dict[str, Any]) -> list[str]:
+    f = common.fmt
+    p = "" if math.isnan(s["p"]) else f"{s['p']:.2g}"
+    return [
+        method,
+        "{} [{}, {}]".format(
+            *(f(s[k], ".0f") for k in ("epochs_median", "epochs_q25", "epochs_q75"))
+        ),
+        f"{s['never']}/{s['seeds']}",
+        f(s["best_25"], ".5g"),
+        f(s["best_50"], ".5g"),
+        f(s["best_100"], ".5g"),
+        f(s["ratio"], ".2f"),
+        p,
+        f"{s['trials']:.0f} ({s['pruned']:.0f})",
+    ]
+
+
+COLUMNS = [
+    "method",
+    "epochs to target: median [IQR]",
+    "never",
+    "best @25%",
+    "best @50%",
+    "best @100%",
+    "epochs / tpe",
+    "p",
+    "trials (pruned)",
+]
+
+
+def _methods(settings: Settings) -> tuple[list[str], list[str]]:
+    """The methods to run and a note on those skipped."""
+    names = list(settings.methods) or list(METHODS)
+    notes = []
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        skipped = [m for m in names if METHODS[m][0] == "optuna"]
+        names = [m for m in names if m not in skipped]
+        if skipped:
+            notes.append(
+                f"skipped {', '.join(skipped)}: optuna is not installed (pip install optuna)"
+            )
+    return names, notes
+
+
+def run_all(settings: Settings, jobs_fn: Callable[[list], list]) -> dict[str, Any]:
+    """Every (table, method, seed) replay; returns per-table summaries and the runs."""
+    methods, notes = _methods(settings)
+    results: dict[str, Any] = {"notes": notes, "tables": {}}
+    for name in settings.tables:
+        table = _table(name)
+        per_trial = mean_trial_epochs(table)
+        jobs = []
+        for method in methods:
+            trials = budget_trials(settings, method)
+            budget = round(trials * per_trial)
+            jobs += [(name, method, seed, budget, trials) for seed in range(settings.seeds)]
+        runs = jobs_fn(jobs)
+        results["tables"][name] = {
+            "meta": table.meta,
+            "best_loss": table.best_loss(),
+            "configurations": len(table.val_loss),
+            "grid_epochs": table.grid_epochs(),
+            "mean_trial_epochs": per_trial,
+            "summary": summarize(runs),
+            "runs": runs,
+        }
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__.split("\n\n")[0])
+    common.add_budget_flags(p, "seeds", "trials", "jobs")
+    p.add_argument("--tables", help="comma-separated tables (default: digits,stock)")
+    p.add_argument("--methods", help=f"comma-separated, of: {', '.join(METHODS)}")
+    args = p.parse_args(argv)
+    settings = common.pick(args, FULL, QUICK)
+    if args.tables:
+        settings = dataclass_replace(settings, tables=tuple(args.tables.split(",")))
+    if args.methods:
+        unknown = sorted(set(args.methods.split(",")) - set(METHODS))
+        if unknown:
+            p.error(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(METHODS)}")
+        settings = dataclass_replace(settings, methods=tuple(args.methods.split(",")))
+    started = time.perf_counter()
+    common.quiet()
+
+    def jobs_fn(jobs: list) -> list:
+        if settings.jobs <= 1:
+            return [run_one(j) for j in jobs]
+        with multiprocessing.get_context("spawn").Pool(settings.jobs) as pool:
+            return pool.map(run_one, jobs, chunksize=1)
+
+    results = run_all(settings, jobs_fn)
+    return publish(args, settings, results, started)
+
+
+def dataclass_replace(settings: Settings, **changes: Any) -> Settings:
+    import dataclasses
+
+    return dataclasses.replace(settings, **changes)
+
+
+def publish(args: Any, settings: Settings, results: dict[str, Any], started: float) -> int:
+    """Print the per-table tables, draw the PNGs, write the JSON report."""
+    rows, figures, pngs = [], {}, []
+    for note in results["notes"]:
+        print(f"note: {note}")
+    for name, res in results["tables"].items():
+        summary = res["summary"]
+        print(
+            f"\n{name}: {res['configurations']} configurations, best loss {res['best_loss']:.5g}, "
+            f"target {res['best_loss'] * (1 + TARGET_TOLERANCE):.5g}, budget "
+            f"{next(iter(summary.values()))['budget']} epochs (grid: {res['grid_epochs']})"
+        )
+        table_rows = [_row(m, s) for m, s in summary.items()]
+        common.print_table(COLUMNS, table_rows)
+        rows += [[name, *r] for r in table_rows]
+        figures[name] = {"summary": summary, **targets(res, settings.default)}
+        base = common.png_path(args, "replay")
+        png = base.with_name(f"{base.stem}_{name}.png")
+        shown = [m for m in PLOTTED if m in summary]
+        pngs.append(plot(_table(name), res["runs"], shown, png))
+        for line in figures[name]["lines"]:
+            print("  " + line)
+    met = [
+        t["met"] for f in figures.values() for t in f["targets"].values() if t["met"] is not None
+    ]
+    runs = [
+        {k: v for k, v in r.items() if k != "curve"}
+        for res in results["tables"].values()
+        for r in res["runs"]
+    ]
+    common.Report(
+        "replay",
+        settings=settings,
+        figures=figures,
+        target="the default: <= 0.5x TPE's epochs to target, final loss within 0.5%; <= the best "
+        "Optuna combination's epochs; the grid's best within 1/10 of the grid's epochs",
+        target_met=all(met) if met else None,
+        table=(["table", *COLUMNS], rows),
+        png=pngs,
+        runs=runs,
+    ).write(args, started)
+    return 0
+
+
+def targets(res: dict[str, Any], default: str) -> dict[str, Any]:
+    """Issue 13's replay targets for the ``default`` method on one table."""
+    s = res["summary"]
+    d, tpe = s.get(default), s.get("tpe")
+    out: dict[str, Any] = {}
+    lines = []
+    if d and tpe:
+        r = common.ratio(d["epochs_median"], tpe["epochs_median"])
+        loss_gap = common.ratio(d["best_100"], tpe["best_100"]) - 1
+        met = r <= 0.5 and loss_gap <= TARGET_TOLERANCE
+        out["half_epochs_of_tpe"] = {
+            "ratio": r,
+            "final_loss_gap": loss_gap,
+            "p": d["p"],
+            "met": met,
+        }
+        lines.append(
+            f"{default} / tpe epochs to target {r:.2f} (target <= 0.5, p {d['p']:.2g}), final "
+            f"loss {loss_gap:+.2%} (target <= +0.5%): {'met' if met else 'missed'}"
+        )
+    optunas = {m: v for m, v in s.items() if m.startswith("optuna-")}
+    if d and optunas:
+        best_m = min(optunas, key=lambda m: (optunas[m]["epochs_median"], optunas[m]["best_100"]))
+        o = optunas[best_m]
+        p = p_value(_epochs(res, default), _epochs(res, best_m))
+        met = d["epochs_median"] <= o["epochs_median"]
+        out["vs_best_optuna"] = {
+            "optuna": best_m,
+            "ratio": common.ratio(d["epochs_median"], o["epochs_median"]),
+            "p": p,
+            "met": met,
+        }
+        lines.append(
+            f"{default} {common.fmt(d['epochs_median'], '.0f')} vs {best_m} "
+            f"{common.fmt(o['epochs_median'], '.0f')} epochs (p {p:.2g}): "
+            f"{'met' if met else 'missed'}"
+        )
+    if d:
+        grid = res["grid_epochs"]
+        r = common.ratio(d["epochs_median"], grid)
+        met = r <= 0.1
+        out["grid_tenth"] = {"grid_epochs": grid, "ratio": r, "met": met}
+        lines.append(
+            f"grid: {grid} epochs; {default} reaches its best (+0.5%) in "
+            f"{common.fmt(d['epochs_median'], '.0f')} = {r:.3f} of it (target <= 0.1): "
+            f"{'met' if met else 'missed'}"
+        )
+    return {"targets": out, "lines": lines}
+
+
+def _epochs(res: dict[str, Any], method: str) -> list[float]:
+    return [r["epochs_to_target"] for r in res["runs"] if r["method"] == method]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""Replay search methods on a recorded table: every trial is a lookup, its cost is epochs.
+
+One :class:`Sim` is one search under an epoch budget. A trial "trains" by reading its
+configuration's recorded validation curve one epoch at a time; every method applies the same
+rules there (:meth:`Sim.train`):
+
+- early stopping with ``patience`` (Keras' ``EarlyStopping``, ``min_delta`` 0): stop after
+  ``patience`` epochs without a new best; the trial's loss is its best value (restored weights);
+- a NaN value ends the trial as failed (``TerminateOnNaN``), unless an earlier epoch was finite;
+- the method's pruner is asked after every epoch; a pruned trial ends there;
+- the budget: when it is spent, the trial in progress is cut and the search ends.
+
+The incumbent is the best loss of the trials that finished (not pruned, not cut), as a
+study's ``best`` reports it; :attr:`Sim.trace` records it after every trial with the epochs
+spent so far. The methods (:data:`METHODS`) differ only in who proposes and who prunes:
+
+- ``tpetune`` variants: hyperopt's ``tpe.suggest`` (or ``rand.suggest``) seeded per trial
+  with :func:`tpetune.context.derive_seed` as tpetune's driver does, and a pruner from
+  :mod:`tpetune.pruners` deciding on a :class:`~tpetune.pruners.MemoryBoard`; a pruned trial
+  is shown to TPE with its best partial loss (``partial``) or as a missing loss (``inf``,
+  hyperopt's treatment of a failed trial: TPE counts it as +inf);
+- ``fmin``: bare ``hyperopt.fmin`` with ``rstate=default_rng(seed)``, no pruning;
+- ``optuna-*``: Optuna's ``TPESampler(seed=seed)`` (its defaults) with its pruners.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from bench.tabular import Table
+
+#: Early-stopping patience of every replayed trial (the stock study's, a common default).
+PATIENCE = 3
+
+Decide = Callable[[int, list[float]], bool]  # (step, curve so far) -> prune?
+
+
+class Outcome(NamedTuple):
+    """How one replayed trial ended."""
+
+    state: str  # "ok", "pruned" or "fail"
+    loss: float  # best value reached (inf when none was finite)
+    curve: list[float]  # the values of the epochs it ran
+
+
+class BudgetSpent(Exception):
+    """Raised inside a trial when the epoch budget runs out."""
+
+
+@dataclass
+class Sim:
+    """One replayed search: the table, the budget and what has happened so far."""
+
+    table: Table
+    budget: int
+    patience: int = PATIENCE
+    spent: int = 0
+    best: float = math.inf
+    trials: int = 0
+    pruned: int = 0
+    trace: list[tuple[int, float]] = field(default_factory=list)  # (epochs spent, incumbent)
+    history: list[tuple[dict[str, Any], Outcome]] = field(default_factory=list)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.budget
+
+    def train(self, params: Mapping[str, Any], decide: Decide | None = None) -> Outcome:
+        """Replay one trial: its state (ok, pruned or fail), loss and the curve it ran.
+
+        Raises:
+            BudgetSpent: the budget ran out before the trial ended (it is not counted).
+        """
+        full = self.table.curve(params)
+        curve: list[float] = []
+        best, wait, state = math.inf, 0, "ok"
+        for step, value in enumerate(full, start=1):
+            if self.exhausted:
+                raise BudgetSpent
+            self.spent += 1
+            curve.append(value)
+            if math.isnan(value):
+                state = "fail" if math.isinf(best) else "ok"
+                break
+            if value < best:
+                best, wait = value, 0
+            else:
+                wait += 1
+            if decide is not None and decide(step, curve):
+                state = "pruned"
+                break
+            if wait >= self.patience:
+                break
+        self.trials += 1
+        if state == "pruned":
+            self.pruned += 1
+        elif state == "ok":
+            self.best = min(self.best, best)
+        self.trace.append((self.spent, self.best))
+        outcome = Outcome(state, best, curve)
+        self.history.append((dict(params), outcome))
+        return outcome
+
+    def epochs_to(self, target: float) -> float:
+        """Epochs spent when the incumbent first was at or below ``target`` (inf: never)."""
+        return next((float(e) for e, b in self.trace if b <= target), math.inf)
+
+    def best_at(self, epochs: float) -> float:
+        """The incumbent after ``epochs`` epochs (inf before any trial finished)."""
+        best = math.inf
+        for e, b in self.trace:
+            if e > epochs:
+                break
+            best = b
+        return best
+
+
+# -- hyperopt (tpetune's driver and bare fmin) ---------------------------------------------------
+def hyperopt_space(table: Table) -> dict[str, Any]:
+    """One ``hp.choice`` per factor over the table's values: every proposal is a table row."""
+    from hyperopt import hp
+
+    return {name: hp.choice(name, values) for name, values in table.factors.items()}
+
+
+def _params(table: Table, vals: Mapping[str, list[int]]) -> dict[str, Any]:
+    return {name: table.factors[name][int(vals[name][0])] for name in table.factors}
+
+
+def run_tpetune(
+    sim: Sim,
+    seed: int,
+    *,
+    pruner: Any = None,
+    algo: str = "tpe",
+    n_startup: int = 20,
+    pruned_as: str = "partial",
+    cache_posterior: bool = True,
+) -> Sim:
+    """tpetune's serial driver loop in miniature: propose, replay, record, repeat.
+
+    Proposals come from ``tpe.suggest(n_startup_jobs=n_startup)`` (or ``rand.suggest``) with
+    the seed ``derive_seed(seed, tid)``; ``pruner`` is a :mod:`tpetune.pruners` object or None.
+    ``cache_posterior`` only makes it faster (see :func:`_posterior_cached`).
+    """
+    import functools
+
+    from hyperopt import Domain, Trials, rand, tpe
+
+    from tpetune.pruners import MemoryBoard
+
+    suggest = (
+        rand.suggest
+        if algo == "rand"
+        else functools.partial(tpe.suggest, n_startup_jobs=n_startup, verbose=False)
+    )
+    domain = Domain(lambda _: 0.0, hyperopt_space(sim.table))
+    trials, board = Trials(), MemoryBoard()
+    with _posterior_cached() if cache_posterior else contextlib.nullcontext():
+        _drive(sim, seed, suggest, domain, trials, board, pruner, pruned_as)
+    return sim
+
+
+def _drive(
+    sim: Sim,
+    seed: int,
+    suggest: Any,
+    domain: Any,
+    trials: Any,
+    board: Any,
+    pruner: Any,
+    pruned_as: str,
+) -> None:
+    from hyperopt.base import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
+
+    from tpetune.context import derive_seed
+
+    tid = 0
+    while not sim.exhausted:
+        doc = suggest([tid], domain, trials, derive_seed(seed, tid))[0]
+        params = _params(sim.table, doc["misc"]["vals"])
+
+        def decide(step: int, curve: list[float], tid: int = tid) -> bool:
+            decision = pruner.decide(tid, step, curve, board)
+            board.record(tid, decision)
+            return bool(decision.prune)
+
+        try:
+            state, loss, curve = sim.train(params, decide if pruner is not None else None)
+        except BudgetSpent:
+            break
+        if state == "ok":
+            board.add_finished(curve)
+        shown = state == "ok" or (state == "pruned" and pruned_as == "partial")
+        doc["state"] = JOB_STATE_DONE
+        doc["result"] = {"status": STATUS_OK, "loss": loss} if shown else {"status": STATUS_FAIL}
+        trials.insert_trial_docs([doc])
+        trials.refresh()
+        tid += 1
+
+
+@contextlib.contextmanager
+def _posterior_cached() -> Iterator[None]:
+    """Build TPE's posterior graph once per domain instead of on every ``suggest``.
+
+    ``tpe.suggest`` rebuilds the same pyll graph (a third of its time here) and evaluates it
+    with a fresh memo; the graph is never mutated, so reusing it proposes exactly the same
+    points (checked by tests/test_bench.py) at a replay trial's cost of milliseconds.
+    """
+    from hyperopt import tpe
+
+    original = tpe.build_posterior_wrapper
+    cache: dict[tuple[int, float, float], Any] = {}
+
+    def cached(domain: Any, prior_weight: float, gamma: float) -> Any:
+        key = (id(domain), prior_weight, gamma)
+        if key not in cache:
+            cache[key] = original(domain, prior_weight, gamma)
+        return cache[key]
+
+    tpe.build_posterior_wrapper = cached
+    try:
+        yield
+    finally:
+        tpe.build_posterior_wrapper = original
+
+
+def run_fmin(sim: Sim, seed: int) -> Sim:
+    """Bare ``hyperopt.fmin`` with TPE (its defaults), early stopping only."""
+    import numpy as np
+    from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, tpe
+
+    def objective(params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            state, loss, _ = sim.train(params)
+        except BudgetSpent:
+            return {"status": STATUS_FAIL}
+        return {"status": STATUS_OK, "loss": loss} if state == "ok" else {"status": STATUS_FAIL}
+
+    fmin(
+        objective,
+        hyperopt_space(sim.table),
+        algo=tpe.suggest,
+        max_evals=10**6,
+        trials=Trials(),
+        rstate=np.random.default_rng(seed),
+        show_progressbar=False,
+        early_stop_fn=lambda *_: (sim.exhausted, []),
+    )
+    return sim
+
+
+# -- Optuna ----------------------------------------------------------------------------------------
+def optuna_pruner(name: str, epochs: int) -> Any:
+    """Optuna's pruner ``name`` with its defaults (Hyperband told the table's epochs)."""
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner()
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    return optuna.pruners.NopPruner()
+
+
+def run_optuna(sim: Sim, seed: int, *, pruner: str) -> Sim:
+    """Optuna 5: ``TPESampler(seed=seed)`` with its defaults and the named pruner."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    factors = sim.table.factors
+
+    def objective(trial: Any) -> float:
+        params = {name: trial.suggest_categorical(name, values) for name, values in factors.items()}
+
+        def decide(step: int, curve: list[float]) -> bool:
+            trial.report(curve[-1], step)
+            return bool(trial.should_prune())
+
+        try:
+            state, loss, _ = sim.train(params, decide)
+        except BudgetSpent:
+            trial.study.stop()
+            raise optuna.TrialPruned() from None
+        if state == "pruned":
+            raise optuna.TrialPruned()
+        return loss if state == "ok" else math.nan  # NaN: Optuna records the trial as failed
+
+    study = optuna.create_study(
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna_pruner(pruner, sim.table.epochs),
+    )
+    study.optimize(objective, n_trials=10**6, catch=(), callbacks=[_stop_when(sim)])
+    return sim
+
+
+def _stop_when(sim: Sim) -> Callable[[Any, Any], None]:
+    def callback(study: Any, _trial: Any) -> None:
+        if sim.exhausted:
+            study.stop()
+
+    return callback
