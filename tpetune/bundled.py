@@ -72,23 +72,39 @@ class Settings:
 
 
 class BundledStudy(Protocol):
-    """What a bundled study supplies; :func:`run_bundled` and the CLI do the rest."""
+    """What a bundled study supplies; :func:`run_bundled` and the CLI do the rest.
 
-    #: The command and the default study folder ``runs/<name>``.
-    name: str
-    #: The bundled space (a name under ``spaces/``) used when none is given.
-    default_space: str
-    #: Trials of a new study when ``max_evals`` is not given.
-    default_max_evals: int
-    #: Files the final report writes into the study folder besides ``summary.json``.
-    report_files: tuple[str, ...]
+    The attributes are read-only (a frozen dataclass implements them as fields).
+    """
 
-    def settings(self, stored: Mapping[str, Any], *, study_dir: Path, **data: Any) -> Settings:
-        """Resolve the data flags (``None`` = the stored value, else the default).
+    @property
+    def name(self) -> str:
+        """The command and the default study folder ``runs/<name>``."""
+        ...
 
-        Raises:
-            DataError: the data cannot be read or used.
-            ConfigError: the data differs from what the stored study was made with.
+    @property
+    def default_space(self) -> str:
+        """The bundled space (a name under ``spaces/``) used when none is given."""
+        ...
+
+    @property
+    def default_max_evals(self) -> int:
+        """Trials of a new study when ``max_evals`` is not given."""
+        ...
+
+    @property
+    def report_files(self) -> tuple[str, ...]:
+        """Files the final report writes into the study folder besides ``summary.json``."""
+        ...
+
+    @property
+    def settings(self) -> Callable[..., Settings]:
+        """``settings(stored, *, study_dir, **data_flags) -> Settings``: resolve the study's
+        own data flags (``None`` = the stored value, else the default).
+
+        Typed as a callable because each study has its own flags. It raises
+        ``DataError`` when the data cannot be read or used, and ``ConfigError`` when it
+        differs from what the stored study was made with.
         """
         ...
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,6 +65,7 @@ __all__ = ["CallbackSpec", "KerasTrial", "best", "best_epoch", "fresh_session", 
 CallbackSpec = Any  # a keras.callbacks.Callback, or a zero-argument factory returning one
 _CURVES = ("loss", "val_loss")
 _PRUNED_NOTE = "pruned_at_epoch"
+_REDUCE: dict[str, Callable[[Sequence[float]], Any]] = {"sum": np.sum, "median": np.median}
 
 
 class KerasTrial(ABC):
@@ -195,8 +196,7 @@ class KerasTrial(ABC):
         for key in results[0]["metrics"]:
             values = [float(r["metrics"][key]) for r in results if key in r["metrics"]]
             rule = self.combine_rules.get(key, "mean")
-            reduce = {"sum": np.sum, "median": np.median}.get(rule, np.mean)
-            metrics[key] = float(reduce(values))
+            metrics[key] = float(_REDUCE.get(rule, np.mean)(values))
         metrics["folds_run"] = len(results)
         metrics["fold_loss"] = [float(r["loss"]) for r in results]
         for key in self.per_fold:
