@@ -5,8 +5,8 @@ Every benchmark prints its figures and, with ``--json PATH``, writes them as one
     {"benchmark", "quick", "seconds", "settings", "figures", "target", "target_met",
      "table": {"columns", "rows"}, "png", "runs"}
 
-``figures`` holds the headline numbers (non-finite ones are written as ``null``); ``table``
-is what ``bench/run_all.py`` renders into docs/benchmarks.md.
+It is a :class:`Report`: ``figures`` holds the headline numbers (non-finite ones are written as
+``null``); ``table`` is what ``bench/page.py`` renders into docs/benchmarks.md.
 
 TensorFlow is imported lazily, inside functions, so this module can set its log level first
 and spawned worker processes, which re-import the main script, start light.
@@ -26,10 +26,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+from typing import Any
 
 # Before anything imports TensorFlow: its C++ info lines would drown the figures.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -195,12 +192,35 @@ class Run:
 
 
 def run_tune(
-    objective: Any, space: Any, *, mode: str, seed: int, max_evals: int, **options: Any
+    objective: Any,
+    space: Any,
+    *,
+    mode: str,
+    seed: int,
+    max_evals: int,
+    algo: str = "tpe",
+    algo_options: Mapping[str, Any] | None = None,
+    points: Sequence[Mapping[str, Any]] = (),
+    pruning: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+    spark: str | None = None,
 ) -> Run:
-    """``tpetune.tune`` on a fresh study in a temp folder, timed from the call to its return."""
+    """``tpetune.tune`` on a fresh study in a temp folder, timed from the call to its return.
+
+    ``pruning`` is a pruner's JSON form (``{"rule": "median", ...}`` or ``{"name": "asha"}``;
+    ``None``: tune's default); ``workers``/``spark`` pick the executor (serial otherwise).
+    """
+    from tpetune.options import Search, Spark, Workers
+    from tpetune.pruners import pruner_from_json
     from tpetune.store import TrialState
     from tpetune.tuning import tune
 
+    executor: Any = None
+    if spark is not None:
+        executor = Spark(spark, workers=workers)
+    elif workers is not None and workers > 1:
+        executor = Workers(workers)
+    search = Search(algo=algo, seed=seed, options=dict(algo_options or {}), points=points)
     with tempfile.TemporaryDirectory(prefix="tpetune-bench-") as tmp:
         started = time.time()
         clock = time.perf_counter()
@@ -209,9 +229,10 @@ def run_tune(
             space,
             study_dir=tmp,
             max_evals=max_evals,
-            seed=seed,
+            search=search,
+            pruner=None if pruning is None else pruner_from_json(pruning),
+            executor=executor,
             progress=False,
-            **options,
         )
         wall = time.perf_counter() - clock
     finished = {r.tid: r.finished for r in study.records if r.finished is not None}
@@ -273,6 +294,16 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
+def figure_table(figures: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """A two-column table of a report's scalar figures, for scripts without their own."""
+    rows = [
+        [k, fmt(float(v), ".4g")]
+        for k, v in figures.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    return ["figure", "value"], rows
+
+
 def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
     for row in (columns, *rows):
@@ -307,33 +338,42 @@ def write_report(args: argparse.Namespace, report: dict[str, Any]) -> None:
     print(f"figures: {path}")
 
 
-def report(
-    name: str,
-    args: argparse.Namespace,
-    started: float,
-    *,
-    settings: DataclassInstance,
-    figures: dict[str, Any],
-    target: str,
-    target_met: bool | None,
-    table: tuple[Sequence[str], Sequence[Sequence[str]]],
-    png: str | None,
-    runs: Sequence[Mapping[str, Any]] = (),
-) -> None:
-    """Assemble the JSON every benchmark writes (see the module docstring) and write it."""
-    columns, rows = table
-    write_report(
-        args,
-        {
-            "benchmark": name,
-            "quick": bool(args.quick),
-            "seconds": time.perf_counter() - started,
-            "settings": dataclasses.asdict(settings),
-            "figures": figures,
-            "target": target,
-            "target_met": target_met,
+@dataclass(frozen=True)
+class Report:
+    """What every benchmark writes with ``--json`` (the layout in the module docstring).
+
+    ``settings`` is the run's settings dataclass (or a dict); ``table`` is ``(columns, rows)``
+    of strings, rendered into docs/benchmarks.md by bench/page.py.
+    """
+
+    benchmark: str
+    settings: Any
+    figures: dict[str, Any]
+    table: tuple[Sequence[str], Sequence[Sequence[str]]]
+    target: str = ""
+    target_met: bool | None = None
+    png: str | list[str] | None = None  # file name(s) beside the JSON
+    runs: Sequence[Mapping[str, Any]] = ()
+
+    def to_json(self, *, quick: bool, seconds: float) -> dict[str, Any]:
+        columns, rows = self.table
+        settings = self.settings
+        if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+            settings = dataclasses.asdict(settings)
+        return {
+            "benchmark": self.benchmark,
+            "quick": quick,
+            "seconds": seconds,
+            "settings": dict(settings),
+            "figures": self.figures,
+            "target": self.target,
+            "target_met": self.target_met,
             "table": {"columns": list(columns), "rows": [list(r) for r in rows]},
-            "png": png,
-            "runs": list(runs),
-        },
-    )
+            "png": self.png,
+            "runs": list(self.runs),
+        }
+
+    def write(self, args: argparse.Namespace, started: float) -> None:
+        """Write the report to ``--json`` (if given), timed from ``started``."""
+        seconds = time.perf_counter() - started
+        write_report(args, self.to_json(quick=bool(args.quick), seconds=seconds))

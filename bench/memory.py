@@ -18,7 +18,13 @@ import resource
 import runpy
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,6 +81,7 @@ def main() -> None:
     if args.child:
         child(args.child, bool(args.clear))
         return
+    started = time.perf_counter()
     trials = 10 if args.quick else 20  # the growth is linear: 20 trials show it
     marks = [t for t in (1, 5, 10, 15, 20) if t <= trials]
     print(f"RSS (MiB) after trial {marks} of spaces/stock_small.py, one epoch each")
@@ -95,8 +102,13 @@ def main() -> None:
     print(
         f"ratio of growth factors, with / without clear_session: {ratios[True] / ratios[False]:.3f}"
     )
-    if args.json is not None:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    common.Report(
+        "memory",
+        settings={"trials": trials},
+        figures=figures,
+        table=common.figure_table(figures),
+        target="none stated: RSS growth with clear_session against without",
+    ).write(args, started)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """What the study store and bookkeeping cost, against bare hyperopt, measured in one run.
 
-    python bench/overhead.py                 # 500 trials, as the core issue asks
-    python bench/overhead.py --trials 100 --open-trials 5000 --json out.json
-    python bench/overhead.py --trials 5000 --no-pickle   # skip fmin's O(n^2) pickle rewrite
+    python bench/overhead.py                 # 100, 1,000 and 5,000 trials (~30 min)
+    python bench/overhead.py --quick         # 100 trials, a 1,000-trial study opened
+    python bench/overhead.py --sizes 500:5000 --json out.json
+    python bench/overhead.py --sizes 5000 --no-pickle   # skip fmin's O(n^2) pickle rewrite
 
 Three ways to run N trials of a zero-cost objective over the same nested space with TPE:
   (a) bare ``hyperopt.fmin`` with an in-memory ``Trials`` (the baseline: no persistence),
@@ -19,9 +20,8 @@ trials under a second.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -29,10 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from hyperopt import Trials, fmin, hp, tpe
 from hyperopt.pyll import scope
 
 import tpetune
+from bench import common
 from tpetune.context import derive_seed
 from tpetune.store import Store, TrialRecord, TrialState
 
@@ -64,10 +69,10 @@ class SuggestClock:
         self.seconds = 0.0
         self.suggest = tpe.suggest
 
-    def __call__(self, new_ids: list[int], domain: Any, trials: Any, seed: int) -> Any:
+    def __call__(self, new_ids: list[int], domain: Any, trials: Any, seed: int, **kw: Any) -> Any:
         start = time.perf_counter()
         try:
-            return self.suggest(new_ids, domain, trials, derive_seed(SEED, new_ids[0]))
+            return self.suggest(new_ids, domain, trials, derive_seed(SEED, new_ids[0]), **kw)
         finally:
             self.seconds += time.perf_counter() - start
 
@@ -97,8 +102,10 @@ def time_tune(n: int, study_dir: Path) -> tuple[float, float, list[float]]:
     tpe.suggest = clock
     try:
         start = time.perf_counter()
+        # hyperopt's 20 start-up trials, as fmin uses: the same proposals in every driver.
+        search = tpetune.Search(seed=SEED, options={"n_startup_jobs": 20})
         study = tpetune.tune(
-            zero_cost, SPACE, study_dir=study_dir, max_evals=n, seed=SEED, progress=False
+            zero_cost, SPACE, study_dir=study_dir, max_evals=n, search=search, progress=False
         )
         took = time.perf_counter() - start
     finally:
@@ -150,32 +157,34 @@ def size(path: Path) -> int:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=500)
-    parser.add_argument("--open-trials", type=int, default=5000)
-    parser.add_argument(
-        "--no-pickle",
-        action="store_true",
-        help="skip (b): fmin rewrites the whole pickle after every trial, O(n^2) in all",
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
-    logging.getLogger("hyperopt").setLevel(logging.WARNING)
-    n = args.trials
-    figures: dict[str, Any] = {"trials": n, "open_trials": args.open_trials}
+TARGET = (
+    "tpetune / fmin <= 1.10 from 500 trials on (the core issue's scale) and faster than fmin's "
+    "pickle; opening 5,000 trials < 1 s"
+)
+#: (trials, open-trials) of a full and a quick run. TPE's cost per proposal grows with the
+#: trials before it, so 5,000 trials take ~6 min per driver on 2 cores; fmin's pickle
+#: persistence rewrites the whole file after every trial (~O(n^2), ~15 min more at 5,000), so
+#: it is timed up to PICKLE_MAX_TRIALS only.
+FULL_SIZES = ((100, 1000), (1000, 5000), (5000, 5000))
+QUICK_SIZES = ((100, 1000),)
+PICKLE_MAX_TRIALS = 1000
+
+
+def measure(n: int, open_trials: int, *, pickle: bool) -> dict[str, Any]:
+    """The figures of one size: the three drivers on ``n`` trials, and opening a study."""
+    figures: dict[str, Any] = {"trials": n, "open_trials": open_trials}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         # Warm-up, untimed: first-call imports and caches must not count as per-trial cost.
         time_fmin(3, root / "warm.pkl")
         time_tune(3, root / "warm")
         runs = {"fmin": time_fmin(n, None)}
-        if not args.no_pickle:
+        if pickle:
             runs["fmin_pickle"] = time_fmin(n, root / "trials.pkl")
             figures["pickle_bytes"] = size(root / "trials.pkl")
         runs["tpetune"] = time_tune(n, root / "study")
         figures["study_bytes"] = size(root / "study")
-        figures["open_s"] = time_open(args.open_trials, root / "big")
+        figures["open_s"] = time_open(open_trials, root / "big")
     bare = runs["fmin"][0]
     for name, (total, suggest, _) in runs.items():
         figures[f"{name}_s"] = total
@@ -186,8 +195,114 @@ def main() -> None:
     if "fmin_pickle" in runs:
         figures["ratio_tpetune_vs_fmin_pickle"] = runs["tpetune"][0] / runs["fmin_pickle"][0]
     print_figures(figures, runs)
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
+    """``"100:1000,5000"`` -> ((100, 1000), (5000, 5000)): trials and trials opened."""
+    sizes = []
+    for item in text.split(","):
+        trials, _, opened = item.partition(":")
+        n = int(trials)
+        sizes.append((n, int(opened) if opened else (1000 if n < 1000 else 5000)))
+    return tuple(sizes)
+
+
+def main() -> None:
+    parser = common.parser(__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        metavar="N[:OPEN],...",
+        help="trial counts (and trials of the opened study); default 100:1000,1000:5000,"
+        "5000:5000, quick 100:1000",
+    )
+    parser.add_argument(
+        "--no-pickle",
+        action="store_true",
+        help="skip (b): fmin rewrites the whole pickle after every trial, O(n^2) in all",
+    )
+    args = parser.parse_args()
+    started = time.perf_counter()
+    logging.getLogger("hyperopt").setLevel(logging.WARNING)
+    sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
+    runs = [
+        measure(n, opened, pickle=not args.no_pickle and n <= PICKLE_MAX_TRIALS)
+        for n, opened in sizes
+    ]
+    overhead_report(runs).write(args, started)
+
+
+def overhead_report(runs: list[dict[str, Any]]) -> common.Report:
+    """One report for runs of several sizes: a table row per size, the last size's figures."""
+    columns = [
+        "trials",
+        "same proposals",
+        "fmin ms/trial",
+        "fmin+pickle ms/trial",
+        "tpetune ms/trial",
+        "tpetune / fmin",
+        "tpetune / pickle",
+        "own ms/trial: fmin, pickle, tpetune",
+        "pickle size",
+        "study.db size",
+        "open time",
+    ]
+
+    def per_trial(r: dict[str, Any], key: str) -> str:
+        return f"{1000 * r[key] / r['trials']:.2f}" if key in r else "not run"
+
+    def own(r: dict[str, Any]) -> str:
+        keys = ("fmin", "fmin_pickle", "tpetune")
+        return ", ".join(
+            f"{r[f'{k}_own_ms_per_trial']:.2f}" if f"{k}_own_ms_per_trial" in r else "-"
+            for k in keys
+        )
+
+    rows = [
+        [
+            f"{r['trials']:,}",
+            {"True": "yes", "False": "no"}.get(str(r.get("same_proposals")), "?"),
+            *(per_trial(r, k) for k in ("fmin_s", "fmin_pickle_s", "tpetune_s")),
+            f"{r['ratio_tpetune_vs_fmin']:.3f}",
+            f"{r['ratio_tpetune_vs_fmin_pickle']:.3f}" if "fmin_pickle_s" in r else "not run",
+            own(r),
+            f"{r['pickle_bytes'] / 1e3:.0f} kB" if "pickle_bytes" in r else "not run",
+            f"{r['study_bytes'] / 1e3:.0f} kB",
+            f"{r['open_s']:.3f} s ({r['open_trials']:,} trials)",
+        ]
+        for r in runs
+    ]
+    last = runs[-1]
+    figures = {
+        "ratio_tpetune_vs_fmin": last["ratio_tpetune_vs_fmin"],
+        "ms_per_trial_tpetune": 1000 * last["tpetune_s"] / last["trials"],
+        "own_ms_per_trial_tpetune": last["tpetune_own_ms_per_trial"],
+        "own_ms_per_trial_fmin": last["fmin_own_ms_per_trial"],
+        "open_s": max(r["open_s"] for r in runs if r["open_trials"] == last["open_trials"]),
+        "open_trials": last["open_trials"],
+        "study_bytes": last["study_bytes"],
+    }
+    pickled = [r for r in runs if "ratio_tpetune_vs_fmin_pickle" in r]
+    if pickled:
+        figures["ratio_tpetune_vs_fmin_pickle"] = pickled[-1]["ratio_tpetune_vs_fmin_pickle"]
+    met = (
+        # The core issue's target is for 500 trials; at 100 most of TPE's proposals are its
+        # random start-up, nearly free, so a fixed ~0.4 ms/trial weighs more (shown, not judged).
+        all(r["ratio_tpetune_vs_fmin"] <= 1.10 for r in runs if r["trials"] >= 500)
+        and all(r["ratio_tpetune_vs_fmin_pickle"] < 1 for r in pickled)
+        and all(r.get("same_proposals", True) for r in runs)
+        and (last["open_trials"] < 5000 or figures["open_s"] < 1.0)
+    )
+    return common.Report(
+        "overhead",
+        settings={"sizes": [[r["trials"], r["open_trials"]] for r in runs]},
+        figures=figures,
+        table=(columns, rows),
+        target=TARGET,
+        target_met=met,
+        runs=runs,
+    )
 
 
 def print_figures(figures: dict[str, Any], runs: dict[str, tuple[float, float, list]]) -> None:

@@ -204,10 +204,8 @@ def main() -> None:
         )
     figures["spark_skipped"] = missing
     png = plot(figures, rows, common.png_path(args, "parallel"))
-    common.report(
+    common.Report(
         "parallel",
-        args,
-        started,
         settings=s,
         figures=figures,
         target=f"workers={s.workers} at least 1.6x the serial throughput",
@@ -215,7 +213,7 @@ def main() -> None:
         table=(columns, rows),
         png=png,
         runs=[r.to_json() for r in runs.values()],
-    )
+    ).write(args, started)
 
 
 if __name__ == "__main__":

@@ -179,10 +179,8 @@ def main() -> None:
         f" -> target {'met' if met else 'not met'}"
     )
     png = plot(runs, common.png_path(args, "pruning"))
-    common.report(
+    common.Report(
         "pruning",
-        args,
-        started,
         settings=s,
         figures=fig,
         target=">= 2x less wall time, best loss within 5%",
@@ -190,7 +188,7 @@ def main() -> None:
         table=(columns, rows),
         png=png,
         runs=[r.to_json() for by_mode in runs for r in by_mode.values()],
-    )
+    ).write(args, started)
 
 
 if __name__ == "__main__":

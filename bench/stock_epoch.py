@@ -15,15 +15,19 @@ Prints the median epoch time of each and the ratio objective / plain (target <= 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import keras
 
+from bench import common
 from tpetune.context import TrialContext, trial_scope
 from tpetune.stock.model import build_model
 from tpetune.stock.objective import StockObjective
@@ -94,6 +98,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer epochs and repeats")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
+    started = time.perf_counter()
     epochs, repeats = (4, 2) if args.quick else (8, 4)
 
     objective = StockObjective(epochs=epochs, patience=epochs)
@@ -135,18 +140,24 @@ def main() -> None:
         print(f"{name:16}{p * 1000:12.1f}{o * 1000:12.1f}{o / p:9.3f}")
     (p, o), (pm, om), (pc, oc) = rows.values()
     print(f"ratio objective/plain: {o / p:.3f} (median wall time; target <= 1.05)")
-    if args.json is not None:
-        figures = {
-            "plain_ms_per_epoch": p * 1000,
-            "objective_ms_per_epoch": o * 1000,
-            "ratio_objective_vs_plain": o / p,
-            "ratio_objective_vs_plain_min_wall": om / pm,
-            "plain_cpu_ms_per_epoch": pc * 1000,
-            "objective_cpu_ms_per_epoch": oc * 1000,
-            "ratio_objective_vs_plain_cpu": oc / pc,
-            "epochs_each": len(plain),
-        }
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    figures = {
+        "plain_ms_per_epoch": p * 1000,
+        "objective_ms_per_epoch": o * 1000,
+        "ratio_objective_vs_plain": o / p,
+        "ratio_objective_vs_plain_min_wall": om / pm,
+        "plain_cpu_ms_per_epoch": pc * 1000,
+        "objective_cpu_ms_per_epoch": oc * 1000,
+        "ratio_objective_vs_plain_cpu": oc / pc,
+        "epochs_each": len(plain),
+    }
+    common.Report(
+        "stock_epoch",
+        settings={"epochs": epochs, "repeats": repeats},
+        figures=figures,
+        table=common.figure_table(figures),
+        target="StockObjective / plain model.fit <= 1.05 per epoch (median wall time)",
+        target_met=o / p <= 1.05,
+    ).write(args, started)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def run_all(s: Settings) -> list[common.Run]:
     runs = []
     for algo in ALGOS:
         for seed in range(1 if algo == "grid" else s.seeds):
-            options = {"algo_options": {"n_startup_jobs": s.tpe_startup}} if algo == "tpe" else {}
+            startup = {"n_startup_jobs": s.tpe_startup} if algo == "tpe" else {}
             run = common.run_tune(
                 objective,
                 space,
@@ -63,8 +63,8 @@ def run_all(s: Settings) -> list[common.Run]:
                 seed=seed,
                 max_evals=s.trials,
                 algo=algo,
+                algo_options=startup,
                 pruning={"rule": "none"},
-                **options,
             )
             print(
                 f"  {algo:<4} seed {seed}: best val loss {common.fmt(run.best_loss, '.5g')} "
@@ -146,10 +146,8 @@ def main() -> None:
     print("median over seeds of the best validation loss so far (ratio < 1: better than rand)")
     common.print_table(columns, rows)
     png = plot(runs, figures["median_curves"], common.png_path(args, "strategies"))
-    common.report(
+    common.Report(
         "strategies",
-        args,
-        started,
         settings=s,
         figures=figures,
         target="none: the curves are the comparison (tpe / rand < 1 means TPE is ahead)",
@@ -157,7 +155,7 @@ def main() -> None:
         table=(columns, rows),
         png=png,
         runs=[r.to_json() for r in runs],
-    )
+    ).write(args, started)
 
 
 if __name__ == "__main__":

@@ -366,10 +366,8 @@ def main() -> None:
     speedup = figures["speedup_tpetune_vs_fmin"]
     print(f"speed-up of tpetune's defaults against fmin to the target: {fmt_speedup(speedup)}")
     png = plot(runs, target, common.png_path(args, "time_to_quality"))
-    common.report(
+    common.Report(
         "time_to_quality",
-        args,
-        started,
         settings=s,
         figures=figures,
         target="none fixed: tpetune's median time to the target loss against fmin's",
@@ -377,7 +375,7 @@ def main() -> None:
         table=(columns, rows),
         png=png,
         runs=[r.to_json() for r in runs],
-    )
+    ).write(args, started)
 
 
 if __name__ == "__main__":
