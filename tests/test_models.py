@@ -136,7 +136,7 @@ def test_best_k_models_under_two_workers_and_the_best_loads_back(tmp_path: Path)
         study_dir=study_dir,
         max_evals=5,
         executor=tpetune.Workers(workers=2),
-        callbacks=[Retention(study_dir, keep=2)],
+        keep_models=2,
         progress=False,
     )
     ok = sorted((r for r in study.records if r.finished_ok), key=lambda r: (r.loss, r.tid))

@@ -20,6 +20,7 @@ from tpetune import __version__
 from tpetune import digits as digits_defaults  # constants only: no TensorFlow import
 from tpetune.algos import ALGOS
 from tpetune.errors import ConfigError, TpetuneError
+from tpetune.models import DEFAULT_KEEP  # a constant: models imports only the store
 from tpetune.options import Search, Serial, Spark, StopRules, Workers
 from tpetune.pruners import PRUNERS, ASHAPruner, MedianPruner, default_pruner
 
@@ -183,6 +184,11 @@ def _add_search_options(
         help="run trials as Spark jobs on MASTER (local[4], spark://host:7077, yarn); "
         "needs pyspark (pip install pyspark) and Java 17",
     )
+    g.add_argument(
+        "--keep-models", type=int, default=DEFAULT_KEEP, metavar="K",
+        help="keep the Keras models of the K best trials as STUDY/models/<tid>.keras, deleting "
+        "the others as better trials arrive (default: %(default)s; 0 keeps none)",
+    )  # fmt: skip
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")
 
@@ -378,6 +384,7 @@ def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "executor": _executor(args),
         "fresh": args.fresh,
         "progress": not args.quiet,
+        "keep_models": args.keep_models,
     }
 
 

@@ -127,11 +127,10 @@ def fmin(
         study_dir = default_study_dir(fn, tspace, seed, name, options, points)
     study_dir = Path(study_dir)
     _take_trials(trials, trials_save_file, tspace, study_dir, seed, name, options)
-    from tpetune.models import DEFAULT_KEEP, Retention
+    from tpetune.models import DEFAULT_KEEP
 
     capture = _Capture(fn, raise_errors=not catch_eval_exceptions)
-    keep = DEFAULT_KEEP if keep_models is None else keep_models
-    callbacks: list[Any] = [capture.stop_on_error, Retention(study_dir, keep)]
+    callbacks: list[Any] = [capture.stop_on_error]
     if early_stop_fn is not None:
         stopper = EarlyStop(early_stop_fn, tspace.labels)
         if stopper.replay(study_dir):
@@ -155,6 +154,7 @@ def fmin(
             ),
             callbacks=callbacks,
             progress=bool(verbose and show_progressbar),
+            keep_models=DEFAULT_KEEP if keep_models is None else keep_models,
         )
     result = _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
     if capture.error is not None:

@@ -71,7 +71,10 @@ def save(model: Any, ctx: TrialContext, key: str = "model") -> str:
     or ``"unavailable: <why>"`` when it cannot be saved there. Never raises."""
     study_dir = ctx.study_dir
     if study_dir is None or not Path(study_dir).is_dir():
-        why = f"{UNAVAILABLE}: the study folder {study_dir} is not visible where the trial ran"
+        why = (
+            f"{UNAVAILABLE}: the trial ran where the study folder is not visible (e.g. a "
+            "Spark executor on another machine); the model was not kept"
+        )
         ctx.notes.setdefault("models", {})[key] = why
         return why
     path = model_path(Path(study_dir), ctx.tid, key)
@@ -158,7 +161,9 @@ class Retention:
 
     def __init__(self, study_dir: str | Path, keep: int = DEFAULT_KEEP) -> None:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-            raise ConfigError(f"keep_models must be a non-negative integer; got {keep!r}")
+            raise ConfigError(
+                f"keep_models (--keep-models) must be a non-negative integer; got {keep!r}"
+            )
         self.study_dir = Path(study_dir)
         self.keep = keep
         self._records: dict[int, TrialRecord] | None = None
