@@ -60,9 +60,23 @@ from tpetune._io import read_json, write_json
 from tpetune.context import TrialContext, current_trial
 from tpetune.errors import ConfigError, SpaceError
 
-__all__ = ["CallbackSpec", "KerasTrial", "best", "best_epoch", "fresh_session", "merge_curves"]
+__all__ = [
+    "CallbackSpec",
+    "History",
+    "KerasTrial",
+    "Metrics",
+    "Params",
+    "best",
+    "best_epoch",
+    "check_params",
+    "fresh_session",
+    "merge_curves",
+]
 
 CallbackSpec = Any  # a keras.callbacks.Callback, or a zero-argument factory returning one
+Params = Mapping[str, Any]  # one point of the space: what the objective receives
+History = Mapping[str, list[float]]  # logged metric -> one value per epoch
+Metrics = dict[str, float]  # extra figures of one fold
 _CURVES = ("loss", "val_loss")
 _PRUNED_NOTE = "pruned_at_epoch"
 _REDUCE: dict[str, Callable[[Sequence[float]], Any]] = {"sum": np.sum, "median": np.median}
@@ -133,9 +147,7 @@ class KerasTrial(ABC):
         """Callbacks of this objective for every fit (e.g. ``TerminateOnNaN``)."""
         return []
 
-    def fold_metrics(
-        self, params: Mapping[str, Any], fold: Any, model: Any, history: Mapping[str, list[float]]
-    ) -> dict[str, float]:
+    def fold_metrics(self, params: Params, fold: Any, model: Any, history: History) -> Metrics:
         """Extra figures of one trained fold; ``history`` holds :attr:`logged` per epoch
         (epochs trained before a crash included), ``model`` has the best weights."""
         return {}
@@ -183,9 +195,7 @@ class KerasTrial(ABC):
         Raises:
             SpaceError: the label is missing (a space made for another objective).
         """
-        if key not in params:
-            where = f"the labels of {self.space_file}" if self.space_file else f"a {key!r} label"
-            raise SpaceError(f"params lack {key}; the {self.name} needs a space with {where}")
+        check_params(params, (key,), objective=self.name, like=self.space_file)
         return int(params[key])
 
     def combine(self, results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -279,6 +289,22 @@ class KerasTrial(ABC):
         )
         history = {k: [float(v) for v in fit.history.get(k, [])] for k in self.logged}
         return model, history
+
+
+def check_params(
+    params: Params, keys: Sequence[str], *, objective: str, like: str | None = None
+) -> None:
+    """Refuse ``params`` that lack one of ``keys`` (a space made for another objective).
+
+    Raises:
+        SpaceError: naming the missing labels and, with ``like``, the space file to follow.
+    """
+    missing = [k for k in keys if k not in params]
+    if missing:
+        where = f"the labels of {like}" if like else f"the label(s) {', '.join(missing)}"
+        raise SpaceError(
+            f"params lack {', '.join(missing)}; the {objective} needs a space with {where}"
+        )
 
 
 def fresh_session(seed: int) -> None:

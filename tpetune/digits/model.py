@@ -21,6 +21,7 @@ import keras
 
 from tpetune.digits.data import N_CLASSES
 from tpetune.errors import SpaceError
+from tpetune.keras_trial import check_params
 from tpetune.optimizers import OPTIMIZERS, make_optimizer
 
 __all__ = [
@@ -73,12 +74,7 @@ def build_model(
     Raises:
         SpaceError: a required param is missing or has an unknown value.
     """
-    missing = [k for k in REQUIRED_PARAMS if k not in params]
-    if missing:
-        raise SpaceError(
-            f"params lack {', '.join(missing)}; the digits objective needs a space with the "
-            "labels of spaces/digits.py"
-        )
+    check_params(params, REQUIRED_PARAMS, objective="digits objective", like="spaces/digits.py")
     activation = _known("activation", params["activation"], keras.activations.get)
     initializer = _known("initializer", params["initializer"], keras.initializers.get)
     inputs = keras.Input(shape=(n_features,), name="pixels")

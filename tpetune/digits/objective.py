@@ -52,7 +52,15 @@ from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
 from tpetune.digits.model import build_model
 from tpetune.digits.plots import CONFUSION_PNG, confusion_title, plot_confusion
-from tpetune.keras_trial import CallbackSpec, KerasTrial, best_epoch, fresh_session
+from tpetune.keras_trial import (
+    CallbackSpec,
+    History,
+    KerasTrial,
+    Metrics,
+    Params,
+    best_epoch,
+    fresh_session,
+)
 from tpetune.space import jsonable
 
 __all__ = ["DigitsObjective"]
@@ -146,13 +154,7 @@ class DigitsObjective(KerasTrial):
     def fit_callbacks(self, params: Mapping[str, Any], fold: Fold) -> list[Any]:
         return [keras.callbacks.TerminateOnNaN()]
 
-    def fold_metrics(
-        self,
-        params: Mapping[str, Any],
-        fold: Fold,
-        model: Any,
-        history: Mapping[str, list[float]],
-    ) -> dict[str, float]:
+    def fold_metrics(self, params: Params, fold: Fold, model: Any, history: History) -> Metrics:
         epoch = best_epoch(history["val_loss"])
         accuracy = history.get("val_accuracy", [])
         return {

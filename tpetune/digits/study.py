@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tpetune.bundled import SUMMARY_NAME, Settings, require_labels, run_bundled
 from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE
+from tpetune.digits import plots as digits_plots
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
 from tpetune.errors import ConfigError
 from tpetune.store import TrialRecord
@@ -110,14 +111,7 @@ class DigitsStudy:
     def format_summary(self, summary: Mapping[str, Any]) -> str:
         return format_summary(summary)
 
-    def extra_plots(self, study: Study, out_dir: Path) -> list[Path]:
-        from tpetune.digits.plots import extra_plots
-
-        return extra_plots(study, out_dir)
-
-
-#: The digits study (registered in :data:`tpetune.bundled.BUNDLED`).
-DIGITS = DigitsStudy()
+    extra_plots = staticmethod(digits_plots.extra_plots)
 
 
 def run_digits_study(
@@ -126,11 +120,8 @@ def run_digits_study(
     mnist: str | Path | None = None,
     space: str | Path = "digits",
     folds: int | None = None,
-    max_evals: int | None = None,
-    fresh: bool = False,
-    progress: bool = True,
     limit: int | None = None,
-    **search: Any,
+    **options: Any,
 ) -> tuple[Study, dict[str, Any] | None]:
     """Tune the digits classifier by k-fold cross-validation and report it on the test split.
 
@@ -142,11 +133,12 @@ def run_digits_study(
             ``limit`` tunes on a subset.
         space: a space file or bundled name for the same objective (``digits_small`` for a
             quick demo).
-        folds, max_evals: ``None`` means the stored value on resume, else the default
-            (:data:`~tpetune.digits.DEFAULT_FOLDS`, :data:`~tpetune.digits.DEFAULT_MAX_EVALS`).
+        folds: ``None`` means the stored value on resume, else
+            :data:`~tpetune.digits.DEFAULT_FOLDS`.
         limit: tune on a stratified subset of this many training images (quick runs, tests);
             ``None`` means the stored value on resume, else all of them.
-        search: further :func:`tpetune.tune` options (search, stop rules, pruner, ...).
+        options: ``max_evals``, ``fresh``, ``progress`` and further :func:`tpetune.tune`
+            options, as for :func:`~tpetune.bundled.run_bundled`.
 
     Returns:
         The study and the test summary (``None`` when no trial finished).
@@ -156,16 +148,7 @@ def run_digits_study(
             before anything is changed.
     """
     data = {"mnist": mnist, "folds": folds, "limit": limit}
-    return run_bundled(
-        DIGITS,
-        study_dir=study_dir,
-        space=space,
-        max_evals=max_evals,
-        fresh=fresh,
-        progress=progress,
-        data=data,
-        **search,
-    )
+    return run_bundled(DIGITS, study_dir=study_dir, space=space, data=data, **options)
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
@@ -198,3 +181,7 @@ def _data_name(source: Any) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:>8.4f}" if isinstance(value, int | float) else f"{'n/a':>8}"
+
+
+#: The digits study (registered in :data:`tpetune.bundled.BUNDLED`).
+DIGITS = DigitsStudy()

@@ -17,6 +17,7 @@ from typing import Any
 import keras
 
 from tpetune.errors import SpaceError
+from tpetune.keras_trial import check_params
 from tpetune.optimizers import make_optimizer
 
 __all__ = ["REQUIRED_PARAMS", "build_model", "make_optimizer"]
@@ -58,12 +59,7 @@ def build_model(params: Mapping[str, Any], *, time_steps: int, n_features: int) 
     Raises:
         SpaceError: a required param is missing or has an unknown value.
     """
-    missing = [k for k in REQUIRED_PARAMS if k not in params]
-    if missing:
-        raise SpaceError(
-            f"params lack {', '.join(missing)}; the stock objective needs a space with the "
-            "labels of spaces/stock.py"
-        )
+    check_params(params, REQUIRED_PARAMS, objective="stock objective", like="spaces/stock.py")
     lstm = _branch(params, "lstm_layers", (1, 2))
     dense = _branch(params, "dense_layers", (0, 1))
 

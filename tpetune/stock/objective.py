@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from tpetune.errors import ConfigError
-from tpetune.keras_trial import CallbackSpec, KerasTrial, best, best_epoch
+from tpetune.keras_trial import CallbackSpec, History, KerasTrial, Metrics, Params, best, best_epoch
 from tpetune.space import jsonable
 from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_YEARS
 from tpetune.stock.data import load_prices, recent_years
@@ -152,13 +152,7 @@ class StockObjective(KerasTrial):
             "batch_size": self.int_param(params, "batch_size"),
         }
 
-    def fold_metrics(
-        self,
-        params: Mapping[str, Any],
-        fold: Dataset,
-        model: Any,
-        history: Mapping[str, list[float]],
-    ) -> dict[str, float]:
+    def fold_metrics(self, params: Params, fold: Dataset, model: Any, history: History) -> Metrics:
         x_val, y_val = fold.part("val")
         actual, naive = fold.actual_price("val"), fold.naive_price("val")
         rmse = _rmse(fold.to_price(_predict(model, x_val), "val"), actual)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tpetune.bundled import Settings, require_labels, run_bundled
 from tpetune.errors import ConfigError
 from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS
+from tpetune.stock import plots as stock_plots
 from tpetune.store import TrialRecord
 from tpetune.study import Study
 
@@ -123,10 +124,7 @@ class StockStudy:
     def format_summary(self, summary: Mapping[str, Any]) -> str:
         return format_summary(summary)
 
-    def extra_plots(self, study: Study, out_dir: Path) -> list[Path]:
-        from tpetune.stock.plots import extra_plots
-
-        return extra_plots(study, out_dir)
+    extra_plots = staticmethod(stock_plots.extra_plots)
 
 
 #: The stock study (registered in :data:`tpetune.bundled.BUNDLED`).
@@ -142,10 +140,7 @@ def run_stock_study(
     folds: int | None = None,
     series: str | None = None,
     test_folds: int | None = None,
-    max_evals: int | None = None,
-    fresh: bool = False,
-    progress: bool = True,
-    **search: Any,
+    **options: Any,
 ) -> tuple[Study, dict[str, Any] | None]:
     """Tune the stock LSTM and report the best model on the test split.
 
@@ -157,8 +152,9 @@ def run_stock_study(
             resume, else ``sp500``.
         test_folds: rolling-origin test blocks of the verdict (default 3).
         space: a space file or bundled name for the same objective.
-        epochs, folds, max_evals: ``None`` means the stored value on resume, else the default.
-        search: further :func:`tpetune.tune` options (search, stop rules, pruner, ...).
+        epochs, folds: ``None`` means the stored value on resume, else the default.
+        options: ``max_evals``, ``fresh``, ``progress`` and further :func:`tpetune.tune`
+            options, as for :func:`~tpetune.bundled.run_bundled`.
 
     Returns:
         The study and the test summary (``None`` when no trial finished).
@@ -168,16 +164,7 @@ def run_stock_study(
     """
     data = {"csv": csv, "epochs": epochs, "folds": folds, "series": series}
     data["test_folds"] = test_folds
-    return run_bundled(
-        STOCK,
-        study_dir=study_dir,
-        space=space,
-        max_evals=max_evals,
-        fresh=fresh,
-        progress=progress,
-        data=data,
-        **search,
-    )
+    return run_bundled(STOCK, study_dir=study_dir, space=space, data=data, **options)
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
