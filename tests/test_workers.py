@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tpetune import TrialState, load_study, tune
+from tpetune import StopRules, TrialState, Workers, load_study, tune
 from tpetune.space import load_file
 
 SLEEPY = """
@@ -42,9 +42,8 @@ def test_two_workers_finish_every_trial_with_correct_records(tmp_path: Path, sle
         ns["space"],
         study_dir=tmp_path / "s",
         max_evals=16,
-        workers=2,
-        trial_timeout=20,
-        max_failures=16,
+        executor=Workers(2, trial_timeout=20),
+        stop=StopRules(max_failures=16),
         progress=False,
     )
     records = study.records
@@ -78,8 +77,8 @@ def test_trial_timeout_applies_with_one_worker(tmp_path: Path) -> None:
         {"x": hp.uniform("x", 0, 1)},
         study_dir=tmp_path,
         max_evals=6,
-        trial_timeout=2,
-        max_failures=6,
+        executor=Workers(1, trial_timeout=2),
+        stop=StopRules(max_failures=6),
         progress=False,
     )
     for r in study.records:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tpetune import algos
@@ -38,6 +38,7 @@ class Search:
     """
 
     algo: str | None = None
+    _: KW_ONLY
     seed: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     points: Sequence[Mapping[str, Any]] = ()
@@ -59,7 +60,7 @@ class Search:
             )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StopRules:
     """When a run stops before ``max_evals``; ``None`` disables a rule.
 
@@ -111,6 +112,7 @@ class Workers:
     """
 
     workers: int = 1
+    _: KW_ONLY
     trial_timeout: float | None = None
     recycle_after: int = 20
 
@@ -142,6 +144,7 @@ class Spark:
     """
 
     master: str
+    _: KW_ONLY
     workers: int | None = None
     trial_timeout: float | None = None
 
