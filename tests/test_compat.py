@@ -113,6 +113,26 @@ def test_resume_continues_and_refills_trials(tmp_path: Path) -> None:
     assert tpetune.load_study(tmp_path / "s").best_args == space_eval(SPACE, best)
 
 
+def test_a_filled_trials_passed_in_is_imported_and_continued(tmp_path: Path) -> None:
+    old = Trials()
+    hyperopt.fmin(
+        objective,
+        SPACE,
+        algo=tpe.suggest,
+        max_evals=10,
+        trials=old,
+        rstate=np.random.default_rng(1),
+        show_progressbar=False,
+    )
+    before = [(t["misc"]["vals"], t["result"]["loss"]) for t in old.trials]
+    tpetune.fmin(
+        objective, SPACE, max_evals=15, trials=old, show_progressbar=False, study_dir=tmp_path
+    )
+    assert len(old.trials) == 15
+    assert [(t["misc"]["vals"], t["result"]["loss"]) for t in old.trials[:10]] == before
+    assert len(tpetune.load_study(tmp_path).records) == 15
+
+
 def test_early_stop_state_survives_a_resume(tmp_path: Path) -> None:
     def run(study_dir: Path, max_evals: int) -> int:
         trials = Trials()

@@ -133,6 +133,13 @@ def test_stored_on_create_and_each_resume_with_a_one_line_warning(
     assert len(tpetune.load_study(study_dir).records) == 5
 
 
+def test_data_files_in_objective_settings(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("x\n")
+    found = provenance.data_files_in({"csv": str(data), "data": "bundled:sp500", "epochs": 3})
+    assert found[0] == str(data) and found[1].endswith("sp500.csv.gz") and len(found) == 2
+
+
 def test_space_file_changed(tmp_path: Path) -> None:
     space = tmp_path / "space.py"
     space.write_text(SPACE_FILE)

@@ -191,10 +191,17 @@ def compare(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 def data_files_in(config: Mapping[str, Any] | None) -> list[str]:
-    """The values of an objective's settings that name existing files (its data files)."""
+    """The data files an objective's settings name: values that are existing file paths,
+    and ``bundled:NAME`` (a bundled study's series) as its file in ``tpetune/data``."""
     out = []
     for value in (config or {}).values():
-        if isinstance(value, str) and len(value) < 4096 and os.path.isfile(value):
+        if not isinstance(value, str) or len(value) > 4096:
+            continue
+        if value.startswith("bundled:"):
+            bundled = Path(__file__).parent / "data" / f"{value.split(':', 1)[1]}.csv.gz"
+            if bundled.is_file():
+                out.append(str(bundled))
+        elif os.path.isfile(value):
             out.append(value)
     return out
 
