@@ -126,7 +126,7 @@ def test_optuna_storage_round_trips_through_optuna_load_study(
 
     study = optuna.load_study(study_name="mystudy", storage=f"sqlite:///{db}")
     trials = study.trials
-    assert len(trials) == 5 and study.best_value == 0.3
+    assert len(trials) == 5 and study.best_value == 0.3 and study.metric_names == ["loss"]
     assert [t.user_attrs["tid"] for t in trials] == [0, 1, 2, 3, 4]
     S = optuna.trial.TrialState
     assert [t.state for t in trials] == [S.COMPLETE, S.COMPLETE, S.PRUNED, S.FAIL, S.RUNNING]

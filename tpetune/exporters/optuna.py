@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 DEFAULT_TARGET = "optuna.db"
 EXTRA = "dashboard"
 _CREATED = "tpetune_created"
+_METRIC_NAMES = "study:metric_names"
 
 
 def export(study: Study, target: str | Path | None = None) -> Exported:
@@ -133,6 +134,9 @@ class OptunaExport:
             }
             for key, value in attrs.items():
                 self.storage.set_study_user_attr(study_id, key, value)
+            # What Study.set_metric_names writes (that method warns as experimental): the
+            # dashboard and study.metric_names then say "loss", not "Objective 0".
+            self.storage.set_study_system_attr(study_id, _METRIC_NAMES, ["loss"])
         for trial in self.storage.get_all_trials(study_id, deepcopy=False):
             tid = trial.user_attrs.get("tid")
             if isinstance(tid, int):
