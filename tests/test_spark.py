@@ -180,7 +180,8 @@ def _spark_run(tmp_path: Path, master: str, env: dict[str, str], evals: int) -> 
     argv = [sys.executable, "-m", "tpetune", "run", str(script), "--study-dir",
             str(tmp_path / "study"), "--max-evals", str(evals), "--spark", master, "--quiet",
             "--no-plots"]  # fmt: skip
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+    # From the study's folder: nothing of the checkout is importable from the executors' cwd.
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
 
 
 @pytest.mark.spark

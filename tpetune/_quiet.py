@@ -29,9 +29,10 @@ VERBOSE_VAR = "TPETUNE_VERBOSE"
 
 
 def quiet_env(verbose: bool) -> dict[str, str]:
-    """The variables to add to a child process's environment (Spark executors, workers)."""
+    """The variables a process on another machine needs (Spark executors): the defaults
+    above, with any value set in this process's environment instead."""
     wanted = {**NUMERICS_ENV, **({VERBOSE_VAR: "1"} if verbose else QUIET_ENV)}
-    return {k: v for k, v in wanted.items() if k not in os.environ}
+    return {k: os.environ.get(k, v) for k, v in wanted.items()}
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tpetune.errors import MissingDependencyError
+from tpetune._quiet import VERBOSE_VAR, quiet_env, quiet_tensorflow
+from tpetune.errors import ExecutorError, MissingDependencyError
 from tpetune.executors import Job, Outcome, run_trial, ship
 from tpetune.reporting import with_reference
 from tpetune.store import TrialState
@@ -36,6 +38,7 @@ from tpetune.store import TrialState
 
 def _run_on_executor(objective_blob: bytes, job_blob: bytes) -> bytes:
     """Runs inside a Spark executor's Python worker."""
+    quiet_tensorflow(os.environ.get(VERBOSE_VAR) == "1")  # before the objective imports TF
     import cloudpickle
 
     job = cloudpickle.loads(job_blob)
@@ -59,6 +62,24 @@ def _python_error(exc: BaseException) -> str:
     found = [line for line in lines if _ERROR_LINE.match(line)]
     text = found[-1] if found else (lines[0] if lines and lines[0] else type(exc).__name__)
     return text[:300]
+
+
+def _setup_problem(error: str, full: str) -> str | None:
+    """What to install where, when a Spark job failed because the executors' Python cannot
+    run tpetune trials at all (rather than because of this trial); else ``None``."""
+    python = os.environ.get("PYSPARK_PYTHON", "python3")
+    if error.startswith(("ModuleNotFoundError", "ImportError")):
+        return (
+            f"Spark executors cannot load the trial ({error}): install tpetune and the "
+            f"objective's packages into the executors' Python ({python}) on every worker node, "
+            "or set PYSPARK_PYTHON to a Python that has them"
+        )
+    if "Cannot run program" in full:
+        return (
+            f"Spark executors cannot start their Python ({python}): install it at that path on "
+            "every worker node, or set PYSPARK_PYTHON to the Python the nodes have"
+        )
+    return None
 
 
 def _check_available() -> None:
@@ -101,13 +122,21 @@ class SparkExecutor:
         from pyspark.sql import SparkSession
 
         self._owns_session = SparkSession.getActiveSession() is None
-        self.session = (
+        if self._owns_session:
+            # The executors' Python: the driver's own interpreter (with tpetune and the
+            # objective's packages) unless the user chose one; not whatever python3 is on PATH.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = (
             SparkSession.builder.master(master)
             .appName("tpetune")
             .config("spark.ui.showConsoleProgress", "false")
-            .getOrCreate()
         )
-        self.session.sparkContext.setLogLevel("ERROR")
+        for key, value in quiet_env(os.environ.get(VERBOSE_VAR) == "1").items():
+            builder = builder.config(f"spark.executorEnv.{key}", value)  # before TF loads
+        self.session = builder.getOrCreate()
+        # Trial errors come back in outcomes; Spark's own ERROR lines repeat them (--verbose).
+        verbose = os.environ.get(VERBOSE_VAR) == "1"
+        self.session.sparkContext.setLogLevel("ERROR" if verbose else "FATAL")
         sc = self.session.sparkContext
         self.workers = workers or max(1, sc.defaultParallelism)
         self.trial_timeout = trial_timeout
@@ -133,9 +162,13 @@ class SparkExecutor:
                 .collect()[0]
             )
         except Exception as exc:  # a lost executor or a cancelled job fails this trial only
+            error = _python_error(exc)
+            setup = _setup_problem(error, str(exc))
+            if setup is not None:  # every trial would fail the same way: stop now
+                raise ExecutorError(setup) from None
             return Outcome(
                 TrialState.FAIL,
-                error=f"Spark job failed: {_python_error(exc)}",
+                error=f"Spark job failed: {error}",
                 started=started,
                 finished=time.time(),
             )
