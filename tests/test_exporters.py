@@ -186,6 +186,36 @@ def test_optuna_export_is_incremental_and_idempotent_by_tid(
     assert trials[5].state == optuna.trial.TrialState.RUNNING
 
 
+def test_two_optuna_exporters_of_one_file_add_each_trial_once_and_fresh_replaces(
+    study_dir: Path, tmp_path: Path
+) -> None:
+    optuna = pytest.importorskip("optuna")
+    from tpetune.exporters.optuna import OptunaExport
+
+    db = tmp_path / "optuna.db"
+    dashboard = OptunaExport(db)  # as `tpetune dashboard` holds one
+    dashboard.sync(load_study(study_dir))
+    _finish(study_dir, 4, 0.25, [0.6, 0.25])
+    store = Store.open(study_dir, readonly=False)
+    store.begin_trial(_record(5, TrialState.RUNNING, None, TRIALS[1][2], []))
+    store.close()
+    assert export_to(load_study(study_dir), "optuna", db).added == 1  # a second exporter
+    done = dashboard.sync(load_study(study_dir))
+    assert (done.added, done.updated) == (0, 0)
+    trials = optuna.load_study(study_name="mystudy", storage=f"sqlite:///{db}").trials
+    assert [t.user_attrs["tid"] for t in trials] == [0, 1, 2, 3, 4, 5]
+
+    # `--fresh`: the same folder holds a new study (another creation time), one trial so far.
+    for name in ("study.db", "study.db-wal", "study.db-shm"):
+        (study_dir / name).unlink(missing_ok=True)
+    store = Store.create(study_dir, {"space": SPACE.describe(), "seed": 0, "max_evals": 6})
+    store.begin_trial(_record(0, TrialState.RUNNING, None, TRIALS[1][2], []))
+    store.close()
+    done = dashboard.sync(load_study(study_dir))
+    assert (done.added, done.total) == (1, 1)
+    assert len(optuna.load_study(study_name="mystudy", storage=f"sqlite:///{db}").trials) == 1
+
+
 # -- TensorBoard -------------------------------------------------------------------------------
 def test_tensorboard_runs_read_back_through_tensorboards_event_multiplexer(
     study_dir: Path, tmp_path: Path

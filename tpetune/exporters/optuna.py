@@ -21,8 +21,11 @@ is the link either way.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +84,7 @@ class OptunaExport:
                 f"{self.path} is not an Optuna storage ({type(exc).__name__}): choose another -o"
             ) from None
         self._study_id: int | None = None
+        self._created: Any = None  # the study's creation time: another one means --fresh
         self._trials: dict[int, tuple[int, TrialState]] = {}  # tid -> (trial_id, state)
 
     @property
@@ -89,21 +93,28 @@ class OptunaExport:
         return self._study_id
 
     def sync(self, study: Study) -> Exported:
-        """Add new trials and complete those that finished since the last sync."""
-        study_id = self._open_study(study)
-        doms = domains(study.meta.get("space"))
-        added = updated = 0
-        for record in study.records:
-            known = self._trials.get(record.tid)
-            if known is None:
-                frozen = _frozen(record, doms)
-                trial_id = self.storage.create_new_trial(study_id, template_trial=frozen)
-                self._trials[record.tid] = (trial_id, record.state)
-                added += 1
-            elif known[1] is TrialState.RUNNING and record.state is not TrialState.RUNNING:
-                self._finish(known[0], record)
-                self._trials[record.tid] = (known[0], record.state)
-                updated += 1
+        """Add new trials and complete those that finished since the last sync.
+
+        Holds an exclusive ``flock`` on the export file meanwhile, so two exporters of one
+        file (a dashboard and an ``export`` run) never add a trial twice.
+        """
+        with _exclusive(self.path):
+            study_id = self._open_study(study)
+            if self.storage.get_n_trials(study_id) != len(self._trials):
+                self._load_trials(study_id)  # another exporter wrote to this file meanwhile
+            doms = domains(study.meta.get("space"))
+            added = updated = 0
+            for record in study.records:
+                known = self._trials.get(record.tid)
+                if known is None:
+                    frozen = _frozen(record, doms)
+                    trial_id = self.storage.create_new_trial(study_id, template_trial=frozen)
+                    self._trials[record.tid] = (trial_id, record.state)
+                    added += 1
+                elif known[1] is TrialState.RUNNING and record.state is not TrialState.RUNNING:
+                    self._finish(known[0], record)
+                    self._trials[record.tid] = (known[0], record.state)
+                    updated += 1
         return Exported(str(self.path), added, updated, len(study.records))
 
     def _open_study(self, study: Study) -> int:
@@ -112,8 +123,9 @@ class OptunaExport:
 
         name = study.study_dir.resolve().name
         created = study.meta.get("created")
-        if self._study_id is not None:
+        if self._study_id is not None and created == self._created:
             return self._study_id
+        self._trials, self._created = {}, created
         try:
             study_id = self.storage.get_study_id_from_name(name)
         except KeyError:
@@ -137,21 +149,31 @@ class OptunaExport:
             # What Study.set_metric_names writes (that method warns as experimental): the
             # dashboard and study.metric_names then say "loss", not "Objective 0".
             self.storage.set_study_system_attr(study_id, _METRIC_NAMES, ["loss"])
+        self._load_trials(study_id)
+        self._study_id = study_id
+        return study_id
+
+    def _load_trials(self, study_id: int) -> None:
+        self._trials = {}
         for trial in self.storage.get_all_trials(study_id, deepcopy=False):
             tid = trial.user_attrs.get("tid")
             if isinstance(tid, int):
                 self._trials[tid] = (trial._trial_id, _TPETUNE_STATE[trial.state.name])
-        self._study_id = study_id
-        return study_id
 
     def _finish(self, trial_id: int, record: TrialRecord) -> None:
         """Complete a trial exported as RUNNING (storage calls allow updates only while so)."""
-        for step, point in _curve(record).items():
-            self.storage.set_trial_intermediate_value(trial_id, step, point)
-        for key, attr in _attrs(record, {}).items():
-            self.storage.set_trial_user_attr(trial_id, key, attr)
-        state, value = _state_value(record)
-        self.storage.set_trial_state_values(trial_id, state, None if value is None else [value])
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            for step, point in _curve(record).items():
+                self.storage.set_trial_intermediate_value(trial_id, step, point)
+            for key, attr in _attrs(record, {}).items():
+                self.storage.set_trial_user_attr(trial_id, key, attr)
+            state, value = _state_value(record)
+            values = None if value is None else [value]
+            self.storage.set_trial_state_values(trial_id, state, values)
+        except UpdateFinishedTrialError:
+            return  # another exporter of this file completed it
         _stamp_complete(self.storage, trial_id, _end(record))
 
 
@@ -250,6 +272,19 @@ def _end(record: TrialRecord) -> float:
     if record.finished is not None:
         return record.finished
     return record.started + (record.duration_s or 0.0)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An OS lock on the export file for one sync (SQLite's own locks are per statement)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
 
 
 def _local(unix: float) -> dt.datetime:
