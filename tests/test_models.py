@@ -126,19 +126,14 @@ def test_retention_keeps_the_best_k_and_spares_running_trials(tmp_path: Path) ->
 
 @pytest.mark.keras
 def test_best_k_models_under_two_workers_and_the_best_loads_back(tmp_path: Path) -> None:
+    """`tpetune run FILE --workers 2 --keep-models 2`: the models are saved in the workers."""
     space_file = tmp_path / "keras_space.py"
     space_file.write_text(KERAS_SPACE)
     ns: dict[str, Any] = runpy.run_path(str(space_file))
     study_dir = tmp_path / "study"
-    study = tpetune.tune(
-        ns["objective"],
-        ns["space"],
-        study_dir=study_dir,
-        max_evals=5,
-        executor=tpetune.Workers(workers=2),
-        keep_models=2,
-        progress=False,
-    )
+    run = ["run", str(space_file), "--study-dir", str(study_dir), "--max-evals", "5"]
+    assert main([*run, "--workers", "2", "--keep-models", "2", "--quiet", "--no-plots"]) == 0
+    study = tpetune.load_study(study_dir)
     ok = sorted((r for r in study.records if r.finished_ok), key=lambda r: (r.loss, r.tid))
     assert len(ok) == 5
     kept = sorted(int(p.stem) for p in (study_dir / "models").glob("*.keras"))

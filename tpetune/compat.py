@@ -49,8 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from tpetune.errors import ConfigError
+from tpetune.fmin_trials import EarlyStop, fill_trials
 from tpetune.space import Space
-from tpetune.store import Store, TrialRecord, TrialState
+from tpetune.store import Store, TrialRecord
 
 log = logging.getLogger("tpetune")
 
@@ -302,53 +303,6 @@ def default_study_dir(
     return Path("runs") / f"fmin-{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-class EarlyStop:
-    """hyperopt's ``early_stop_fn`` as a tune() callback, with its state kept across resumes.
-
-    It sees a ``Trials`` of the finished trials in the order they finished (as hyperopt's
-    serial loop shows them), whatever the executor.
-    """
-
-    def __init__(self, fn: Callable[..., Any], labels: Sequence[str]) -> None:
-        from hyperopt import Trials
-
-        self.fn = fn
-        self.labels = list(labels)
-        self.args: list[Any] = []
-        self.trials = Trials()
-        self.seen: set[int] = set()
-
-    def _step(self, record: TrialRecord, labels: list[str]) -> bool:
-        from tpetune.study import hyperopt_doc
-
-        if record.tid in self.seen:
-            return False
-        self.seen.add(record.tid)
-        self.trials.insert_trial_docs([hyperopt_doc(record, labels)])
-        self.trials.refresh()
-        stop, args = self.fn(self.trials, *self.args)
-        self.args = list(args) if args is not None else []
-        return bool(stop)
-
-    def replay(self, study_dir: Path) -> bool:
-        """Feed the stored finished trials (by finish time); True when they already stop."""
-        from tpetune.study import load_study
-
-        if not Store.exists(study_dir):
-            return False
-        study = load_study(study_dir)
-        done = [r for r in study.records if r.state is not TrialState.RUNNING]
-        stopped = False
-        for record in sorted(done, key=lambda r: (r.finished or 0.0, r.tid)):
-            stopped = self._step(record, self.labels) or stopped
-        return stopped
-
-    def __call__(self, trials: Any, record: TrialRecord) -> str | None:
-        if self._step(record, self.labels):
-            return "early_stop_fn stopped the search"
-        return None
-
-
 class _Capture:
     """``fn`` as tune()'s objective: hyperopt result dicts pass as they are (tpetune reads
     ``loss``/``status`` and keeps the rest); this run's raw results fill the user's Trials.
@@ -395,56 +349,6 @@ class _Capture:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-
-
-def fill_trials(
-    trials: Any,
-    study_dir: Path,
-    results: Mapping[int, Any] | None = None,
-    errors: Mapping[int, BaseException] | None = None,
-) -> Any:
-    """Make ``trials`` hold the study's finished trials as hyperopt documents, in tid order.
-
-    A trial's ``result`` is the raw value the objective returned when it is in ``results``
-    (this run, in this process), else rebuilt from the store (loss, status, curves, metrics).
-    A trial whose ``fn`` raised in this run is an error document (``JOB_STATE_ERROR`` with
-    ``misc["error"]``), kept in ``trials._dynamic_trials`` but not in ``trials.trials``, as
-    hyperopt leaves it.
-    """
-    from hyperopt import Trials, base
-
-    from tpetune.study import hyperopt_doc, load_study
-
-    study = load_study(study_dir)
-    labels = list(study.meta.get("space", {})) or study.param_labels
-    results, errors = results or {}, errors or {}
-    docs = []
-    for record in study.records:
-        if record.state is TrialState.RUNNING:
-            continue  # interrupted: not a finished trial
-        doc = hyperopt_doc(record, labels)
-        raw = results.get(record.tid)
-        if record.tid in errors:
-            exc = errors[record.tid]
-            doc["state"] = base.JOB_STATE_ERROR
-            doc["misc"]["error"] = (str(type(exc)), str(exc))
-        elif isinstance(raw, Mapping):
-            doc["result"] = {k: v for k, v in raw.items() if k != "attachments"}
-        elif raw is not None and doc["result"]["status"] == base.STATUS_OK:
-            doc["result"] = {"loss": float(raw), "status": base.STATUS_OK}
-        else:
-            if record.curves:
-                doc["result"]["curves"] = record.curves
-            doc["result"].update(
-                {k: v for k, v in record.metrics.items() if k not in doc["result"]}
-            )
-        docs.append(doc)
-    trials = Trials() if trials is None else trials
-    trials.delete_all()
-    if docs:
-        trials._insert_trial_docs(docs)  # our docs hold Python values already (SONify skipped)
-    trials.refresh()
-    return trials
 
 
 def _finish(
