@@ -173,3 +173,10 @@ def test_stock_run_prints_and_stores_the_verdict(
     assert [m.block for m in marks] == [1, 2]
     assert marks[0].rmse_ratio == pytest.approx(sig["test_folds"]["blocks"][0]["rmse_ratio"])
     assert (study_dir / "predictions.png").is_file()
+
+
+def test_verdict_lines_for_old_and_failed_summaries() -> None:
+    from tpetune.stock.evaluation import verdict_lines
+
+    assert verdict_lines({"rmse_ratio": 1.0}) == []  # made before the verdict existed
+    assert verdict_lines({"verdict": "no verdict: too few"}) == ["  verdict: no verdict: too few"]

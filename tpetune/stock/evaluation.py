@@ -14,8 +14,8 @@ train split and forecast the test split once, ``predictions.csv``) and adds:
   summary gets each block's RMSE ratio and the Diebold–Mariano test on the pooled errors.
 - **Top-K forecasts** for Hansen's SPA test: the ``spa_top`` best trials (by validation loss,
   the best included) retrained with their own params and seeds, forecasting the test split.
-  Only the top K of the N trials are retrained (a retrain costs about one trial); the SPA
-  p-value is thus a lower bound of what all N would give.
+  Only the top K of the N trials are retrained (a retrain costs about one trial), so the SPA
+  test accounts for those K, not for all N trials.
 
 Then :func:`tpetune.stock.verdict.forecast_verdict` turns the arrays into the significance
 tests and the verdict in words. Retraining needs Keras (through
@@ -24,6 +24,7 @@ tests and the verdict in words. Retraining needs Keras (through
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -230,7 +231,11 @@ def honest_evaluation(
     main = read_forecast(out_dir)
     n_train, _, _ = split_sizes(len(objective.prices), objective.split)
     train_close = objective.prices["Close"].to_numpy(float)[:n_train]
-    alternatives = top_trial_forecasts(objective, study, best, k=spa_top) if spa_top > 1 else []
+    alternatives: list[np.ndarray] = []
+    if spa_top > 1 and importlib.util.find_spec("arch") is not None:  # else no SPA: no retrains
+        alternatives = top_trial_forecasts(objective, study, best, k=spa_top)
+    # A diverged alternative (NaN forecast) is no candidate; the SPA tests the others.
+    alternatives = [a for a in alternatives if np.isfinite(a).all()]
     y, f, b = (main[c].to_numpy(float) for c in ("actual", "predicted", "naive"))
     summary = forecast_verdict(y, f, b, train=train_close, alternatives=alternatives, seed=seed)
     folds = rolling_origin(objective, best.args, seed=seed, k=test_folds, first=main)
@@ -262,15 +267,18 @@ def verdict_report(
     :data:`DEFAULT_TEST_FOLDS`."""
     from tpetune.study import load_study
 
-    significance = honest_evaluation(
-        objective,
-        load_study(out_dir),
-        best,
-        seed=seed,
-        out_dir=out_dir,
-        test_folds=DEFAULT_TEST_FOLDS if folds is None else folds,
-        spa_top=spa_top,
-    )
+    try:
+        significance = honest_evaluation(
+            objective,
+            load_study(out_dir),
+            best,
+            seed=seed,
+            out_dir=out_dir,
+            test_folds=DEFAULT_TEST_FOLDS if folds is None else folds,
+            spa_top=spa_top,
+        )
+    except DataError as exc:  # e.g. a diverged forecast or too many --test-folds: say so
+        return {"verdict": f"no verdict: {exc}"}
     return {"verdict": significance["verdict"], "significance": significance}
 
 
@@ -280,7 +288,7 @@ def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
 
     sig = summary.get("significance")
     if not isinstance(sig, Mapping):
-        return []
+        return [f"  verdict: {summary['verdict']}"] if "verdict" in summary else []
     return [format_verdict(sig), format_folds(sig["test_folds"])]
 
 
