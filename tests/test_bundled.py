@@ -1,0 +1,82 @@
+"""tpetune.bundled: the runner and the plot hooks, on a digits study made by the commit before
+the shared Keras machinery (tests/fixtures/v1_digits: 2 trials of ``tpetune digits --space
+digits_small --folds 2``, its summary without a confusion matrix)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tpetune.bundled import BUNDLED, bundled_study, write_plots
+from tpetune.cli import main
+from tpetune.study import load_study
+
+V1_DIGITS = Path(__file__).parent / "fixtures" / "v1_digits"
+
+
+@pytest.fixture
+def v1_digits(tmp_path: Path) -> Path:
+    study_dir = tmp_path / "digits"
+    shutil.copytree(V1_DIGITS, study_dir)
+    return study_dir
+
+
+def test_every_bundled_study_implements_the_protocol() -> None:
+    for name in BUNDLED:
+        study = bundled_study(name)
+        assert study.name == name and study.default_max_evals > 0
+        assert callable(study.settings) and callable(study.extra_plots)
+
+
+def test_an_old_digits_study_shows_and_plots(
+    v1_digits: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = load_study(v1_digits)
+    assert [r.metrics["folds_run"] for r in study.records] == [2, 2]
+    assert study.best_params == study.best.params  # type: ignore[union-attr]
+    assert main(["show", str(v1_digits)]) == 0
+    assert "best: trial" in capsys.readouterr().out
+    before = (v1_digits / "confusion_matrix.png").read_bytes()
+    assert main(["plot", str(v1_digits)]) == 0
+    printed = capsys.readouterr().out.split()
+    # The old summary has no matrix: the generic plots only, the report's PNG left as it was.
+    assert [Path(p).name for p in printed] == [
+        "loss_history.png",
+        "learning_curves.png",
+        "params.png",
+    ]
+    assert (v1_digits / "confusion_matrix.png").read_bytes() == before
+
+
+def test_a_digits_summary_with_its_matrix_redraws_it(v1_digits: Path, tmp_path: Path) -> None:
+    summary = json.loads((v1_digits / "summary.json").read_text())
+    summary["confusion_matrix"] = [[3, 1], [0, 4]]
+    (v1_digits / "summary.json").write_text(json.dumps(summary))
+    written = write_plots(load_study(v1_digits), tmp_path / "out")
+    assert [p.name for p in written][-1] == "confusion_matrix.png"
+    assert (tmp_path / "out" / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.keras
+def test_an_old_digits_study_resumes_and_extends(v1_digits: Path) -> None:
+    pytest.importorskip("keras")
+    from tpetune.digits.study import format_summary, run_digits_study
+
+    old_summary = json.loads((v1_digits / "summary.json").read_text())
+    model_mtime = (v1_digits / "best_model.keras").stat().st_mtime_ns
+    study, summary = run_digits_study(study_dir=v1_digits, space="digits_small", progress=False)
+    assert len(study.records) == 2 and summary == old_summary  # nothing to do, report reused
+    assert (v1_digits / "best_model.keras").stat().st_mtime_ns == model_mtime
+    assert "test accuracy" in format_summary(summary)
+
+    more, _ = run_digits_study(
+        study_dir=v1_digits, space="digits_small", max_evals=3, progress=False
+    )
+    assert [r.tid for r in more.records] == [0, 1, 2]
+    assert [r.params for r in more.records[:2]] == [r.params for r in study.records]
+    new = more.records[2].metrics
+    assert new["folds_run"] == 2 and len(new["fold_loss"]) == 2  # the same metric names
+    assert more.meta["objective_config"] == study.meta["objective_config"]
