@@ -171,6 +171,15 @@ def test_optuna_export_is_incremental_and_idempotent_by_tid(
     again = export_to(load_study(study_dir), "optuna", db)
     assert (again.added, again.updated) == (0, 0)
 
+    store = Store.open(study_dir, readonly=False)  # the running trial reports two epochs
+    store.record_step(4, 1, 0.6)
+    store.record_step(4, 2, 0.3)
+    store.close()
+    export_to(load_study(study_dir), "optuna", db)
+    live = optuna.load_study(study_name="mystudy", storage=f"sqlite:///{db}").trials[4]
+    assert live.state == optuna.trial.TrialState.RUNNING
+    assert live.intermediate_values == {1: 0.6, 2: 0.3}
+
     _finish(study_dir, 4, 0.25, [0.6, 0.25])  # the running trial ends
     store = Store.open(study_dir, readonly=False)
     store.begin_trial(_record(5, TrialState.RUNNING, None, TRIALS[1][2], []))

@@ -7,7 +7,8 @@ Contract:
   distributions map and which fall back). A choice shows its option value, never its index.
 - value = loss; state ok/pruned/fail/running -> COMPLETE/PRUNED/FAIL/RUNNING (an ``ok`` trial
   with a NaN loss is FAIL: Optuna refuses NaN values); intermediate values = the per-epoch
-  ``val_loss`` curve (else ``loss``) at steps 1, 2, ...; start and end times are the trial's
+  ``val_loss`` curve (else ``loss``) at steps 1, 2, ... (while a trial runs: the values it
+  has reported so far through ``tpetune.report``); start and end times are the trial's
   own; user attributes hold ``tid``, ``metrics``, ``args`` (the nested structure the objective
   received), ``error`` and any value that has no domain (``unmapped``).
 - Incremental and idempotent by tid: a trial already exported in a final state is left alone, a
@@ -29,10 +30,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tpetune.errors import ConfigError
+from tpetune.errors import ConfigError, StoreError
 from tpetune.exporters import Exported, require
 from tpetune.exporters._params import Domain, domains
-from tpetune.store import TrialRecord, TrialState
+from tpetune.store import Store, TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -86,6 +87,7 @@ class OptunaExport:
         self._study_id: int | None = None
         self._created: Any = None  # the study's creation time: another one means --fresh
         self._trials: dict[int, tuple[int, TrialState]] = {}  # tid -> (trial_id, state)
+        self._reported: dict[int, int] = {}  # tid -> last live step exported while running
 
     @property
     def study_id(self) -> int | None:
@@ -104,18 +106,34 @@ class OptunaExport:
                 self._load_trials(study_id)  # another exporter wrote to this file meanwhile
             doms = domains(study.meta.get("space"))
             added = updated = 0
+            live = _live_steps(study)
             for record in study.records:
                 known = self._trials.get(record.tid)
                 if known is None:
                     frozen = _frozen(record, doms)
                     trial_id = self.storage.create_new_trial(study_id, template_trial=frozen)
-                    self._trials[record.tid] = (trial_id, record.state)
+                    self._trials[record.tid] = known = (trial_id, record.state)
                     added += 1
                 elif known[1] is TrialState.RUNNING and record.state is not TrialState.RUNNING:
                     self._finish(known[0], record)
                     self._trials[record.tid] = (known[0], record.state)
                     updated += 1
+                if record.state is TrialState.RUNNING and live.get(record.tid):
+                    self._report(known[0], record.tid, live[record.tid])
         return Exported(str(self.path), added, updated, len(study.records))
+
+    def _report(self, trial_id: int, tid: int, steps: list[tuple[int, float]]) -> None:
+        """A running trial's values reported so far (``tpetune.report``), as they come."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        done = self._reported.get(tid, 0)
+        try:
+            for step, value in steps:
+                if step > done:
+                    self.storage.set_trial_intermediate_value(trial_id, step, value)
+                    self._reported[tid] = done = step
+        except UpdateFinishedTrialError:
+            pass  # another exporter of this file completed it
 
     def _open_study(self, study: Study) -> int:
         from optuna.exceptions import DuplicatedStudyError
@@ -245,6 +263,21 @@ _TPETUNE_STATE = {
     "PRUNED": TrialState.PRUNED,
     "FAIL": TrialState.FAIL,
 }
+
+
+def _live_steps(study: Study) -> dict[int, list[tuple[int, float]]]:
+    """The steps running trials reported so far, read from the store (read-only)."""
+    running = [r.tid for r in study.records if r.state is TrialState.RUNNING]
+    if not running:
+        return {}
+    try:
+        store = Store.open(study.study_dir, readonly=True)
+    except StoreError:
+        return {}  # a study given from memory, or gone since it was loaded
+    try:
+        return {tid: store.steps(tid) for tid in running}
+    finally:
+        store.close()
 
 
 def _curve(record: TrialRecord) -> dict[int, float]:
