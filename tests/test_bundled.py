@@ -80,3 +80,18 @@ def test_an_old_digits_study_resumes_and_extends(v1_digits: Path) -> None:
     new = more.records[2].metrics
     assert new["folds_run"] == 2 and len(new["fold_loss"]) == 2  # the same metric names
     assert more.meta["objective_config"] == study.meta["objective_config"]
+
+
+def test_an_old_stock_study_with_fold_metrics_shows_and_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Made by the previous commit with --folds 2, when folds were stored as fold{i}_loss.
+    study_dir = tmp_path / "stock"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "v1_stock_folds", study_dir)
+    assert main(["show", str(study_dir), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {"fold0_loss", "fold1_loss"} <= set(shown["trials"][0]["metrics"])
+    assert load_study(study_dir).meta["objective_config"]["folds"] == 2
+    assert main(["plot", str(study_dir)]) == 0
+    printed = [Path(p).name for p in capsys.readouterr().out.split()]
+    assert printed[-1] == "predictions.png"  # the stock study's own plot, through its hook
