@@ -22,7 +22,7 @@ from tpetune.algos import ALGOS
 from tpetune.errors import ConfigError, TpetuneError
 from tpetune.models import DEFAULT_KEEP  # a constant: models imports only the store
 from tpetune.options import Search, Serial, Spark, StopRules, Workers
-from tpetune.pruners import PRUNERS, ASHAPruner, MedianPruner, default_pruner
+from tpetune.pruners import PRUNERS, default_pruner
 
 log = logging.getLogger("tpetune")
 
@@ -133,37 +133,15 @@ def _add_search_options(
         "stored one on "
         "resume)",
     )
-    median, asha = MedianPruner(), ASHAPruner()
-    g.add_argument(
-        "--prune-warmup-trials",
-        type=_positive_int,
-        metavar="N",
-        help=f"median: finished trials before pruning starts (default: {median.warmup_trials})",
-    )
-    g.add_argument(
-        "--prune-warmup-epochs",
-        type=_positive_int,
-        metavar="E",
-        help=f"median: epochs a trial always trains (default: {median.warmup_steps})",
-    )
-    g.add_argument(
-        "--prune-percentile",
-        type=float,
-        metavar="P",
-        help=f"median: prune when worse than this percentile (default: {median.percentile:g})",
-    )
-    g.add_argument(
-        "--prune-min-epochs",
-        type=_positive_int,
-        metavar="R",
-        help=f"asha: epochs at the first rung; rungs at R*ETA^k (default: {asha.min_steps})",
-    )
-    g.add_argument(
-        "--prune-reduction-factor",
-        type=_positive_int,
-        metavar="ETA",
-        help=f"asha: keep the best 1/ETA at each rung (default: {asha.reduction_factor})",
-    )
+    for flag, pruner, knob, metavar, text in _PRUNER_FLAGS:
+        default = getattr(PRUNERS[pruner](), knob)
+        g.add_argument(
+            flag,
+            type=float if knob == "percentile" else _positive_int,
+            dest=f"{pruner}_{knob}",
+            metavar=metavar,
+            help=f"{pruner}: {text} (default: {default:g})",
+        )
     g = p.add_argument_group("where trials run")
     g.add_argument(
         "--workers",
@@ -214,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--csv", type=Path, help="daily prices (Yahoo or Stooq layout); default: bundled S&P 500"
     )
+    d.add_argument(
+        "--data", choices=("sp500", "nasdaq", "wti"),  # = tpetune.data.SERIES (a test checks)
+        help="a bundled daily series, its last 10 years (default sp500; stored on resume)",
+    )  # fmt: skip
+    d.add_argument(
+        "--test-folds", type=_positive_int, metavar="K",
+        help="rolling-origin test blocks of the verdict: each retrains the best params on the "
+        "days before it (default 3)",
+    )  # fmt: skip
     d.add_argument("--space", default="stock", help="space file or bundled name (default: stock)")
     d.add_argument(
         "--epochs", type=_positive_int,
@@ -388,38 +375,26 @@ def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+#: The pruners' knobs on the CLI: flag, pruner, knob, metavar, help (defaults come from the class).
+_PRUNER_FLAGS = (
+    ("--prune-warmup-trials", "median", "warmup_trials", "N", "finished trials before pruning"),
+    ("--prune-warmup-epochs", "median", "warmup_steps", "E", "epochs a trial always trains"),
+    ("--prune-percentile", "median", "percentile", "P", "prune when worse than this percentile"),
+    ("--prune-min-epochs", "asha", "min_steps", "R", "epochs at the first rung; rungs at R*ETA^k"),
+    ("--prune-reduction-factor", "asha", "reduction_factor", "ETA", "keep the best 1/ETA per rung"),
+)
+
+
 def _pruner(args: argparse.Namespace) -> Any:
     """The pruner the flags ask for; ``None`` (the stored or default one) without --prune."""
-    knobs = {
-        "median": {
-            "warmup_trials": args.prune_warmup_trials,
-            "warmup_steps": args.prune_warmup_epochs,
-            "percentile": args.prune_percentile,
-        },
-        "asha": {
-            "min_steps": args.prune_min_epochs,
-            "reduction_factor": args.prune_reduction_factor,
-        },
-    }
-    for name, given in knobs.items():
-        stray = [k for k, v in given.items() if v is not None]
-        if stray and args.prune != name:
-            flag = _flag_of(stray[0])
-            raise ConfigError(f"{flag} applies to --prune {name} only: add --prune {name}")
-    if args.prune is None:
-        return None
-    chosen = {k: v for k, v in knobs.get(args.prune, {}).items() if v is not None}
-    return PRUNERS[args.prune](**chosen)
-
-
-def _flag_of(knob: str) -> str:
-    return {
-        "warmup_trials": "--prune-warmup-trials",
-        "warmup_steps": "--prune-warmup-epochs",
-        "percentile": "--prune-percentile",
-        "min_steps": "--prune-min-epochs",
-        "reduction_factor": "--prune-reduction-factor",
-    }[knob]
+    chosen: dict[str, Any] = {}
+    for flag, pruner, knob, _, _ in _PRUNER_FLAGS:
+        value = getattr(args, f"{pruner}_{knob}")
+        if value is not None and args.prune != pruner:
+            raise ConfigError(f"{flag} applies to --prune {pruner} only: add --prune {pruner}")
+        if value is not None:
+            chosen[knob] = value
+    return None if args.prune is None else PRUNERS[args.prune](**chosen)
 
 
 def _executor(args: argparse.Namespace) -> Any:
@@ -493,7 +468,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stock(args: argparse.Namespace) -> int:
-    return _run_study(args, "stock", {"csv": args.csv, "epochs": args.epochs, "folds": args.folds})
+    data = {"csv": args.csv, "epochs": args.epochs, "folds": args.folds, "series": args.data}
+    return _run_study(args, "stock", {**data, "test_folds": args.test_folds})
 
 
 def cmd_digits(args: argparse.Namespace) -> int:
