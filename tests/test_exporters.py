@@ -82,6 +82,15 @@ def _finish(study_dir: Path, tid: int, loss: float, curve: list[float]) -> None:
     store.close()
 
 
+def _start_afresh(study_dir: Path) -> None:
+    """`--fresh`: the same folder holds a new study (another creation time), one trial so far."""
+    for name in ("study.db", "study.db-wal", "study.db-shm"):
+        (study_dir / name).unlink(missing_ok=True)
+    store = Store.create(study_dir, {"space": SPACE.describe(), "seed": 0, "max_evals": 6})
+    store.begin_trial(_record(0, TrialState.RUNNING, None, TRIALS[1][2], []))
+    store.close()
+
+
 @pytest.fixture()
 def study_dir(tmp_path: Path) -> Path:
     path = tmp_path / "mystudy"
@@ -214,12 +223,7 @@ def test_two_optuna_exporters_of_one_file_add_each_trial_once_and_fresh_replaces
     trials = optuna.load_study(study_name="mystudy", storage=f"sqlite:///{db}").trials
     assert [t.user_attrs["tid"] for t in trials] == [0, 1, 2, 3, 4, 5]
 
-    # `--fresh`: the same folder holds a new study (another creation time), one trial so far.
-    for name in ("study.db", "study.db-wal", "study.db-shm"):
-        (study_dir / name).unlink(missing_ok=True)
-    store = Store.create(study_dir, {"space": SPACE.describe(), "seed": 0, "max_evals": 6})
-    store.begin_trial(_record(0, TrialState.RUNNING, None, TRIALS[1][2], []))
-    store.close()
+    _start_afresh(study_dir)
     done = dashboard.sync(load_study(study_dir))
     assert (done.added, done.total) == (1, 1)
     assert len(optuna.load_study(study_name="mystudy", storage=f"sqlite:///{db}").trials) == 1
@@ -295,6 +299,18 @@ def test_tensorboard_runs_read_back_through_tensorboards_event_multiplexer(
     assert len(list((logdir / "trial-00004").glob("events.out.tfevents.*"))) == 1
     mux = load()
     assert scalars("trial-00004", "loss") == [(2, 0.25)]
+
+
+def test_a_tensorboard_folder_of_an_earlier_study_loses_its_old_runs(
+    study_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("tensorboard")
+    logdir = tmp_path / "tb"
+    export_to(load_study(study_dir), "tensorboard", logdir)
+    _start_afresh(study_dir)
+    assert export_to(load_study(study_dir), "tensorboard", logdir).added == 1
+    assert sorted(p.name for p in logdir.glob("trial-*")) == ["trial-00000"]
+    assert (logdir / "trial-00000" / ".tpetune-state").read_text() == "running\n"
 
 
 # -- MLflow ------------------------------------------------------------------------------------

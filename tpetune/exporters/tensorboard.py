@@ -13,7 +13,8 @@ Layout of the target folder (``tensorboard --logdir DIR``):
 Written with TensorBoard's own protobufs and record writer, so no TensorFlow is imported.
 Idempotent by tid: a run whose stored state has not changed since the last export (kept in
 ``trial-NNNNN/.tpetune-state``) is left alone; a changed one is rewritten whole, so TensorBoard
-never sees a value twice. The study store is only read.
+never sees a value twice. A folder written for an earlier study of the same folder (started
+again with ``--fresh``) loses its old runs. The study store is only read.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ DEFAULT_TARGET = "tensorboard"
 EXTRA = "tensorboard"
 STATE_HPARAM = "trial_state"
 _MARK = ".tpetune-state"
+_STUDY_MARK = ".tpetune-study"
 _EXPERIMENT_FILE = "events.out.tfevents.0000000000.tpetune.experiment"
 
 
@@ -59,6 +61,7 @@ def export(study: Study, target: str | Path | None = None) -> Exported:
     if root.exists() and not root.is_dir():
         raise ConfigError(f"{root} is a file: TensorBoard needs a folder, choose another -o")
     root.mkdir(exist_ok=True)
+    _forget_other_study(root, study)
     doms = domains(study.meta.get("space"))
     _write_experiment(root, study, doms)
     added = updated = 0
@@ -80,11 +83,23 @@ def export(study: Study, target: str | Path | None = None) -> Exported:
 def hparam_value(domain: Domain | None, record: TrialRecord, label: str) -> Scalar:
     """A trial's value of ``label`` as TensorBoard shows it (bool, number or text)."""
     if domain is not None and domain.kind == "categorical":
-        return _discrete(domain)[int(record.vals[label])]
+        index = int(record.vals.get(label, -1))
+        if 0 <= index < len(domain.choices):
+            return _discrete(domain)[index]
     raw = record.params[label]
     if isinstance(raw, bool | int | float | str):
         return raw
     return json.dumps(raw, sort_keys=True)
+
+
+def _forget_other_study(root: Path, study: Study) -> None:
+    """Runs of an earlier study in this folder (``--fresh`` since) are removed, not mixed in."""
+    mark = root / _STUDY_MARK
+    created = repr(study.meta.get("created"))
+    if mark.is_file() and mark.read_text().strip() != created:
+        for run in root.glob("trial-*"):
+            shutil.rmtree(run, ignore_errors=True)
+    mark.write_text(created + "\n")
 
 
 def _discrete(domain: Domain) -> list[Any]:
