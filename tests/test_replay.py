@@ -111,6 +111,23 @@ def test_replay_after_editing_the_space_file_is_refused_without_force(
     assert doc["identical"] is False and any("forced" in n for n in doc["notes"])
 
 
+def test_a_study_made_in_code_replays_with_its_objective_and_space(tmp_path: Path) -> None:
+    import runpy
+
+    ns = runpy.run_path(str(_write(tmp_path)))
+    tpetune.fmin(ns["objective"], ns["space"], max_evals=4, verbose=False, study_dir=tmp_path / "s")
+    with pytest.raises(tpetune.ConfigError, match="space was built in code"):
+        replay(tmp_path / "s", 1)
+    result = replay(tmp_path / "s", 1, objective=ns["objective"], space=ns["space"])
+    assert result.identical and result.loss == tpetune.load_study(tmp_path / "s").records[1].loss
+
+
+def _write(folder: Path) -> Path:
+    path = folder / "space.py"
+    path.write_text(SPACE_FILE)
+    return path
+
+
 def test_unknown_trial(study: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(study[1]), "99"]) == 2
     assert "has no trial 99 (its trials are 0..5)" in capsys.readouterr().err

@@ -24,10 +24,12 @@ What differs, on purpose:
   ``HYPEROPT_FMIN_SEED`` too); each proposal is then seeded from (study seed, trial id), so a
   resumed study proposes what an uninterrupted one would. Without either, the seed is 0 for a
   new study and the stored one on resume. :func:`study_seed` tells the seed of an ``rstate``.
-- ``max_evals`` is the study's total (hyperopt also counts trials already in ``trials``);
-  ``timeout`` is cumulative over all runs of the study.
-- an exception in ``fn`` fails that trial and the search goes on (as with
-  ``catch_eval_exceptions=True``), until 5 fail in a row.
+- ``max_evals`` is the study's total, as hyperopt counts the trials already in ``trials``;
+  ``timeout`` is cumulative over all runs of the study (hyperopt's: this call).
+- an exception in ``fn`` is first recorded as a failed trial, then re-raised (with
+  ``catch_eval_exceptions=True`` the search goes on, as in hyperopt).
+- a Keras model in a result (``{"loss": ..., "model": model}``) is also saved as
+  ``STUDY/models/<tid>.keras``; the best ``keep_models`` trials' files are kept.
 - ``trials_save_file`` is written once at the end (atomically), never read: tpetune unpickles
   only on the explicit ``tpetune import FILE.pkl`` command.
 
@@ -44,6 +46,7 @@ import inspect
 import logging
 import os
 import pickle
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -138,7 +141,8 @@ def fmin(
             log.info("tpetune.fmin: early_stop_fn had already stopped study %s", study_dir)
             return _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
         callbacks.append(stopper)
-    log.info("tpetune.fmin: study in %s", study_dir)
+    if verbose:  # where the trials go is the one thing a hyperopt user does not expect
+        print(f"tpetune.fmin: trials are stored in study {study_dir}", file=sys.stderr)
     # SearchFailedError (no trial succeeded): the study is stored; hyperopt's rules say
     # what to return then (argmin raises AllTrialsFailed), as below.
     with contextlib.suppress(SearchFailedError):

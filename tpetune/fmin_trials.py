@@ -94,6 +94,7 @@ def fill_trials(
             doc["misc"]["error"] = (str(type(exc)), str(exc))
         elif isinstance(raw, Mapping):
             doc["result"] = {k: v for k, v in raw.items() if k != "attachments"}
+            doc["result"].setdefault("status", doc_status(record))  # tpetune allows it unset
         elif raw is not None and doc["result"]["status"] == base.STATUS_OK:
             doc["result"] = {"loss": float(raw), "status": base.STATUS_OK}
         else:
@@ -109,3 +110,10 @@ def fill_trials(
         trials._insert_trial_docs(docs)  # our docs hold Python values already (SONify skipped)
     trials.refresh()
     return trials
+
+
+def doc_status(record: TrialRecord) -> str:
+    """hyperopt's status for a stored trial (``ok`` for ok and pruned ones)."""
+    from hyperopt import base
+
+    return base.STATUS_FAIL if record.state is TrialState.FAIL else base.STATUS_OK

@@ -77,6 +77,7 @@ def replay(
     *,
     force: bool = False,
     objective: Callable[[Any], Any] | None = None,
+    space: Any = None,
     scratch: str | Path | None = None,
 ) -> Replay:
     """Re-run trial ``tid`` of the study with its stored arguments and seed.
@@ -86,6 +87,8 @@ def replay(
         tid: the trial to replay.
         force: replay even when the space file changed since the study recorded it.
         objective: the objective to call (default: found as the module docstring says).
+        space: the space's hp tree, with ``objective``, for a study whose space was built in
+            code (``tpetune.fmin``, ``tune`` from a script): nothing is looked up then.
         scratch: the scratch study folder (default: a temporary folder, removed afterwards).
 
     Raises:
@@ -101,12 +104,23 @@ def replay(
     study = load_study(study_dir)
     record = _find(study.records, tid, Path(study_dir))
     notes: list[str] = []
-    space_tree, found = _objective_and_space(study.meta, Path(study_dir), force=force, notes=notes)
-    objective = objective or found
-    space = Space(space_tree, source=str(study.meta.get("space_source", "<memory>")))
-    if space.fingerprint != study.meta.get("fingerprint"):
+    if objective is not None and space is not None:
+        space_tree = space
+    else:
+        space_tree, found = _objective_and_space(
+            study.meta, Path(study_dir), force=force, notes=notes
+        )
+        objective = objective or found
+    tspace = Space(space_tree, source=str(study.meta.get("space_source", "<memory>")))
+    if tspace.fingerprint != study.meta.get("fingerprint"):
+        if not force:
+            raise ConfigError(
+                f"the space differs from study {study_dir}'s "
+                f"({tspace.diff(study.meta.get('space', {}))}): give the study's space, or "
+                "replay with --force (force=True) to run anyway"
+            )
         notes.append("the space's fingerprint differs from the study's (forced)")
-    args = space.evaluate(record.vals)
+    args = tspace.evaluate(record.vals)
     if record.args is not None and jsonable(args) != record.args:
         if not force:
             raise ConfigError(
@@ -161,7 +175,8 @@ def _objective_and_space(
     if not source or str(source).startswith("<"):
         raise ConfigError(
             "the study's space was built in code (no space file recorded), so its objective "
-            "cannot be found: call tpetune.replay.replay(study_dir, tid, objective=...)"
+            "cannot be found: call tpetune.replay.replay(study_dir, tid, objective=fn, "
+            "space=space)"
         )
     changed = provenance.space_file_changed(meta, source)
     if changed:
