@@ -75,14 +75,21 @@ class OptunaExport:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise ConfigError(
-                f"folder {self.path.parent} does not exist: create it or choose another -o"
+                f"folder {self.path.parent} does not exist: create it, or give another file "
+                "with -o (export) or --db (dashboard)"
             )
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
         try:
             self.storage: RDBStorage = RDBStorage(storage_url(self.path))
         except Exception as exc:  # SQLAlchemy/Optuna raise many kinds for a foreign file
+            reason = type(exc).__name__
+            if "not a database" in str(exc):
+                reason = "not a database"
+            elif "unable to open" in str(exc):
+                reason = "cannot be opened or created"
             raise ConfigError(
-                f"{self.path} is not an Optuna storage ({type(exc).__name__}): choose another -o"
+                f"{self.path} cannot be used as an Optuna storage ({reason}): give another "
+                "file with -o (export) or --db (dashboard)"
             ) from None
         self._study_id: int | None = None
         self._created: Any = None  # the study's creation time: another one means --fresh
