@@ -11,7 +11,8 @@ import pytest
 
 from tpetune import ConfigError, Search, Serial, Spark, StopRules, Workers
 from tpetune.algos import ALGO_TABLE, resolve, tpe_startup
-from tpetune.cli import build_parser, for_cli
+from tpetune.cli import build_parser
+from tpetune.cli_search import for_cli
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """The ``tpetune`` command: parse, call the public API, print, return an exit code.
 
-Exit codes: 0 ok; 1 the search failed; 2 bad input or study in use; 130 interrupted.
+Exit codes: 0 ok; 1 the search failed (or no space left); 2 bad input, a damaged or
+unwritable study, or a study in use; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 Heavy modules (hyperopt, TensorFlow, matplotlib) are imported inside the commands that need
 them, so ``tpetune --help`` and ``tpetune show`` start instantly.
 """
@@ -11,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,11 +20,14 @@ from typing import Any
 
 from tpetune import __version__
 from tpetune import digits as digits_defaults  # constants only: no TensorFlow import
-from tpetune.algos import ALGOS
+from tpetune.cli_search import (
+    add_search_options,
+    for_cli,
+    positive_float,
+    positive_int,
+    search_kwargs,
+)
 from tpetune.errors import ConfigError, TpetuneError
-from tpetune.models import DEFAULT_KEEP  # a constant: models imports only the store
-from tpetune.options import Search, Serial, Spark, StopRules, Workers
-from tpetune.pruners import PRUNERS, default_pruner
 
 log = logging.getLogger("tpetune")
 
@@ -34,143 +39,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _add_search_options(
-    p: argparse.ArgumentParser, *, default_evals: int | None, evals_hint: int | None = None
-) -> None:
-    g = p.add_argument_group("search")
-    g.add_argument("--study-dir", type=Path, help="study folder (default: runs/<name>)")
-    g.add_argument(
-        "--max-evals",
-        type=_positive_int,
-        default=default_evals,
-        help="total trials in the study; re-running continues up to it (default: "
-        + (
-            str(default_evals)
-            if default_evals
-            else f"{evals_hint or 'the study’s own'}; the stored total on resume"
-        )
-        + ")",
-    )
-    g.add_argument("--seed", type=int, help="study seed (default 0; stored with the study)")
-    g.add_argument("--algo", choices=ALGOS, help="search algorithm (default tpe)")
-    g.add_argument(
-        "--timeout",
-        type=_positive_float,
-        metavar="SEC",
-        help="wall-clock budget in seconds, cumulative across resumes",
-    )
-    g.add_argument("--fresh", action="store_true", help="discard the stored study, start over")
-    g.add_argument(
-        "--max-failures",
-        type=_positive_int,
-        default=StopRules().max_failures,
-        metavar="K",
-        help="stop with exit code 1 after K failed trials in a row (default: %(default)s)",
-    )
-    g.add_argument(
-        "--loss-threshold", type=_finite_float, help="stop once the best loss is <= this"
-    )
-    g.add_argument(
-        "--no-progress",
-        type=_positive_int,
-        metavar="N",
-        help="stop after N finished trials without a new best",
-    )
-    g.add_argument(
-        "--points",
-        type=Path,
-        metavar="FILE.json",
-        help="JSON list of param dicts (by value) evaluated first, as a new study's first trials",
-    )
-    g.add_argument(
-        "--tpe-startup",
-        type=_positive_int,
-        help="TPE: random trials before TPE (default for a new study: a tenth of --max-evals, "
-        "5 to 20; stored with the study)",
-    )
-    g.add_argument("--tpe-gamma", type=float, help="TPE: fraction of trials deemed good")
-    g.add_argument("--tpe-candidates", type=_positive_int, help="TPE: EI candidates per step")
-    g = p.add_argument_group(
-        "pruning",
-        "stop trials that report worse values than others at the same epoch (Keras objectives "
-        "through tpetune.pruning.keras_pruning_callback, any objective through tpetune.report "
-        "and tpetune.should_prune); stored with the study",
-    )
-    g.add_argument(
-        "--prune",
-        choices=tuple(PRUNERS),
-        help=f"the pruner (default for a new study: {default_pruner().to_json()['name']}; the "
-        "stored one on "
-        "resume)",
-    )
-    for flag, pruner, knob, metavar, text in _PRUNER_FLAGS:
-        default = getattr(PRUNERS[pruner](), knob)
-        g.add_argument(
-            flag,
-            type=float if knob == "percentile" else _positive_int,
-            dest=f"{pruner}_{knob}",
-            metavar=metavar,
-            help=f"{pruner}: {text} (default: {default:g})",
-        )
-    g = p.add_argument_group("where trials run")
-    g.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="run trials in N worker processes (default: 1, in this process)",
-    )
-    g.add_argument(
-        "--trial-timeout",
-        type=_positive_float,
-        metavar="SEC",
-        help="kill a trial running longer than SEC seconds and record it as failed",
-    )
-    g.add_argument(
-        "--spark",
-        metavar="MASTER",
-        help="run trials as Spark jobs on MASTER (local[4], spark://host:7077, yarn); "
-        "needs pyspark (pip install pyspark) and Java 17",
-    )
-    g.add_argument(
-        "--keep-models", type=int, default=DEFAULT_KEEP, metavar="K",
-        help="keep the Keras models of the K best trials as STUDY/models/<tid>.keras, deleting "
-        "the others as better trials arrive (default: %(default)s; 0 keeps none)",
-    )  # fmt: skip
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
-    g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tpetune",
@@ -178,13 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
         "honest reports.",
     )
     parser.add_argument("--version", action="version", version=f"tpetune {__version__}")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's and Spark's own log messages (hidden by default)",
+    )
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_Parser
     )
 
     p = sub.add_parser("run", help="tune FILE.py's `objective` over its `space`")
     p.add_argument("file", metavar="FILE.py", help="a Python file defining `space` and `objective`")
-    _add_search_options(p, default_evals=50)
+    add_search_options(p, default_evals=50)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("stock", help="tune an LSTM forecasting a stock's next close (main job)")
@@ -197,23 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="a bundled daily series, its last 10 years (default sp500; stored on resume)",
     )  # fmt: skip
     d.add_argument(
-        "--test-folds", type=_positive_int, metavar="K",
+        "--test-folds", type=positive_int, metavar="K",
         help="rolling-origin test blocks of the verdict: each retrains the best params on the "
         "days before it (default 3)",
     )  # fmt: skip
     d.add_argument("--space", default="stock", help="space file or bundled name (default: stock)")
     d.add_argument(
-        "--epochs", type=_positive_int,
+        "--epochs", type=positive_int,
         # = stock.objective.DEFAULT_EPOCHS / DEFAULT_PATIENCE (importing them loads Keras)
         help="max epochs per trial (default 12; early stopping after 3 without improvement; "
         "stored on resume)",
     )  # fmt: skip
     d.add_argument(
-        "--folds", type=_positive_int,
+        "--folds", type=positive_int,
         help="walk-forward folds, loss = mean over folds (default: one chronological "
         "70/15/15 train/validation/test split; stored on resume)",
     )  # fmt: skip
-    _add_search_options(p, default_evals=None, evals_hint=30)  # = stock.objective.DEFAULT_MAX_EVALS
+    add_search_options(p, default_evals=None, evals_hint=30)  # = stock.objective.DEFAULT_MAX_EVALS
     p.set_defaults(func=cmd_stock)
 
     p = sub.add_parser("digits", help="tune a dense classifier on handwritten digits (k-fold CV)")
@@ -224,16 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     d.add_argument("--space", default="digits", help="space file or bundled name (default: digits)")
     d.add_argument(
-        "--folds", type=_positive_int,
+        "--folds", type=positive_int,
         help=f"stratified CV folds (default {digits_defaults.DEFAULT_FOLDS}; stored on resume)",
     )  # fmt: skip
-    _add_search_options(p, default_evals=None, evals_hint=digits_defaults.DEFAULT_MAX_EVALS)
+    add_search_options(p, default_evals=None, evals_hint=digits_defaults.DEFAULT_MAX_EVALS)
     p.set_defaults(func=cmd_digits)
 
     p = sub.add_parser("show", help="print a study's progress, best trial and trials")
     p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
     p.add_argument("--json", action="store_true", help="one JSON object: best and trials")
-    p.add_argument("--top", type=_positive_int, default=5, help="how many best trials to list")
+    p.add_argument("--top", type=positive_int, default=5, help="how many best trials to list")
     p.add_argument("--all", action="store_true", help="list every trial, not the last 20")
     p.set_defaults(func=cmd_show)
 
@@ -267,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", type=Path, help="the Optuna export kept in step (default: STUDY_DIR/optuna.db)"
     )
     p.add_argument(
-        "--poll", type=_positive_float, default=1.0, metavar="SEC",
+        "--poll", type=positive_float, default=1.0, metavar="SEC",
         help="seconds between looks at the study (default 1)",
     )  # fmt: skip
     p.set_defaults(func=cmd_dashboard)
@@ -299,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see module docstring)."""
     args = build_parser().parse_args(argv)
     _setup_logging()
+    from tpetune._quiet import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)  # before anything imports TensorFlow, workers included
+    previous = _sigterm_as_interrupt()
     try:
         return int(args.func(args))
     except BrokenPipeError:  # `tpetune show DIR | head`: the reader left, nothing is wrong
@@ -309,14 +186,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TpetuneError as exc:
         print(f"tpetune: error: {for_cli(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         where = getattr(args, "resolved_study_dir", None) or getattr(args, "study_dir", None)
+        how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
         print(
-            f"\ntpetune: interrupted; finished trials are kept in {where}. "
+            f"\ntpetune: {how}; finished trials are kept in {where}. "
             "Run the same command again to resume.",
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(exc, _Terminated) else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm, Kubernetes, spot preemption) takes Ctrl-C's path: the driver stops
+    dispatching, stops its workers or Spark jobs, records the elapsed budget; exit 143."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Route SIGTERM to :class:`_Terminated`; returns the handler to restore (None: none set,
+    e.g. when called outside the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:
+        return None
 
 
 def _stdout_reader_left() -> bool:
@@ -342,115 +241,6 @@ def _setup_logging() -> None:
 
 
 # -- search commands ---------------------------------------------------------------------------
-def _search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The library's option objects (and run arguments) from the search flags."""
-    algo_options = {
-        key: value
-        for key, value in (
-            ("n_startup_jobs", args.tpe_startup),
-            ("gamma", args.tpe_gamma),
-            ("n_EI_candidates", args.tpe_candidates),
-        )
-        if value is not None
-    }
-    return {
-        "max_evals": args.max_evals,
-        "search": Search(
-            algo=args.algo,
-            seed=args.seed,
-            options=algo_options,
-            points=_read_points(args.points) if args.points else (),
-        ),
-        "stop": StopRules(
-            timeout=args.timeout,
-            loss_threshold=args.loss_threshold,
-            no_progress=args.no_progress,
-            max_failures=args.max_failures,
-        ),
-        "pruner": _pruner(args),
-        "executor": _executor(args),
-        "fresh": args.fresh,
-        "progress": not args.quiet,
-        "keep_models": args.keep_models,
-    }
-
-
-#: The pruners' knobs on the CLI: flag, pruner, knob, metavar, help (defaults come from the class).
-_PRUNER_FLAGS = (
-    ("--prune-warmup-trials", "median", "warmup_trials", "N", "finished trials before pruning"),
-    ("--prune-warmup-epochs", "median", "warmup_steps", "E", "epochs a trial always trains"),
-    ("--prune-percentile", "median", "percentile", "P", "prune when worse than this percentile"),
-    ("--prune-min-epochs", "asha", "min_steps", "R", "epochs at the first rung; rungs at R*ETA^k"),
-    ("--prune-reduction-factor", "asha", "reduction_factor", "ETA", "keep the best 1/ETA per rung"),
-)
-
-
-def _pruner(args: argparse.Namespace) -> Any:
-    """The pruner the flags ask for; ``None`` (the stored or default one) without --prune."""
-    chosen: dict[str, Any] = {}
-    for flag, pruner, knob, _, _ in _PRUNER_FLAGS:
-        value = getattr(args, f"{pruner}_{knob}")
-        if value is not None and args.prune != pruner:
-            raise ConfigError(f"{flag} applies to --prune {pruner} only: add --prune {pruner}")
-        if value is not None:
-            chosen[knob] = value
-    return None if args.prune is None else PRUNERS[args.prune](**chosen)
-
-
-def _executor(args: argparse.Namespace) -> Any:
-    """Serial, worker processes or Spark, from --workers, --trial-timeout and --spark."""
-    if args.spark is not None:
-        workers = args.workers if args.workers > 1 else None
-        return Spark(args.spark, workers=workers, trial_timeout=args.trial_timeout)
-    if args.workers > 1 or args.trial_timeout is not None:
-        return Workers(args.workers, trial_timeout=args.trial_timeout)
-    return Serial()
-
-
-#: Library argument names in error messages -> the flags a CLI user types.
-_FLAGS = (
-    ("Search(algo='tpe')", "--algo tpe"),
-    ("Search(algo='grid')", "--algo grid"),
-    ("Search(algo='atpe')", "--algo atpe"),
-    ("another Search(algo=...)", "another --algo"),
-    ("Search(algo=...)", "--algo"),
-    ("Search(seed=...)", "--seed"),
-    ("Search(points=...)", "--points"),
-    ("Search(options=", "the --tpe-* flags ("),
-    ("StopRules(timeout=...)", "--timeout"),
-    ("StopRules(loss_threshold=...)", "--loss-threshold"),
-    ("StopRules(no_progress=...)", "--no-progress"),
-    ("StopRules(max_failures=...)", "--max-failures"),
-    ("Workers(workers=...)", "--workers"),
-    ("Workers(trial_timeout=...)", "--trial-timeout"),
-    ("Spark(workers=...)", "--workers"),
-    ("Spark(trial_timeout=...)", "--trial-timeout"),
-    ("Spark(master=...)", "--spark"),
-    ("leave pruner unset", "drop --prune"),
-    ("fresh=True", "--fresh"),
-    ("another study_dir", "another --study-dir"),
-)
-
-
-def for_cli(message: str) -> str:
-    """A library error message with its argument names replaced by the CLI's flags."""
-    for name, flag in _FLAGS:
-        message = message.replace(name, flag)
-    return message.replace("leave --", "drop --").replace(" unset to resume", " to resume")
-
-
-def _read_points(path: Path) -> list[dict[str, Any]]:
-    try:
-        points = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"points file {path} not found: check the path") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"points file {path} is not valid JSON ({exc}): fix it") from None
-    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
-        raise ConfigError(f"points file {path} must hold a JSON list of objects (param dicts)")
-    return points
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from tpetune.space import Space, load_file, resolve_space_file
     from tpetune.tuning import tune
@@ -460,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     space = Space(namespace["space"], source=str(path))
     study_dir = args.study_dir or Path("runs") / path.stem
     args.resolved_study_dir = study_dir
-    study = tune(namespace["objective"], space, study_dir=study_dir, **_search_kwargs(args))
+    study = tune(namespace["objective"], space, study_dir=study_dir, **search_kwargs(args))
     _print_summary(study)
     if not args.no_plots:
         _write_plots(study)
@@ -485,7 +275,7 @@ def _run_study(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int
     args.resolved_study_dir = study_dir
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     study, summary = run_bundled(
-        bundle, study_dir=study_dir, space=args.space, data=data, **_search_kwargs(args)
+        bundle, study_dir=study_dir, space=args.space, data=data, **search_kwargs(args)
     )
     _print_summary(study)
     if summary is not None:

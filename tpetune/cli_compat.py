@@ -16,7 +16,7 @@ from typing import Any
 def add_commands(sub: Any) -> None:
     """Add the three subcommands to ``tpetune``'s subparsers."""
     from tpetune.algos import ALGOS
-    from tpetune.cli import _positive_int
+    from tpetune.cli_search import positive_int
 
     p = sub.add_parser(
         "import", help="turn a hyperopt Trials pickle into a study that `run` continues"
@@ -32,7 +32,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, help="study seed for the trials to come (default 0)")
     p.add_argument("--algo", choices=ALGOS, help="search algorithm to continue with (default tpe)")
     p.add_argument(
-        "--tpe-startup", type=_positive_int, metavar="N",
+        "--tpe-startup", type=positive_int, metavar="N",
         help="TPE: random trials before TPE models the history (default 20, as hyperopt)",
     )  # fmt: skip
     p.set_defaults(func=cmd_import)
