@@ -12,6 +12,7 @@ budget that lets the page finish before the picture is taken.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import socket
@@ -59,26 +60,43 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], tries: int = 240) -> None
     sys.exit(f"screenshots: {url} did not answer")
 
 
-def shoot(url: str, path: Path, size: str, tmp: Path) -> None:
-    profile = tempfile.mkdtemp(dir=tmp)
-    subprocess.run(
-        [
+def shoot(url: str, path: Path, size: str, tmp: Path, tries: int = 3) -> None:
+    """One PNG of ``url``; a Chromium that hangs (seen on a loaded machine) is tried again."""
+    for _ in range(tries):
+        profile = tempfile.mkdtemp(dir=tmp)
+        command = [
             shutil.which("chromium") or "chromium",
             *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             f"--window-size={size}",
             f"--screenshot={path}",
             url,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    print(f"{path}  <- {url}")
+        ]
+        # Its own process group: a hung Chromium is killed with all its helper processes.
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            print(f"screenshots: chromium hung on {url}; trying again", file=sys.stderr)
+            continue
+        if proc.returncode != 0:
+            sys.exit(f"screenshots: chromium exited {proc.returncode} on {url}")
+        print(f"{path}  <- {url}")
+        return
+    sys.exit(f"screenshots: no picture of {url} after {tries} tries")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
+    # SIGTERM, not SIGINT: a script started in the background has SIGINT ignored, and so
+    # would its children. Both servers stop on it (tpetune dashboard with exit code 0).
+    proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
