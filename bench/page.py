@@ -30,6 +30,9 @@ class Outcome:
     status: str  # "ok", "failed (...)", "timed out after N s"
     seconds: float
     report: dict[str, Any] | None = None
+    #: When and how it ran, if not in the suite run the page's machine block names.
+    stamp: str | None = None
+    command: str | None = None
 
 
 @functools.cache
@@ -95,10 +98,12 @@ def md_table(columns: list[str], rows: list[list[str]]) -> str:
 
 def render_block(outcome: Outcome, page: Path, out: Path, stamp: str) -> str:
     report = outcome.report
+    stamp = outcome.stamp or stamp
     if report is None:
         return f"**{outcome.status}** in the run of {stamp}; see `{out / outcome.name}.log`."
     kind = "a quick (smoke) run" if report.get("quick") else "the full run"
-    lines = [f"_Measured {stamp}, {kind}, in {report['seconds']:.0f} s._", ""]
+    how = f" with `{outcome.command}`" if outcome.command else ""
+    lines = [f"_Measured {stamp}{how}, {kind}, in {report['seconds']:.0f} s._", ""]
     table = report["table"]
     lines.append(md_table(table["columns"], table["rows"]))
     met = report.get("target_met")
@@ -134,20 +139,25 @@ def write_page(
     stamp: str | None = None,
     info: dict[str, str] | None = None,
     total_s: float | None = None,
+    machine_block: bool = True,
 ) -> None:
-    """Fill the page's blocks; ``stamp`` and ``info`` default to now and this machine."""
+    """Fill the page's blocks; ``stamp`` and ``info`` default to now and this machine.
+
+    ``machine_block`` False (a run of some benchmarks only) leaves the machine block, which
+    describes the last full run, as it is; the blocks of the benchmarks not run stay too.
+    """
     stamp = stamp or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     info = info or machine()
     took = "" if total_s is None else f", {total_s / 60:.1f} minutes end to end"
-    blocks = {
-        "machine": "\n".join(
+    blocks = {}
+    if machine_block:
+        blocks["machine"] = "\n".join(
             [
                 f"Measured {stamp} with `{command}`{took}.",
                 "",
                 md_table(["", ""], [[k, v] for k, v in info.items()]),
             ]
-        ),
-    }
+        )
     for outcome in outcomes:
         blocks[outcome.name] = render_block(outcome, page, out, stamp)
     template = DOCS_PAGE.read_text() if DOCS_PAGE.exists() else ""

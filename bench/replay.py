@@ -21,14 +21,15 @@ Optuna methods are skipped, with a note, when optuna is not installed (``pip ins
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import multiprocessing
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,30 +46,35 @@ POINTS = 100  # points of each run's trace kept for the plot
 class Settings:
     tables: tuple[str, ...] = ("digits", "stock")
     seeds: int = 30
-    trials: int = 60  # the budget, in unpruned trials' epochs (see the module docstring)
-    small_trials: int = 25  # the second budget of the start-up question
-    methods: tuple[str, ...] = ()  # empty: every method
+    #: table -> (main, small) budget in trials (see the module docstring); the small one is
+    #: the second budget of the start-up question.
+    budgets: Mapping[str, tuple[int, int]] = field(
+        default_factory=lambda: {"digits": (30, 15), "stock": (15, 8)}
+    )
+    trials: int | None = None  # --trials: the main budget of every table
+    methods: tuple[str, ...] = ()  # empty: every method, and the start-up variants
     default: str = "tpe-asha"  # the candidate default the targets are checked for
     jobs: int = 2
 
 
 FULL = Settings()
-QUICK = Settings(seeds=3, trials=15, small_trials=10, methods=("tpe", "tpe-asha", "random"))
+QUICK = Settings(
+    seeds=3,
+    budgets={"digits": (15, 8), "stock": (8, 5)},
+    methods=("tpe", "tpe-asha", "random"),
+)
 
+#: n_startup_jobs rules for a study of ``n`` trials (question ii); 20 is hyperopt's default.
+STARTUP_RULES: dict[str, Callable[[int], int]] = {
+    "20 (hyperopt)": lambda n: 20,
+    "10 (Optuna 5)": lambda n: 10,
+    "max(5, n//10)": lambda n: max(5, n // 10),
+    "max(5, min(20, n//5))": lambda n: max(5, min(20, n // 5)),
+    "max(5, min(20, n//10))": lambda n: max(5, min(20, n // 10)),
+}
 
-def _startup(rule: str, trials: int) -> int:
-    """``n_startup_jobs`` for a nominal ``max_evals`` of ``trials`` under a named rule."""
-    rules = {
-        "20": 20,
-        "10": 10,
-        "max5_n10": max(5, trials // 10),
-        "max5_min20_n5": max(5, min(20, trials // 5)),
-        "max5_min20_n10": max(5, min(20, trials // 10)),
-    }
-    return rules[rule]
-
-
-#: Method name -> (runner name, options); "@small" methods run at the second budget.
+#: Method name -> (runner, options). ``tpe-asha-nN`` (TPE with N start-up trials, ASHA) is
+#: built on demand, and a name ending in ``@small`` runs at the table's small budget.
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "tpe": ("tpetune", {}),
     "tpe-median": ("tpetune", {"pruner": "median"}),
@@ -78,19 +84,10 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "optuna-median": ("optuna", {"pruner": "median"}),
     "optuna-sha": ("optuna", {"pruner": "sha"}),
     "optuna-hyperband": ("optuna", {"pruner": "hyperband"}),
-    # (i) how a pruned trial is shown to TPE
+    # (i) how a pruned trial is shown to TPE: +inf (a missing loss) instead of its best value
     "tpe-asha-inf": ("tpetune", {"pruner": "asha", "pruned_as": "inf"}),
     "tpe-median-inf": ("tpetune", {"pruner": "median", "pruned_as": "inf"}),
-    # (ii) n_startup_jobs rules, with ASHA, at both budgets
-    **{
-        f"tpe-asha-s{rule}{suffix}": ("tpetune", {"pruner": "asha", "startup": rule})
-        for rule in ("10", "max5_n10", "max5_min20_n5", "max5_min20_n10")
-        for suffix in ("", "@small")
-    },
-    "tpe-asha@small": ("tpetune", {"pruner": "asha"}),
-    "tpe@small": ("tpetune", {}),
 }
-
 
 #: The methods drawn in the PNGs (the design-question variants only in the tables).
 PLOTTED = (
@@ -99,14 +96,37 @@ PLOTTED = (
 )  # fmt: skip
 
 
+def method_spec(name: str) -> tuple[str, dict[str, Any]]:
+    """The runner and options of a method name (see :data:`METHODS`).
+
+    Raises:
+        KeyError: an unknown name.
+    """
+    base = name.removesuffix("@small")
+    if base.startswith("tpe-asha-n") and base[len("tpe-asha-n") :].isdigit():
+        return "tpetune", {"pruner": "asha", "n_startup": int(base[len("tpe-asha-n") :])}
+    return METHODS[base]
+
+
+def startup_variants(main: int, small: int) -> list[str]:
+    """The methods that answer question (ii): each distinct start-up count of the rules at the
+    main budget (20 is ``tpe-asha`` itself) and at the small one."""
+    at_main = sorted({rule(main) for rule in STARTUP_RULES.values()} - {20})
+    at_small = sorted({rule(small) for rule in STARTUP_RULES.values()})
+    return [f"tpe-asha-n{n}" for n in at_main] + [f"tpe-asha-n{n}@small" for n in at_small]
+
+
 def _pruner(name: str | None) -> Any:
     from tpetune.pruners import ASHAPruner, MedianPruner
 
     return {None: None, "median": MedianPruner(), "asha": ASHAPruner()}[name]
 
 
-def budget_trials(settings: Settings, method: str) -> int:
-    return settings.small_trials if method.endswith("@small") else settings.trials
+def budget_trials(settings: Settings, table: str, method: str) -> int:
+    main, small = settings.budgets[table]
+    if method.endswith("@small"):
+        return small
+    return settings.trials or main
 
 
 def mean_trial_epochs(table: tabular.Table) -> float:
@@ -122,7 +142,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
     """Replay ``method`` on ``table`` with ``seed`` under ``budget`` epochs."""
     table_name, method, seed, budget, trials = job
     table = _table(table_name)
-    runner, options = METHODS[method]
+    runner, options = method_spec(method)
     sim = replay_sim.Sim(table, budget)
     started = time.perf_counter()
     if runner == "tpetune":
@@ -131,7 +151,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
             seed,
             pruner=_pruner(options.get("pruner")),
             algo=options.get("algo", "tpe"),
-            n_startup=_startup(options.get("startup", "20"), trials),
+            n_startup=options.get("n_startup", 20),
             pruned_as=options.get("pruned_as", "partial"),
         )
     elif runner == "fmin":
@@ -144,6 +164,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
         "method": method,
         "seed": seed,
         "budget": budget,
+        "max_evals": trials,
         "trials": sim.trials,
         "pruned": sim.pruned,
         "epochs_to_target": sim.epochs_to(target),
@@ -219,6 +240,7 @@ def plot(
     """Best loss vs epochs spent: the median over seeds with the interquartile band."""
     import numpy as np
 
+    runs = [r for r in runs if r["method"] in methods]
     fig, ax = common.new_axes(8.0, 4.8)
     budget = runs[0]["budget"]
     x = np.linspace(0, budget, POINTS + 1)
@@ -276,14 +298,18 @@ COLUMNS = [
 ]
 
 
-def _methods(settings: Settings) -> tuple[list[str], list[str]]:
-    """The methods to run and a note on those skipped."""
-    names = list(settings.methods) or list(METHODS)
+def _methods(settings: Settings, table: str) -> tuple[list[str], list[str]]:
+    """The methods to run on ``table`` and a note on those skipped."""
+    if settings.methods:
+        names = list(settings.methods)
+    else:
+        main, small = settings.budgets[table]
+        names = [*METHODS, *startup_variants(settings.trials or main, small)]
     notes = []
     try:
         import optuna  # noqa: F401
     except ImportError:
-        skipped = [m for m in names if METHODS[m][0] == "optuna"]
+        skipped = [m for m in names if method_spec(m)[0] == "optuna"]
         names = [m for m in names if m not in skipped]
         if skipped:
             notes.append(
@@ -294,59 +320,107 @@ def _methods(settings: Settings) -> tuple[list[str], list[str]]:
 
 def run_all(settings: Settings, jobs_fn: Callable[[list], list]) -> dict[str, Any]:
     """Every (table, method, seed) replay; returns per-table summaries and the runs."""
-    methods, notes = _methods(settings)
-    results: dict[str, Any] = {"notes": notes, "tables": {}}
+    results: dict[str, Any] = {"notes": [], "tables": {}}
     for name in settings.tables:
+        if not (tabular.TABLES / f"{name}.json.gz").exists():
+            results["notes"].append(
+                f"table {name} is not recorded yet: run python bench/record_curves.py {name}"
+            )
+            continue
+        methods, notes = _methods(settings, name)
+        results["notes"] = sorted(set(results["notes"]) | set(notes))
         table = _table(name)
         per_trial = mean_trial_epochs(table)
         jobs = []
         for method in methods:
-            trials = budget_trials(settings, method)
+            trials = budget_trials(settings, name, method)
             budget = round(trials * per_trial)
             jobs += [(name, method, seed, budget, trials) for seed in range(settings.seeds)]
         runs = jobs_fn(jobs)
+        main, small = settings.budgets[name]
         results["tables"][name] = {
             "meta": table.meta,
             "best_loss": table.best_loss(),
             "configurations": len(table.val_loss),
             "grid_epochs": table.grid_epochs(),
             "mean_trial_epochs": per_trial,
+            "budgets": {"main": settings.trials or main, "small": small},
             "summary": summarize(runs),
             "runs": runs,
         }
     return results
 
 
+def run_jobs(jobs: list[tuple[str, str, int, int, int]], n: int, cache: Path | None) -> list:
+    """Run the replays in ``n`` processes; with ``cache``, finished ones are kept there (JSON
+    lines) and not run again, so a killed run resumes."""
+    done: dict[tuple, dict[str, Any]] = {}
+    if cache is not None and cache.exists():
+        for line in cache.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line
+            done[(r["table"], r["method"], r["seed"], r["budget"])] = _inf(r)
+    todo = [j for j in jobs if j[:4] not in done]
+    # Long ones first (pruned searches run many short trials), so the pool ends together.
+    todo.sort(key=lambda j: ("asha" not in j[1] and "optuna" not in j[1], j[1]))
+    if todo:
+        pool = multiprocessing.get_context("spawn").Pool(n) if n > 1 else None
+        results = pool.imap_unordered(run_one, todo) if pool else map(run_one, todo)
+        for r in results:
+            done[(r["table"], r["method"], r["seed"], r["budget"])] = r
+            if cache is not None:
+                with cache.open("a") as f:
+                    f.write(json.dumps(common.finite_or_none(r)) + "\n")
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return [done[j[:4]] for j in jobs]
+
+
+def _inf(r: dict[str, Any]) -> dict[str, Any]:
+    """A cached run with JSON's nulls turned back into inf (never reached / nothing yet)."""
+    inf = math.inf
+    r["epochs_to_target"] = inf if r["epochs_to_target"] is None else r["epochs_to_target"]
+    r["best"] = {k: inf if v is None else v for k, v in r["best"].items()}
+    r["curve"] = [inf if v is None else v for v in r["curve"]]
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser(__doc__.split("\n\n")[0])
     common.add_budget_flags(p, "seeds", "trials", "jobs")
     p.add_argument("--tables", help="comma-separated tables (default: digits,stock)")
-    p.add_argument("--methods", help=f"comma-separated, of: {', '.join(METHODS)}")
+    p.add_argument(
+        "--methods", help=f"comma-separated, of: {', '.join(METHODS)}, tpe-asha-nN[@small]"
+    )
+    p.add_argument("--cache", type=Path, help="keep finished replays here (JSON lines); resume")
     args = p.parse_args(argv)
     settings = common.pick(args, FULL, QUICK)
     if args.tables:
         settings = dataclass_replace(settings, tables=tuple(args.tables.split(",")))
     if args.methods:
-        unknown = sorted(set(args.methods.split(",")) - set(METHODS))
+        unknown = sorted(m for m in args.methods.split(",") if not _known(m))
         if unknown:
             p.error(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(METHODS)}")
         settings = dataclass_replace(settings, methods=tuple(args.methods.split(",")))
     started = time.perf_counter()
     common.quiet()
 
-    def jobs_fn(jobs: list) -> list:
-        if settings.jobs <= 1:
-            return [run_one(j) for j in jobs]
-        with multiprocessing.get_context("spawn").Pool(settings.jobs) as pool:
-            return pool.map(run_one, jobs, chunksize=1)
-
-    results = run_all(settings, jobs_fn)
+    results = run_all(settings, lambda jobs: run_jobs(jobs, settings.jobs, args.cache))
     return publish(args, settings, results, started)
 
 
-def dataclass_replace(settings: Settings, **changes: Any) -> Settings:
-    import dataclasses
+def _known(method: str) -> bool:
+    try:
+        method_spec(method)
+    except KeyError:
+        return False
+    return True
 
+
+def dataclass_replace(settings: Settings, **changes: Any) -> Settings:
     return dataclasses.replace(settings, **changes)
 
 
@@ -365,12 +439,20 @@ def publish(args: Any, settings: Settings, results: dict[str, Any], started: flo
         table_rows = [_row(m, s) for m, s in summary.items()]
         common.print_table(COLUMNS, table_rows)
         rows += [[name, *r] for r in table_rows]
-        figures[name] = {"summary": summary, **targets(res, settings.default)}
+        figures[name] = {
+            "summary": summary,
+            **targets(res, settings.default),
+            "design": design(res),
+            "budgets": res["budgets"],
+            "best_loss": res["best_loss"],
+            "grid_epochs": res["grid_epochs"],
+            "mean_trial_epochs": res["mean_trial_epochs"],
+        }
         base = common.png_path(args, "replay")
         png = base.with_name(f"{base.stem}_{name}.png")
         shown = [m for m in PLOTTED if m in summary]
         pngs.append(plot(_table(name), res["runs"], shown, png))
-        for line in figures[name]["lines"]:
+        for line in figures[name]["lines"] + figures[name]["design"]["lines"]:
             print("  " + line)
     met = [
         t["met"] for f in figures.values() for t in f["targets"].values() if t["met"] is not None
@@ -382,7 +464,7 @@ def publish(args: Any, settings: Settings, results: dict[str, Any], started: flo
     ]
     common.Report(
         "replay",
-        settings=settings,
+        settings={**dataclasses.asdict(settings), "notes": results["notes"]},
         figures=figures,
         target="the default: <= 0.5x TPE's epochs to target, final loss within 0.5%; <= the best "
         "Optuna combination's epochs; the grid's best within 1/10 of the grid's epochs",
@@ -419,7 +501,7 @@ def targets(res: dict[str, Any], default: str) -> dict[str, Any]:
         best_m = min(optunas, key=lambda m: (optunas[m]["epochs_median"], optunas[m]["best_100"]))
         o = optunas[best_m]
         p = p_value(_epochs(res, default), _epochs(res, best_m))
-        met = d["epochs_median"] <= o["epochs_median"]
+        met = math.isfinite(d["epochs_median"]) and d["epochs_median"] <= o["epochs_median"]
         out["vs_best_optuna"] = {
             "optuna": best_m,
             "ratio": common.ratio(d["epochs_median"], o["epochs_median"]),
@@ -442,6 +524,52 @@ def targets(res: dict[str, Any], default: str) -> dict[str, Any]:
             f"{'met' if met else 'missed'}"
         )
     return {"targets": out, "lines": lines}
+
+
+def design(res: dict[str, Any]) -> dict[str, Any]:
+    """The two design questions on one table: (i) a pruned trial shown to TPE with its partial
+    loss or as +inf; (ii) which start-up rule reaches the target soonest, per budget."""
+    s, f, lines = res["summary"], common.fmt, []
+    pruned: dict[str, Any] = {}
+    for base in ("tpe-asha", "tpe-median"):
+        inf = f"{base}-inf"
+        if base in s and inf in s:
+            p = p_value(_epochs(res, base), _epochs(res, inf))
+            r = common.ratio(s[inf]["epochs_median"], s[base]["epochs_median"])
+            pruned[base] = {"partial": s[base], "inf": s[inf], "ratio_inf_vs_partial": r, "p": p}
+            lines.append(
+                f"(i) {base}: partial loss {f(s[base]['epochs_median'], '.0f')} epochs "
+                f"(never {s[base]['never']}), +inf {f(s[inf]['epochs_median'], '.0f')} "
+                f"(never {s[inf]['never']}); inf/partial {f(r, '.2f')}, p {p:.2g}; final best "
+                f"{s[base]['best_100']:.5g} vs {s[inf]['best_100']:.5g}"
+            )
+    startup: dict[str, Any] = {}
+    for budget, suffix in (("main", ""), ("small", "@small")):
+        n_trials = res["budgets"][budget]
+        rows = {}
+        for rule, fn in STARTUP_RULES.items():
+            n = fn(n_trials)
+            method = f"tpe-asha{suffix}" if n == 20 and not suffix else f"tpe-asha-n{n}{suffix}"
+            if method in s:
+                rows[rule] = {"n_startup": n, "method": method, **s[method]}
+        if not rows:
+            continue
+        best_rule = min(
+            rows, key=lambda k: (rows[k]["epochs_median"], rows[k]["never"], rows[k]["best_100"])
+        )
+        fixed = rows.get("20 (hyperopt)")
+        p = (
+            p_value(_epochs(res, rows[best_rule]["method"]), _epochs(res, fixed["method"]))
+            if fixed
+            else math.nan
+        )
+        startup[budget] = {"trials": n_trials, "rules": rows, "best": best_rule, "p_vs_20": p}
+        cells = ", ".join(
+            f"{k} = {v['n_startup']}: {f(v['epochs_median'], '.0f')} (never {v['never']})"
+            for k, v in rows.items()
+        )
+        lines.append(f"(ii) {n_trials} trials: {cells}; soonest {best_rule} (p vs 20: {p:.2g})")
+    return {"pruned_as": pruned, "startup": startup, "lines": lines}
 
 
 def _epochs(res: dict[str, Any], method: str) -> list[float]:

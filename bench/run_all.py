@@ -112,6 +112,8 @@ def run_benchmark(b: Benchmark, args: argparse.Namespace, out: Path) -> Outcome:
         cmd.append("--quick")
     if b.name == "overhead" and args.overhead_trials:
         cmd += ["--sizes", args.overhead_trials]
+    if b.name == "replay" and args.replay_cache:
+        cmd += ["--cache", str(args.replay_cache)]
     code, seconds = run_script(cmd, timeout, out / f"{b.name}.log")
     if code is None:
         return Outcome(b.name, f"timed out after {timeout:.0f} s", seconds)
@@ -151,6 +153,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N[:OPEN],...",
         help="trial counts for overhead.py (its --sizes; default 100,1000,5000, quick 100)",
     )
+    p.add_argument(
+        "--replay-cache",
+        type=Path,
+        metavar="PATH",
+        help="replay.py's --cache: finished replays are kept there and not run again",
+    )
     args = p.parse_args(argv)
     known = {b.name for b in BENCHMARKS}
     for flag in ("only", "skip"):
@@ -185,15 +193,17 @@ def render(args: argparse.Namespace) -> int:
     outcomes = []
     for b in selected(args):
         path = out / f"{b.name}.json"
-        status = summary["benchmarks"].get(b.name, {}).get("status", "not run")
+        entry = summary["benchmarks"].get(b.name, {})
+        status = entry.get("status", "not run")
+        when = {"stamp": entry.get("finished"), "command": entry.get("command")}
         if status != "ok" or not path.is_file():
-            outcomes.append(Outcome(b.name, status, 0.0))
+            outcomes.append(Outcome(b.name, status, 0.0, **when))
             continue
         report = json.loads(path.read_text())
         if b.name in suite_plots.DRAW:
             report["png"] = suite_plots.draw(b.name, report, out)
             path.write_text(json.dumps(common.finite_or_none(report), indent=2) + "\n")
-        outcomes.append(Outcome(b.name, status, report["seconds"], report))
+        outcomes.append(Outcome(b.name, status, report["seconds"], report, **when))
     publish = out == common.DOCS_BENCH.resolve()
     page = args.docs or (DOCS_PAGE if publish else out / "benchmarks.md")
     stamp = summary.get("finished") or dt.datetime.fromtimestamp(
@@ -230,17 +240,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {b.name}: {outcomes[-1].status} in {outcomes[-1].seconds:.1f} s", flush=True)
     total = time.perf_counter() - clock
     print_summary(outcomes, total)
-    summary = {
-        "command": command,
-        "finished": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "seconds": total,
-        "machine": machine(),
-        "benchmarks": {o.name: {"status": o.status, "seconds": o.seconds} for o in outcomes},
+    finished = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    partial = len(outcomes) < len(BENCHMARKS)
+    entries = {
+        o.name: {"status": o.status, "seconds": o.seconds, "finished": finished, "command": command}
+        for o in outcomes
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary_path = out / "summary.json"
+    if partial and summary_path.is_file():
+        # Some benchmarks only: the earlier full run's summary keeps describing the others.
+        summary = json.loads(summary_path.read_text())
+        summary["benchmarks"].update(entries)
+    else:
+        summary = {
+            "command": command,
+            "finished": finished,
+            "seconds": total,
+            "machine": machine(),
+            "benchmarks": entries,
+        }
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    if partial:
+        for o in outcomes:
+            o.stamp, o.command = finished, command
     publish = not args.quick and out == common.DOCS_BENCH.resolve()
     page = args.docs or (DOCS_PAGE if publish else out / "benchmarks.md")
-    write_page(outcomes, page, out, command, total_s=total)
+    write_page(outcomes, page, out, command, total_s=total, machine_block=not partial)
     return 0 if all(o.status == "ok" for o in outcomes) else 1
 
 
