@@ -314,6 +314,8 @@ def test_a_tensorboard_folder_of_an_earlier_study_loses_its_old_runs(
 
 
 # -- MLflow ------------------------------------------------------------------------------------
+# MLflow's own SQL store warns under SQLAlchemy 2.1 (its `noload`); nothing tpetune calls.
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 def test_mlflow_nested_runs_read_back_through_search_runs(study_dir: Path) -> None:
     mlflow = pytest.importorskip("mlflow")
     done = export_to(load_study(study_dir), "mlflow")  # default: sqlite in the study folder
