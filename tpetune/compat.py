@@ -24,6 +24,8 @@ What differs, on purpose:
   ``HYPEROPT_FMIN_SEED`` too); each proposal is then seeded from (study seed, trial id), so a
   resumed study proposes what an uninterrupted one would. Without either, the seed is 0 for a
   new study and the stored one on resume. :func:`study_seed` tells the seed of an ``rstate``.
+- ``trials=SparkTrials(parallelism=N)`` runs the trials as Spark jobs on that session's
+  master, N at a time (tpetune's :class:`tpetune.Spark` executor), and is filled as a Trials.
 - ``max_evals`` is the study's total, as hyperopt counts the trials already in ``trials``;
   ``timeout`` is cumulative over all runs of the study (hyperopt's: this call).
 - an exception in ``fn`` is first recorded as a failed trial, then re-raised (with
@@ -158,6 +160,7 @@ def fmin(
                 max_failures=UNBOUNDED,  # hyperopt goes on after any number of failures
             ),
             callbacks=callbacks,
+            executor=_executor_for(trials),
             progress=bool(verbose and show_progressbar),
             keep_models=DEFAULT_KEEP if keep_models is None else keep_models,
         )
@@ -165,6 +168,16 @@ def fmin(
     if capture.error is not None:
         raise capture.error
     return result
+
+
+def _executor_for(trials: Any) -> Any:
+    """hyperopt's ``SparkTrials(parallelism=N)`` becomes ``Spark(master, workers=N)``: the
+    trials run as Spark jobs on the same session's cluster; any other Trials runs serially."""
+    if type(trials).__name__ != "SparkTrials" or not hasattr(trials, "_spark_context"):
+        return None
+    from tpetune.options import Spark
+
+    return Spark(master=trials._spark_context.master, workers=int(trials.parallelism))
 
 
 def _space(fn: Callable[..., Any], space: Any) -> Space:
