@@ -325,7 +325,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     study = load_study(args.study_dir)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # --out names a file, or a folder we cannot create
+            from tpetune.errors import from_os_error
+
+            raise from_os_error(exc, args.out, "write plots") from None
     for path in write_plots(study, args.out):  # each bundled study adds what its files allow
         print(path)
     return 0

@@ -171,6 +171,9 @@ class Driver:
                     reason = self._finish(inflight.pop(tid), outcome) or reason
                     progress.update(1)
                     self._show_best(progress)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the time spent counts on resume
+            self.store.set_meta(elapsed_s=self.elapsed())
+            raise
         finally:
             progress.close()
             executor.close()

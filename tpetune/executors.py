@@ -69,7 +69,9 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
             raw = objective(job.args)
         except TrialPruned:
             raw = _pruned_result(steps.curve(), steps.pruner.monitor)
-        except Exception as exc:  # the objective is user code: any failure fails this trial only
+        # The objective is user code: any failure fails this trial only. SystemExit too
+        # (a sys.exit() in it), else a serial study would end, its trial left running.
+        except (Exception, SystemExit) as exc:
             last = traceback.extract_tb(exc.__traceback__)[-1:]
             where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
             return Outcome(

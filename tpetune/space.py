@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import math
 import re
 import runpy
 from collections.abc import Callable, Mapping
@@ -127,6 +128,7 @@ class _Param:
     description: str
     integer: bool
     options: tuple[Any, ...] | None  # a choice's option values; None for numeric params
+    bounds: tuple[float, float] | None = None  # the values a bounded distribution can take
 
 
 class Space:
@@ -222,7 +224,9 @@ class Space:
         """Hyperopt's flat assignment for human params (choices by value, not index).
 
         Raises:
-            SpaceError: an unknown label, or a value that is not one of a choice's options.
+            SpaceError: an unknown label, a value that is not one of a choice's options, a
+                numeric value that is not a finite number or lies outside its distribution's
+                range, or an active hyperparameter without a value.
         """
         unknown = sorted(set(params) - set(self._params))
         if unknown:
@@ -234,12 +238,20 @@ class Space:
         for label, value in params.items():
             p = self._params[label]
             if p.options is None:
-                vals[label] = float(value)
+                vals[label] = _numeric(p, value)
                 continue
             matches = [i for i, opt in enumerate(p.options) if opt == jsonable(value)]
             if not matches:
                 raise SpaceError(f"{label}={value!r} is not one of its options {list(p.options)}")
             vals[label] = matches[0]
+        try:
+            self.evaluate(vals)
+        except Exception:  # hyperopt met an active hp node without a value
+            missing = [label for label in self._params if label not in params]
+            raise SpaceError(
+                f"point {dict(params)} gives no value to a hyperparameter its choices make "
+                f"active (not given: {', '.join(missing)}); add it"
+            ) from None
         return vals
 
     def diff(self, stored: Mapping[str, str]) -> str:
@@ -258,6 +270,22 @@ class Space:
         if changed:
             parts.append("changed " + ", ".join(changed))
         return "; ".join(parts) or "the graph changed (same labels and ranges)"
+
+
+def _numeric(p: _Param, value: Any) -> float:
+    """``value`` for numeric param ``p`` as a float, refused when it cannot be one of its."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpaceError(f"{p.label}={value!r} must be a number ({p.label} is {p.description})")
+    number = float(value)
+    if not math.isfinite(number):
+        raise SpaceError(f"{p.label}={value!r} must be a finite number")
+    if p.bounds is not None and not p.bounds[0] <= number <= p.bounds[1]:
+        low, high = p.bounds
+        raise SpaceError(
+            f"{p.label}={value!r} is outside the values {p.description} can take "
+            f"[{low:g}, {high:g}]"
+        )
+    return number
 
 
 def _never_called(_: Any) -> float:  # pragma: no cover - Domain needs a function
@@ -311,8 +339,25 @@ def _collect_params(expr: Any) -> dict[str, _Param]:
             description = f"{dist.name}({', '.join(map(str, args))})"
         q = args[-1] if dist.name in _QUANTISED and args else None
         integer = dist.name == "randint" or (isinstance(q, int | float) and float(q).is_integer())
-        params[label] = _Param(label, dist.name, description, integer, options)
+        params[label] = _Param(label, dist.name, description, integer, options, _bounds(dist))
     return params
+
+
+def _bounds(dist: Any) -> tuple[float, float] | None:
+    """[low, high] of a bounded distribution node (``None``: unbounded or not literal)."""
+    from hyperopt import pyll
+
+    args = [a.obj for a in dist.pos_args if isinstance(a, pyll.Literal)]
+    if len(args) != len(dist.pos_args) or not all(isinstance(a, int | float) for a in args):
+        return None
+    if dist.name in ("uniform", "quniform") and len(args) >= 2:
+        return float(args[0]), float(args[1])
+    if dist.name in ("loguniform", "qloguniform") and len(args) >= 2:
+        return math.exp(args[0]), math.exp(args[1])
+    if dist.name == "randint" and args:
+        low, high = (0, args[0]) if len(args) == 1 else (args[0], args[1])
+        return float(low), float(high) - 1
+    return None
 
 
 def _option_value(opt: Any, index: int) -> Any:

@@ -53,8 +53,10 @@ _THREAD_VARS = (
 def _worker_main(fd: int) -> None:
     """Worker loop: the objective first (answered ``ready`` or ``!error``), then pickled jobs
     in, pickled outcomes out."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when to stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # The driver decides when to stop: Ctrl-C and a SIGTERM sent to the whole process group
+    # (Slurm, Kubernetes) reach it too, and it stops its workers (their trials stay running).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from tpetune._quiet import VERBOSE_VAR, quiet_tensorflow
 
     quiet_tensorflow(os.environ.get(VERBOSE_VAR) == "1")  # before the objective imports TF
