@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import runpy
 from pathlib import Path
 from typing import Any
@@ -78,9 +79,7 @@ def test_capture_saves_and_replaces_by_the_path(tmp_path: Path) -> None:
     assert capture({"loss": 1.0, "model": _FakeModel()}, far)["model"].startswith("unavailable:")
 
 
-def test_other_objects_are_reported_once_not_stored(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_other_objects_are_reported_once_not_stored(tmp_path: Path) -> None:
     space = tmp_path / "space.py"
     space.write_text(
         "from hyperopt import hp\nspace = {'x': hp.uniform('x', 0, 1)}\n"
@@ -89,9 +88,16 @@ def test_other_objects_are_reported_once_not_stored(
     )
     study_dir = tmp_path / "s"
     args = ["run", str(space), "--study-dir", str(study_dir), "--max-evals", "3"]
-    assert main([*args, "--quiet", "--no-plots"]) == 0
-    err = capsys.readouterr().err
-    assert err.count("result key 'thing' holds a") == 1 and "Thing" in err
+    seen: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("tpetune").addHandler(handler)
+    try:
+        assert main([*args, "--quiet", "--no-plots"]) == 0
+    finally:
+        logging.getLogger("tpetune").removeHandler(handler)
+    reports = [m for m in seen if "result key 'thing' holds a" in m]
+    assert len(reports) == 1 and "Thing" in reports[0]  # once, for 3 trials
     for record in tpetune.load_study(study_dir).records:
         assert record.metrics == {"n": 3}
 
