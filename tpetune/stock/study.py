@@ -71,8 +71,8 @@ class StockStudy:
             data_id = f"{Path(csv).name}:{digest}"
         if csv is None and stored.get("data", data_id) != data_id:
             raise ConfigError(
-                f"study {study_dir} was made with --csv data ({stored['data']}): pass the same "
-                "--csv to resume, or use --fresh or another --study-dir"
+                f"study {study_dir} was made with other data ({stored['data']}): pass the same "
+                "--csv or --data to resume, or use --fresh or another --study-dir"
             )
         config = {
             "epochs": epochs or stored.get("epochs") or DEFAULT_EPOCHS,
