@@ -297,5 +297,5 @@ def test_bundled_stock_data_too_short_for_the_space_is_refused_before_a_study_ex
     study = tmp_path / "study"
     done = _cli("stock", "--csv", str(csv), "--study-dir", str(study), "--max-evals", "2",
                 "--quiet", "--no-plots")  # fmt: skip
-    _one_line(done, 2, str(csv))
+    _one_line(done, 2, "25 rows", "time_steps")
     assert not study.exists()
