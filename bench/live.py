@@ -1,0 +1,531 @@
+"""Live confirmation, wall clock: the bundled studies with tpetune's defaults against bare fmin.
+
+    python bench/live.py --json docs/bench/live.json       # digits, then stock (~40 min)
+    python bench/live.py --studies digits --seeds 3        # digits only
+    python bench/live.py --quick                           # a smoke run (< 1 min)
+
+Three modes on the same objective, the same seeds, one seed at a time (seed 0: a, b, c; seed
+1: a, b, c; ...) so that drifting machine load hits every mode alike:
+
+  (a) fmin:          bare ``hyperopt.fmin``, TPE with hyperopt's own defaults (20 random
+                     start-up trials), an in-memory ``Trials``, serial, no pruning;
+  (b) tpetune:       the bundled study's runner (:func:`tpetune.bundled.run_bundled`) with
+                     what a new study gets when no flag is given: the default pruner
+                     (:func:`tpetune.pruners.default_pruner`) and TPE start-up
+                     :func:`tpetune.algos.tpe_startup` (``max_evals``);
+  (c) prune none:    (b) with ``pruner=NoPruner()`` (``--prune none``).
+
+Common random numbers: (a) gets tpetune's per-trial seeds, the proposal seed
+``derive_seed(seed, tid)`` through an algo wrapper and the training seed
+``derive_seed(seed, tid, "objective")`` through a :class:`~tpetune.context.TrialContext`
+(no study folder, so no checkpoints and no pruning), so the three modes train the same first
+(random) models and differ in driver, start-up rule and pruning only. (b) and (c) skip the
+runner's final test report (one retrain of the best trial, which (a) does not do); their
+clock, like (a)'s, starts before the data and the objective are built and stops when the
+search returns. Each finished trial's end is stamped (a tune callback; inside the objective
+for fmin), giving the best loss so far (ok trials only: a pruned trial's partial loss is no
+cross-validated loss) against wall time.
+
+Target: the median, over every run of the study (all modes, all seeds), of the final best
+loss: a level a typical run reaches within the budget (``--target`` fixes it). Time to target
+is the wall time until the best loss so far is at or below it; a run that never got there
+counts as never (the median is "not reached" when more than half did not). Also shown: how
+many runs came within 0.5% of the best loss any run found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as `python bench/live.py`: make the `bench` package importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common
+
+
+@dataclass(frozen=True)
+class StudySetting:
+    """One bundled study as this benchmark runs it."""
+
+    study: str  # a name in tpetune.bundled.BUNDLED
+    space: str  # a file in spaces/
+    trials: int
+    data: dict[str, Any]  # the study's data flags (BundledStudy.settings)
+
+    @property
+    def label(self) -> str:
+        """The setting in words, for the page."""
+        d = self.data
+        if self.study == "digits":
+            images = f"a stratified {d['limit']}-image subset of" if d.get("limit") else "all"
+            data = f"scikit-learn 8x8 digits ({images} the 1,437 training images), "
+            data += f"{d.get('folds', 3)}-fold CV"
+        else:
+            data = f"bundled S&P 500 (last 10 years), {d.get('epochs', 12)} epochs"
+        return f"spaces/{self.space}.py, {data}, {self.trials} trials"
+
+
+@dataclass(frozen=True)
+class Settings:
+    seeds: int
+    studies: tuple[StudySetting, ...] = field(default_factory=tuple)
+
+
+FULL = Settings(
+    seeds=3,
+    studies=(
+        StudySetting(
+            "digits",
+            "digits",
+            trials=20,
+            data={"folds": 2},  # the default study: 3 folds, 25 trials
+        ),
+        StudySetting(
+            "stock",
+            "stock_small",
+            trials=15,
+            data={"epochs": 6},  # the default study: spaces/stock.py, 12 epochs, 30 trials
+        ),
+    ),
+)
+QUICK = Settings(
+    seeds=1,
+    studies=(
+        StudySetting(
+            "digits",
+            "digits_small",
+            trials=2,
+            data={"folds": 2, "limit": 120},
+        ),
+        StudySetting(
+            "stock",
+            "stock_small",
+            trials=2,
+            data={"epochs": 1},
+        ),
+    ),
+)
+MODES = ("fmin", "tpetune", "prune none")
+COLORS = {"fmin": "tab:gray", "tpetune": "tab:blue", "prune none": "tab:orange"}
+#: The issue's target: wall time to target of (a) / (b), median over seeds.
+TARGET_RATIO = 2.0
+
+
+# -- the modes -------------------------------------------------------------------------------
+def _ended(clock: float, loss: Any, ok: bool, metrics: Any, curves: Any) -> common.TrialEnd:
+    epochs = (metrics or {}).get("epochs_trained")
+    if not isinstance(epochs, int | float):
+        epochs = len((curves or {}).get("val_loss", []))
+    good = ok and isinstance(loss, int | float) and math.isfinite(loss)
+    return common.TrialEnd(time.perf_counter() - clock, float(loss) if good else None, int(epochs))
+
+
+def run_fmin(st: StudySetting, seed: int) -> common.Run:
+    """(a): bare ``fmin`` on the bundled study's objective, with tpetune's per-trial seeds."""
+    import numpy as np
+    from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, tpe
+
+    from tpetune.bundled import bundled_study
+    from tpetune.context import TrialContext, derive_seed, trial_scope
+
+    ends: list[common.TrialEnd] = []
+    clock = time.perf_counter()
+    bundle = bundled_study(st.study)
+    with tempfile.TemporaryDirectory(prefix="tpetune-live-") as tmp:  # named in errors only
+        settings = bundle.settings({}, study_dir=Path(tmp), **st.data)
+    objective = bundle.make_objective(settings)
+    space = common.load_space(st.space)
+
+    def algo(new_ids: list[int], domain: Any, trials: Any, _: int) -> Any:
+        # tpetune's proposal seed for this trial in place of fmin's own stream; TPE's knobs
+        # stay hyperopt's defaults (n_startup_jobs=20).
+        return tpe.suggest(new_ids, domain, trials, derive_seed(seed, new_ids[0]))
+
+    def fn(args: Any) -> dict[str, Any]:
+        tid = len(ends)  # serial: trials end in tid order
+        with trial_scope(TrialContext(tid, derive_seed(seed, tid, "objective"))):
+            result = objective(args)
+        loss = float(result["loss"])
+        end = _ended(clock, loss, True, result.get("metrics"), result.get("curves"))
+        ends.append(end)
+        # A diverged fit fails, as a NaN loss would break TPE.
+        return {"loss": loss, "status": STATUS_OK if end.loss is not None else STATUS_FAIL}
+
+    fmin(
+        fn,
+        space.tree,
+        algo=algo,
+        max_evals=st.trials,
+        trials=Trials(),
+        rstate=np.random.default_rng(seed),
+        show_progressbar=False,
+    )
+    failed = sum(e.loss is None for e in ends)
+    return common.Run("fmin", seed, time.perf_counter() - clock, ends, failed=failed)
+
+
+class _SearchOnly:
+    """A bundled study without its final test report (bare fmin has none to match)."""
+
+    report_files: tuple[str, ...] = ()
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.default_space = inner.default_space
+        self.default_max_evals = inner.default_max_evals
+        self.settings = inner.settings
+        self.make_objective = inner.make_objective
+        self.validate = inner.validate
+        self.format_summary = inner.format_summary
+        self.extra_plots = inner.extra_plots
+
+    def final_report(self, objective: Any, best: Any, **_: Any) -> dict[str, Any]:
+        return {}
+
+
+def run_tpetune(st: StudySetting, seed: int, mode: str, *, prune: bool) -> common.Run:
+    """(b) and (c): the bundled study's runner on a fresh study in a temp folder."""
+    from tpetune.bundled import bundled_study, run_bundled
+    from tpetune.options import Search
+    from tpetune.pruners import NoPruner
+    from tpetune.store import TrialState
+
+    ends: list[common.TrialEnd] = []
+    clock = time.perf_counter()
+
+    def stamp(trials: Any, record: Any) -> None:
+        ok = record.state is TrialState.OK
+        ends.append(_ended(clock, record.loss, ok, record.metrics, record.curves))
+
+    with tempfile.TemporaryDirectory(prefix="tpetune-live-") as tmp:
+        study, _ = run_bundled(
+            _SearchOnly(bundled_study(st.study)),
+            study_dir=tmp,
+            space=common.SPACES / f"{st.space}.py",
+            max_evals=st.trials,
+            progress=False,
+            data=st.data,
+            search=Search(seed=seed),
+            pruner=None if prune else NoPruner(),  # None: what a new study gets by default
+            callbacks=[stamp],
+        )
+        wall = time.perf_counter() - clock
+        meta = study.meta
+    states = [r.state for r in study.records]
+    extra = {"pruner": meta.get("pruner"), "algo_options": meta.get("algo_options")}
+    return common.Run(
+        mode,
+        seed,
+        wall,
+        ends,
+        pruned=states.count(TrialState.PRUNED),
+        failed=states.count(TrialState.FAIL),
+        extra=extra,
+    )
+
+
+def warm_up(st: StudySetting) -> None:
+    """Import the study's objective module (and so Keras) before any clock starts, so that
+    the first mode timed does not pay for it."""
+    import importlib
+
+    from tpetune.bundled import BUNDLED
+
+    importlib.import_module(BUNDLED[st.study].split(":")[0].replace(".study", ".objective"))
+
+
+def runners(st: StudySetting) -> dict[str, Callable[[int], common.Run]]:
+    return {
+        "fmin": lambda seed: run_fmin(st, seed),
+        "tpetune": lambda seed: run_tpetune(st, seed, "tpetune", prune=True),
+        "prune none": lambda seed: run_tpetune(st, seed, "prune none", prune=False),
+    }
+
+
+def run_seed(st: StudySetting, seed: int) -> list[common.Run]:
+    """Every mode for one seed, one after the other."""
+    modes = runners(st)
+    runs = []
+    for mode in MODES:
+        r = modes[mode](seed)
+        r.extra["study"] = st.study
+        runs.append(r)
+        print(
+            f"  {st.study} seed {seed} {mode:<10}: best {common.fmt(r.best_loss, '.5g')} "
+            f"after {r.trials} trials ({r.pruned} pruned, {r.failed} failed, "
+            f"{r.epochs} epochs), {r.wall_s:.1f} s",
+            flush=True,
+        )
+    return runs
+
+
+# -- figures ---------------------------------------------------------------------------------
+def paired_ratio(a: float, b: float) -> float:
+    """One seed's time to target of ``a`` / ``b``: inf when only ``b`` reached it, 0 when
+    only ``a`` did, NaN when neither."""
+    if math.isinf(a) and math.isinf(b):
+        return math.nan
+    if math.isinf(a):
+        return math.inf
+    return common.ratio(a, b) if math.isfinite(b) else 0.0
+
+
+def ratio_of_medians(a: float, b: float) -> float:
+    if math.isinf(a) and math.isfinite(b):
+        return math.inf  # (b) got there, (a) did not
+    return common.ratio(a, b) if math.isfinite(a) else math.nan
+
+
+def study_figures(runs: Sequence[common.Run], target: float) -> dict[str, Any]:
+    by_mode = {m: [r for r in runs if r.mode == m] for m in MODES}
+    best_found = min(r.best_loss for r in runs if math.isfinite(r.best_loss))
+    near = best_found * 1.005
+    modes: dict[str, Any] = {}
+    for mode, mine in by_mode.items():
+        times = [r.time_to(target) for r in mine]
+        finals = [r.best_loss for r in mine]
+        modes[mode] = {
+            "runs": len(mine),
+            "reached": sum(math.isfinite(t) for t in times),
+            "time_to_target_s": times,
+            "median_time_to_target_s": common.median(times),
+            "within_0.5pct_of_best": sum(math.isfinite(r.time_to(near)) for r in mine),
+            "median_best_loss": common.median(finals),
+            "min_best_loss": min(finals),
+            "max_best_loss": max(finals),
+            "median_wall_s": common.median(r.wall_s for r in mine),
+            "total_wall_s": sum(r.wall_s for r in mine),
+            "trials": sum(r.trials for r in mine),
+            "pruned": sum(r.pruned for r in mine),
+            "epochs": sum(r.epochs for r in mine),
+        }
+    figures: dict[str, Any] = {"target_loss": target, "best_loss_found": best_found}
+    b = modes["tpetune"]
+    for other, key in (("fmin", "a_over_b"), ("prune none", "c_over_b")):
+        o = modes[other]
+        figures[f"time_to_target_{key}"] = ratio_of_medians(
+            o["median_time_to_target_s"], b["median_time_to_target_s"]
+        )
+        figures[f"time_to_target_{key}_per_seed"] = [
+            paired_ratio(x, y)
+            for x, y in zip(o["time_to_target_s"], b["time_to_target_s"], strict=True)
+        ]
+        figures[f"total_wall_{key}"] = common.ratio(o["total_wall_s"], b["total_wall_s"])
+        figures[f"final_loss_{key}"] = final_loss_verdict(o, b)
+    figures["modes"] = modes
+    return figures
+
+
+def final_loss_verdict(o: dict[str, Any], b: dict[str, Any]) -> str:
+    """Which final best loss is lower, only where the seeds' ranges do not overlap."""
+    if o["max_best_loss"] < b["min_best_loss"]:
+        return "lower than tpetune in every seed"
+    if o["min_best_loss"] > b["max_best_loss"]:
+        return "higher than tpetune in every seed"
+    return "ranges overlap: no difference shown"
+
+
+def target_met(figures: dict[str, Any]) -> bool:
+    """≥ 2x less wall time to target than fmin (median over seeds), and faster in every
+    seed, so that a ratio inside the seeds' spread does not count as a win."""
+    per_seed = figures["time_to_target_a_over_b_per_seed"]
+    return figures["time_to_target_a_over_b"] >= TARGET_RATIO and all(
+        r > 1 for r in per_seed if r == r
+    )
+
+
+def fmt_ratio(value: float) -> str:
+    if math.isinf(value):
+        return "only tpetune reached it"
+    return common.fmt(value, ".2f", "x")
+
+
+def spread(f: dict[str, Any]) -> str:
+    low, high = common.fmt(f["min_best_loss"], ".4f"), common.fmt(f["max_best_loss"], ".4f")
+    return f"{common.fmt(f['median_best_loss'], '.4f')} ({low}–{high})"
+
+
+def table_rows(study: str, figures: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for mode, f in figures["modes"].items():
+        key = {"fmin": "a_over_b", "prune none": "c_over_b"}.get(mode)
+        rows.append(
+            [
+                study,
+                mode,
+                f"{f['reached']}/{f['runs']}",
+                common.fmt(f["median_time_to_target_s"], ".0f", " s"),
+                "1 (base)" if key is None else fmt_ratio(figures[f"time_to_target_{key}"]),
+                spread(f),
+                f"{f['within_0.5pct_of_best']}/{f['runs']}",
+                common.fmt(f["total_wall_s"], ".0f", " s"),
+                "1 (base)" if key is None else common.fmt(figures[f"total_wall_{key}"], ".2f", "x"),
+                f"{f['pruned']}/{f['trials']}",
+            ]
+        )
+    return rows
+
+
+COLUMNS = [
+    "study",
+    "mode",
+    "reached",
+    "median time to target",
+    "/ tpetune",
+    "final best loss: median (min–max)",
+    "within 0.5% of best",
+    "total wall",
+    "/ tpetune",
+    "pruned / trials",
+]
+
+
+# -- the plot --------------------------------------------------------------------------------
+def curve_band(runs: Sequence[common.Run], grid: Any) -> tuple[Any, Any, Any]:
+    """Median, min and max over runs of the best loss so far at each grid time (a finished
+    run keeps its final best); NaN where fewer than half the runs had an ok trial yet."""
+    import numpy as np
+
+    rows = []
+    for r in runs:
+        points = r.best_by_time()
+        row = np.full(len(grid), np.nan)
+        for t, best in points:
+            row[grid >= t] = best
+        rows.append(row)
+    values = np.array(rows)
+    enough = np.sum(~np.isnan(values), axis=0) * 2 > len(runs)
+    with np.errstate(all="ignore"):
+        filled = np.where(np.isnan(values), np.inf, values)  # no trial yet: no best yet
+        med = np.where(enough, np.median(filled, axis=0), np.nan)
+        low = np.where(enough, np.min(filled, axis=0), np.nan)
+        high = np.where(enough, np.max(filled, axis=0), np.nan)
+    return med, low, np.where(np.isfinite(high), high, np.nan)
+
+
+def plot(results: dict[str, tuple[list[common.Run], dict[str, Any]]], path: Path) -> str:
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5 * len(results), 4.2), layout="constrained")  # no pyplot
+    FigureCanvasAgg(fig)
+    axes = list(np.atleast_1d(fig.subplots(1, len(results))))
+    for ax, (study, (runs, figures)) in zip(axes, results.items(), strict=True):
+        end = max(r.wall_s for r in runs)
+        grid = np.linspace(0.0, end, 400)
+        tops: list[float] = []
+        for mode in MODES:
+            mine = [r for r in runs if r.mode == mode]
+            med, low, high = curve_band(mine, grid)
+            ax.plot(grid, med, color=COLORS[mode], lw=1.6, label=f"{mode} (median)")
+            ax.fill_between(grid, low, high, color=COLORS[mode], alpha=0.18, lw=0)
+            tops.extend(v for v in med if v == v)
+        target = figures["target_loss"]
+        ax.axhline(target, color="black", ls="--", lw=0.8, label=f"target {target:.4g}")
+        if tops:
+            floor = min(figures["best_loss_found"], target)
+            ax.set_ylim(floor - 0.05 * abs(floor), float(np.quantile(tops, 0.9)))
+        ax.set_xlabel("wall time (s)")
+        ax.set_ylabel("best validation loss so far")
+        seeds = len({r.seed for r in runs})
+        ax.set_title(f"{study}: best loss vs wall time ({seeds} seeds, band min–max)")
+        ax.legend(fontsize="small")
+    return common.save_png(fig, path)
+
+
+# -- main ------------------------------------------------------------------------------------
+def chosen(args: argparse.Namespace) -> Settings:
+    base = QUICK if args.quick else FULL
+    names = [n.strip() for n in args.studies.split(",")] if args.studies else None
+    studies = tuple(
+        replace(st, trials=args.trials or st.trials, data={**st.data, **data_flags(args, st)})
+        for st in base.studies
+        if names is None or st.study in names
+    )
+    if not studies:
+        known = ", ".join(st.study for st in base.studies)
+        raise SystemExit(f"--studies {args.studies}: choose from {known}")
+    return Settings(seeds=args.seeds or base.seeds, studies=studies)
+
+
+def data_flags(args: argparse.Namespace, st: StudySetting) -> dict[str, Any]:
+    """``--limit`` (digits) and ``--epochs`` (stock), where given."""
+    flag = {"digits": "limit", "stock": "epochs"}[st.study]
+    value = getattr(args, flag, None)
+    return {} if value is None else {flag: value}
+
+
+def report(
+    s: Settings, results: dict[str, tuple[list[common.Run], dict[str, Any]]], png: str | None
+) -> common.Report:
+    rows = [row for study, (_, f) in results.items() for row in table_rows(study, f)]
+    met = target_met(results["digits"][1]) if "digits" in results else None
+    return common.Report(
+        "live",
+        settings={
+            "seeds": s.seeds,
+            "seeds_done": {
+                study: len({r.seed for r in runs}) for study, (runs, _) in results.items()
+            },
+            "studies": [{**vars(st), "label": st.label} for st in s.studies],
+        },
+        figures={study: f for study, (_, f) in results.items()},
+        table=(COLUMNS, rows),
+        target=f"live digits study: >= {TARGET_RATIO:g}x less wall time to target than bare "
+        "fmin with the same seeds (median over seeds, and faster in every seed)",
+        target_met=met,
+        png=png,
+        runs=[r.to_json() for runs, _ in results.values() for r in runs],
+    )
+
+
+def main() -> None:
+    p = common.parser(__doc__)
+    common.add_budget_flags(p, "trials", "seeds")
+    p.add_argument("--limit", type=int, metavar="N", help="digits: tune on N training images")
+    p.add_argument("--epochs", type=int, metavar="N", help="stock: epochs per trial")
+    p.add_argument("--studies", metavar="A,B", help="digits and/or stock (default: both)")
+    p.add_argument("--target", type=float, help="the loss to reach (default: see above)")
+    args = p.parse_args()
+    common.quiet()
+    started = time.perf_counter()
+    s = chosen(args)
+    results: dict[str, tuple[list[common.Run], dict[str, Any]]] = {}
+    for st in s.studies:
+        warm_up(st)
+        print(f"{st.study}: {st.label}; {s.seeds} seeds x {', '.join(MODES)}", flush=True)
+        runs: list[common.Run] = []
+        for seed in range(s.seeds):
+            runs += run_seed(st, seed)
+            target = (
+                args.target if args.target is not None else common.median(r.best_loss for r in runs)
+            )
+            results[st.study] = (runs, study_figures(runs, target))
+            # Written after every seed, so a run cut short keeps the seeds it finished.
+            png = plot(results, common.png_path(args, "live"))
+            report(s, results, png).write(args, started)
+        how = "given" if args.target is not None else "median of every run's final best"
+        figures = results[st.study][1]
+        print(f"{st.study}: target loss {figures['target_loss']:.5g} ({how})", flush=True)
+        common.print_table(COLUMNS, table_rows(st.study, figures))
+        for key in ("a_over_b", "c_over_b"):
+            per_seed = ", ".join(fmt_ratio(v) for v in figures[f"time_to_target_{key}_per_seed"])
+            print(f"  time to target {key.replace('_', ' ')} per seed: {per_seed}", flush=True)
+    if "digits" in results:
+        verdict = "met" if target_met(results["digits"][1]) else "missed"
+        print(f"target ({TARGET_RATIO:g}x less wall time to target than fmin on digits): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
