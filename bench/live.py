@@ -433,9 +433,12 @@ def plot(results: dict[str, tuple[list[common.Run], dict[str, Any]]], path: Path
             tops.extend(v for v in med if v == v)
         target = figures["target_loss"]
         ax.axhline(target, color="black", ls="--", lw=0.8, label=f"target {target:.4g}")
-        if tops:
+        if tops:  # the start of the curves is far above the rest: show where they settle
             floor = min(figures["best_loss_found"], target)
-            ax.set_ylim(floor - 0.05 * abs(floor), float(np.quantile(tops, 0.9)))
+            top = max(float(np.quantile(tops, 0.9)), target)
+            pad = 0.05 * (top - floor) or 0.02 * abs(floor) or 0.01
+            ax.set_ylim(floor - pad, top + pad)
+        ax.set_xlim(0.0, end)
         ax.set_xlabel("wall time (s)")
         ax.set_ylabel("best validation loss so far")
         seeds = len({r.seed for r in runs})
