@@ -299,3 +299,32 @@ def test_bundled_stock_data_too_short_for_the_space_is_refused_before_a_study_ex
                 "--quiet", "--no-plots")  # fmt: skip
     _one_line(done, 2, "25 rows", "time_steps")
     assert not study.exists()
+
+
+QUICK = """
+from hyperopt import hp
+space = {"x": hp.uniform("x", -5, 5)}
+def objective(p):
+    return {"loss": (p["x"] - 1) ** 2, "curves": {"val_loss": [p["x"] ** 2] * 30}}
+"""
+
+
+def test_a_reader_of_stdout_leaving_is_still_exit_0(tmp_path: Path) -> None:
+    """`tpetune show --json DIR | head -1`: the only BrokenPipeError taken for "fine"."""
+    script = tmp_path / "quick.py"
+    script.write_text(QUICK)
+    study = tmp_path / "study"
+    made = _cli("run", str(script), "--study-dir", str(study), "--max-evals", "300", "--quiet",
+                "--no-plots", "--algo", "rand")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    show = subprocess.Popen(
+        [sys.executable, "-m", "tpetune", "show", "--json", str(study)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert show.stdout is not None and show.stderr is not None
+    show.stdout.readline()
+    show.stdout.close()  # the reader leaves while more than a pipe's worth is still unwritten
+    err = show.stderr.read().decode()
+    assert show.wait(timeout=120) == 0, err
+    assert "Traceback" not in err
