@@ -13,6 +13,11 @@ Contract:
   next one starts) and at most that often for sub-second trials. WAL never tears the file.
 - Only the process holding :class:`StudyLock` writes. Readers (``show``, ``plot``,
   ``load_study``) open read-only and may do so while a study runs (WAL readers never block).
+  Readers need no write access to the folder (see :mod:`tpetune._sqlite`).
+- Creation is atomic (built under a temporary name, then renamed). A writer runs
+  ``PRAGMA quick_check`` before writing anything, so a damaged file is never written to;
+  damage, a full disk and an unwritable folder each raise one-line :class:`StoreError`
+  subclasses (``StoreDamagedError``, ``StorageFullError``, ``NotWritableError``).
 """
 
 from __future__ import annotations

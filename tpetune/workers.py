@@ -9,13 +9,19 @@ The driver alone writes the store.
 
 - Isolation: an exception fails the trial inside the worker; a crash, an OOM kill or a
   segfault kills the worker, which fails only its trial, and a fresh worker takes its place.
+  A worker found dead between trials (killed while idle) is replaced and its next job goes to
+  the fresh one. A new worker answers ``ready`` once it has loaded the objective; workers that
+  die before that, or cannot load it, stop the run with one :class:`ExecutorError`.
 - Memory: a worker is replaced after ``recycle_after`` trials, so whatever a framework leaks
   per trial is returned to the OS.
 - ``trial_timeout``: a trial running longer is killed with its worker and recorded as failed.
 - Threads: each worker gets ``cores // N`` intra-op threads (TensorFlow, OpenMP, BLAS), so N
   workers do not oversubscribe the machine.
-- Ctrl-C: workers ignore SIGINT; the driver stops them and leaves their trials ``running``,
-  to be re-run with the same params on resume.
+- Ctrl-C and SIGTERM: workers ignore both (a signal sent to the whole process group reaches
+  the driver too); the driver stops them and leaves their trials ``running``, to be re-run
+  with the same params on resume.
+- TensorFlow's start-up noise is silenced in each worker before the objective loads
+  (:mod:`tpetune._quiet`; ``--verbose`` keeps it).
 """
 
 from __future__ import annotations
