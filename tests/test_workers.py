@@ -241,3 +241,26 @@ def test_workers_that_die_at_start_stop_the_run_with_one_clear_error(
             executor.submit(Job(tid, -1.0, TrialContext(tid, 0)))
             executor.wait()
     executor.close()
+
+
+def _pid_objective(params: dict[str, float]) -> dict[str, object]:
+    return {"loss": (params["x"] - 1) ** 2, "metrics": {"pid": os.getpid()}}
+
+
+def test_one_recycled_worker_bounds_memory_and_proposes_what_serial_does(tmp_path: Path) -> None:
+    """Item 13's mechanism: trials in one worker process replaced every ``recycle_after``
+    trials (what a framework leaks goes back to the OS); one trial in flight, so the
+    proposals are exactly the serial ones."""
+    from hyperopt import hp
+
+    from tpetune.options import Serial, Workers
+
+    space = {"x": hp.uniform("x", -5, 5), "k": hp.choice("k", [1, 2, 3])}
+    kw: dict = {"space": space, "max_evals": 7, "progress": False}
+    pooled = tune(_pid_objective, study_dir=tmp_path / "w", executor=Workers(1, recycle_after=3),
+                  **kw)  # fmt: skip
+    serial = tune(_pid_objective, study_dir=tmp_path / "s", executor=Serial(), **kw)
+    assert [r.params for r in pooled.records] == [r.params for r in serial.records]
+    pids = [r.metrics["pid"] for r in pooled.records]
+    assert os.getpid() not in pids
+    assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
