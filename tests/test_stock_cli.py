@@ -145,3 +145,17 @@ def test_stock_help_shows_the_real_default_budget() -> None:
     text = " ".join(sub.choices["stock"].format_help().split())
     assert f"default: {DEFAULT_MAX_EVALS};" in text
     assert f"(default {DEFAULT_EPOCHS}; early stopping after {DEFAULT_PATIENCE} " in text
+
+
+@pytest.mark.keras
+def test_a_series_too_short_for_the_space_exits_2_before_the_study_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # stock_small proposes time_steps up to 20, which needs 54 days: 45 are enough for 10 only.
+    csv = _write_prices(tmp_path / "short.csv", n=45)
+    study_dir = tmp_path / "study"
+    argv = ["stock", "--csv", str(csv), "--space", "stock_small", "--study-dir", str(study_dir)]
+    assert main([*argv, "--quiet", "--max-evals", "1", "--epochs", "1", "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "time_steps=20" in err and len(err.splitlines()) == 1
+    assert not study_dir.exists()

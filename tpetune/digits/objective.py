@@ -83,8 +83,8 @@ class DigitsObjective(KerasTrial):
         seed: seed of the folds, and of training outside a trial (inside one, the trial's
             own seed is used).
         verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
-        callbacks: extra Keras callbacks for every fit (the pruning callback is always
-            there); give a zero-argument factory when it keeps per-fit state.
+        callbacks: extra Keras callbacks for every fit (the study's pruning callback is added
+            to the first fold's); give a zero-argument factory when it keeps per-fit state.
 
     Raises:
         ConfigError: ``folds`` < 2, negative ``patience`` or ``limit`` < 10.

@@ -69,9 +69,9 @@ class StockObjective(KerasTrial):
             walk-forward folds over the train+val part (loss = mean of the folds' best).
         patience: early-stopping patience in epochs.
         verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
-        callbacks: extra Keras callbacks for every fit (the study's pruning callback is always
-            there); give a zero-argument factory instead of an instance when it keeps
-            per-fit state.
+        callbacks: extra Keras callbacks for every fit (the study's pruning callback is added
+            to the first fold's); give a zero-argument factory instead of an instance when it
+            keeps per-fit state.
         split: train/val/test fractions.
 
     Raises:
