@@ -151,7 +151,7 @@ def test_stock_help_shows_the_real_default_budget() -> None:
 def test_a_series_too_short_for_the_space_exits_2_before_the_study_exists(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # stock_small proposes time_steps up to 20, which needs 54 days: 45 are enough for 10 only.
+    # stock_small proposes time_steps up to 20, which needs 54 days; the check names that one.
     csv = _write_prices(tmp_path / "short.csv", n=45)
     study_dir = tmp_path / "study"
     argv = ["stock", "--csv", str(csv), "--space", "stock_small", "--study-dir", str(study_dir)]
