@@ -147,7 +147,8 @@ def test_best_k_models_under_two_workers_and_the_best_loads_back(tmp_path: Path)
     assert all(r.metrics["model"] == f"models/{r.tid}.keras" for r in study.records)
     loaded = tpetune.load_study(study_dir)
     assert best_model_path(loaded) == study_dir / "models" / f"{ok[0].tid}.keras"
-    model = best_model(loaded)  # keras.saving.load_model(..., safe_mode=True)
+    model = loaded.best_model()  # keras.saving.load_model(..., safe_mode=True)
+    assert type(model) is type(best_model(loaded))
     x, y = ns["X"][32:], ns["Y"][32:]
     assert float(model.evaluate(x, y, verbose=0)) == pytest.approx(ok[0].loss, rel=1e-5)
     out = tmp_path / "best.keras"

@@ -4,7 +4,7 @@ The driver (or a worker process) sets the context around each objective call, so
 objective keeps the plain hyperopt signature ``objective(params)`` and still can key
 checkpoints by trial id, seed its framework per trial, or ask the pruner whether to stop.
 Outside a trial :func:`current_trial` returns ``None``; objectives must work then too
-(e.g. when a user calls ``objective(study.best_params)`` by hand).
+(e.g. when a user calls ``objective(study.best_args)`` by hand).
 """
 
 from __future__ import annotations

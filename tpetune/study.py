@@ -97,6 +97,13 @@ class Study:
         best = self.best
         return None if best is None else best.args
 
+    def best_model(self, key: str = "model") -> Any:
+        """The best trial's Keras model (kept by ``tune(keep_models=...)``), loaded in Keras'
+        safe mode; see :func:`tpetune.models.best_model` for what is raised when it is absent."""
+        from tpetune.models import best_model
+
+        return best_model(self, key)
+
     @property
     def progress(self) -> Progress:
         counts = {s: 0 for s in TrialState}
