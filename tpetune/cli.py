@@ -273,7 +273,6 @@ def _run_study(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int
     bundle = bundled_study(name)
     study_dir = args.study_dir or Path("runs") / name
     args.resolved_study_dir = study_dir
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     study, summary = run_bundled(
         bundle, study_dir=study_dir, space=args.space, data=data, **search_kwargs(args)
     )

@@ -90,11 +90,9 @@ def cmd_best_model(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    import os
 
     from tpetune.replay import format_replay, replay
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # a bundled objective loads TensorFlow
     result = replay(args.study_dir, args.tid, force=args.force)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

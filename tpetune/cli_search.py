@@ -15,7 +15,7 @@ from typing import Any
 from tpetune.algos import ALGOS
 from tpetune.errors import ConfigError
 from tpetune.models import DEFAULT_KEEP  # a constant: models imports only the store
-from tpetune.options import Search, Serial, Spark, StopRules, Workers
+from tpetune.options import Search, Spark, StopRules, Workers
 from tpetune.pruners import PRUNERS, default_pruner
 
 
@@ -131,7 +131,8 @@ def add_search_options(
         type=positive_int,
         default=1,
         metavar="N",
-        help="run trials in N worker processes (default: 1, in this process)",
+        help="run trials in N worker processes (default: run: in this process; stock, digits: "
+        "in one worker process, replaced every 10 trials to bound TensorFlow's memory)",
     )
     g.add_argument(
         "--trial-timeout",
@@ -210,13 +211,15 @@ def _pruner(args: argparse.Namespace) -> Any:
 
 
 def _executor(args: argparse.Namespace) -> Any:
-    """Serial, worker processes or Spark, from --workers, --trial-timeout and --spark."""
+    """Worker processes or Spark, from --workers, --trial-timeout and --spark; ``None`` without
+    them (the caller's default: ``run`` runs trials in this process, the bundled studies in one
+    recycled worker)."""
     if args.spark is not None:
         workers = args.workers if args.workers > 1 else None
         return Spark(args.spark, workers=workers, trial_timeout=args.trial_timeout)
     if args.workers > 1 or args.trial_timeout is not None:
         return Workers(args.workers, trial_timeout=args.trial_timeout)
-    return Serial()
+    return None
 
 
 #: Library argument names in error messages -> the flags a CLI user types.
