@@ -26,6 +26,7 @@ spent so far. The methods (:data:`METHODS`) differ only in who proposes and who 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -117,6 +118,23 @@ class Sim:
                 break
             best = b
         return best
+
+
+def grid(table: Table, patience: int = PATIENCE) -> tuple[float, int]:
+    """Grid search under the replay's rules: the best loss any configuration reaches with
+    early stopping (the target's base: the table's own best may lie after an epoch early
+    stopping never gets to), and the epochs the grid spends to find it."""
+    sim = Sim(table, budget=10**12, patience=patience)
+    for key in table.val_loss:
+        sim.train(json.loads(key))
+    return sim.best, sim.spent
+
+
+def top_loss(table: Table, share: float = 0.05, patience: int = PATIENCE) -> float:
+    """The early-stopped loss of the configuration at the top ``share`` of the table: the
+    secondary, "good enough" target's base."""
+    losses = sorted(Sim(table, 10**12, patience).train(json.loads(k)).loss for k in table.val_loss)
+    return losses[max(0, math.ceil(share * len(losses)) - 1)]
 
 
 # -- hyperopt (tpetune's driver and bare fmin) ---------------------------------------------------

@@ -117,7 +117,7 @@ def _table(epochs: int = 8) -> Any:
 
 def test_replayed_trial_stops_by_patience_prune_and_budget() -> None:
     from bench import tabular
-    from bench.replay_sim import BudgetSpent, Sim
+    from bench.replay_sim import BudgetSpent, Sim, grid
 
     params = {"a": 0}
     curve = [5.0, 4.0, 4.5, 4.2, 4.1, 3.0, 2.0]
@@ -129,6 +129,8 @@ def test_replayed_trial_stops_by_patience_prune_and_budget() -> None:
     assert (state, loss, len(ran)) == ("pruned", 4.0, 2)
     assert sim.best == 4.0 and sim.spent == 7 and sim.pruned == 1  # pruned trials don't count
     assert sim.trace == [(5, 4.0), (7, 4.0)]
+    # The table's best (2.0, epoch 7) lies beyond where early stopping ends the trial.
+    assert table.best_loss() == 2.0 and grid(table) == (4.0, 5)
     short = Sim(table, budget=3)
     with pytest.raises(BudgetSpent):
         short.train(params)
