@@ -62,6 +62,7 @@ QUICK = Settings(
     seeds=3,
     budgets={"digits": (15, 8), "stock": (8, 5)},
     methods=("tpe", "tpe-asha", "random"),
+    jobs=1,  # a worker pool's start-up would cost more than these replays
 )
 
 #: n_startup_jobs rules for a study of ``n`` trials (question ii); 20 is hyperopt's default.
