@@ -50,7 +50,7 @@ def test_algorithms_come_from_one_table() -> None:
 
 
 def test_tpe_startup_scales_with_the_budget() -> None:
-    assert [tpe_startup(n) for n in (10, 30, 100, 200, 1000)] == [5, 5, 10, 20, 20]
+    assert [tpe_startup(n) for n in (6, 10, 30, 40, 100, 1000)] == [5, 5, 15, 20, 20, 20]
 
 
 def test_library_names_become_flags_on_the_cli() -> None:

@@ -98,7 +98,7 @@ def add_search_options(
     g.add_argument(
         "--tpe-startup",
         type=positive_int,
-        help="TPE: random trials before TPE (default for a new study: a tenth of --max-evals, "
+        help="TPE: random trials before TPE (default for a new study: half of --max-evals, "
         "5 to 20; stored with the study)",
     )
     g.add_argument("--tpe-gamma", type=float, help="TPE: fraction of trials deemed good")
