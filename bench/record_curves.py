@@ -22,7 +22,7 @@ Validation and training loss are kept per epoch. A run that diverges to NaN stop
 
 Recording is incremental: every finished configuration is appended as one JSON line to
 ``bench/tables/NAME.partial[.SHARD].jsonl`` and skipped on the next run, so a killed run
-resumes (``NAME.partial.committed.jsonl`` holds the rows recorded in an earlier session,
+resumes (a ``NAME.partial.committed.jsonl`` may hold rows recorded in an earlier session,
 committed so that a fresh checkout resumes too). When all are there, the table is written to
 ``bench/tables/NAME.json.gz`` with the command and the summed training seconds in its
 metadata. TensorFlow runs on one thread (the machine is shared); set
