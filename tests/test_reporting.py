@@ -56,7 +56,7 @@ def test_asha_prunes_a_plain_objective_through_the_library(tmp_path: Path) -> No
         steps = [v for (tid, _, v, *_rest) in _rows(tmp_path) if tid == r.tid]
         assert r.curves["val_loss"] == pytest.approx(steps)  # the reported curve is stored
         if r.state is TrialState.PRUNED:
-            assert len(steps) < EPOCHS and r.loss == pytest.approx(min(steps))
+            assert len(steps) <= EPOCHS and r.loss == pytest.approx(min(steps))
         else:
             assert len(steps) == EPOCHS
     assert load_study(tmp_path).meta["pruner"] == ASHAPruner().to_json()
@@ -186,3 +186,17 @@ def test_tpetune_run_file_with_prune_asha(tmp_path: Path) -> None:
     )
     assert stray.returncode == 2
     assert "--prune-min-epochs applies to --prune asha only" in stray.stderr
+
+
+def test_no_submodule_shadows_the_trial_side_functions() -> None:
+    """``import tpetune.X`` sets ``tpetune.X``: a module named like report/should_prune would
+    replace the function for every objective after the CLI imported it."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(tpetune.__path__, "tpetune."):
+        if not info.name.startswith(("tpetune.spaces", "tpetune.__main__")):
+            importlib.import_module(info.name)
+    assert callable(tpetune.report) and tpetune.report.__module__ == "tpetune.reporting"
+    assert tpetune.should_prune.__module__ == "tpetune.reporting"
+    assert tpetune.TrialPruned.__module__ == "tpetune.reporting"

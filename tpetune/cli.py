@@ -286,7 +286,7 @@ def _run_study(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int
 
 
 def _print_summary(study: Any) -> None:
-    from tpetune.report import best_block, progress_line
+    from tpetune.show import best_block, progress_line
 
     print(f"\nstudy {study.study_dir}: {progress_line(study)}")
     print(f"stopped: {study.stop_reason}")
@@ -312,7 +312,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         doc.setdefault("provenance", study.meta.get("provenance", []))  # what it ran under
         print(json.dumps(doc, indent=2))
     else:
-        from tpetune.report import show_text
+        from tpetune.show import show_text
 
         print(show_text(study, top=args.top, last=None if args.all else 20))
     return 0
