@@ -16,9 +16,9 @@ from hyperopt.early_stop import no_progress_loss
 from hyperopt.pyll import scope
 
 import tpetune
-from tpetune.compat import algo_spec, study_seed
 from tpetune.context import derive_seed
 from tpetune.errors import ConfigError
+from tpetune.fmin_args import algo_spec, study_seed
 
 SPACE = {
     "x": hp.uniform("x", -5.0, 5.0),
