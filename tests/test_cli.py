@@ -261,7 +261,7 @@ def test_a_second_driver_exits_2_while_show_still_reads(
 def test_help_is_fast_and_loads_no_heavy_modules() -> None:
     code = (
         "import sys; from tpetune.cli import build_parser; build_parser().format_help();"
-        "import tpetune, tpetune.study, tpetune.report;"
+        "import tpetune, tpetune.study, tpetune.show, tpetune.cli_search;"
         "heavy = ('tensorflow', 'keras', 'matplotlib', 'hyperopt', 'scipy');"
         "print([m for m in heavy if m in sys.modules])"
     )
