@@ -64,6 +64,12 @@ def test_library_names_become_flags_on_the_cli() -> None:
     )
 
 
+def test_a_bad_pruner_knob_names_its_flag() -> None:
+    assert for_cli("reduction_factor must be an integer >= 2; got 1") == (
+        "--prune-reduction-factor must be an integer >= 2; got 1"
+    )
+
+
 def test_a_seed_mismatch_on_the_cli_names_the_flags(tmp_path: Path) -> None:
     base = [sys.executable, "-m", "tpetune", "run", "quadratic", "--study-dir", str(tmp_path)]
     base += ["--quiet", "--no-plots", "--max-evals", "2"]

@@ -251,6 +251,8 @@ def for_cli(message: str) -> str:
     """A library error message with its argument names replaced by the CLI's flags."""
     for name, flag in _FLAGS:
         message = message.replace(name, flag)
+    for flag, _, knob, _, _ in _PRUNER_FLAGS:  # the pruners name their knobs bare
+        message = message.replace(f"{knob} must", f"{flag} must")
     return message.replace("leave --", "drop --").replace(" unset to resume", " to resume")
 
 
