@@ -83,11 +83,11 @@ def stock_epoch(report: dict[str, Any], path: Path) -> str | None:
 
 
 def memory(report: dict[str, Any], path: Path) -> str | None:
-    """Resident memory after each marked trial, with and without ``clear_session``."""
+    """Resident memory after every trial of the stock study: the default executor and serial."""
     f = report.get("figures") or {}
     series = [
-        ("rss_mib_with_clear", "with keras.backend.clear_session()", "tab:blue"),
-        ("rss_mib_without_clear", "without (baseline)", "tab:gray"),
+        ("rss_mib_default", "default: one worker process, new every 10 trials", "tab:blue"),
+        ("rss_mib_serial", "Serial(): trials in the driver (baseline)", "tab:gray"),
     ]
     series = [s for s in series if isinstance(f.get(s[0]), dict)]
     if not series:
@@ -95,10 +95,10 @@ def memory(report: dict[str, Any], path: Path) -> str | None:
     fig, ax = common.new_axes(6.5, 4.0)
     for key, label, color in series:
         marks = sorted(f[key].items(), key=lambda kv: int(kv[0]))
-        ax.plot([int(t) for t, _ in marks], [v for _, v in marks], "o-", color=color, label=label)
-    ax.set_xlabel("trials run in one process")
-    ax.set_ylabel("RSS (MiB)")
-    ax.set_title("Memory over one-epoch trials of spaces/stock_small.py", fontsize="medium")
+        ax.plot([int(t) for t, _ in marks], [v for _, v in marks], "-", color=color, label=label)
+    ax.set_xlabel("finished trials")
+    ax.set_ylabel("RSS of the driver and its processes (MiB)")
+    ax.set_title("Memory over a stock study", fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return common.save_png(fig, path)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {
     "overhead": ["ratio_tpetune_vs_fmin", "ms_per_trial_tpetune", "open_s", "study_bytes"],
     "stock_epoch": ["plain_ms_per_epoch", "objective_ms_per_epoch", "ratio_objective_vs_plain"],
-    "memory": ["growth_with_clear", "growth_without_clear", "ratio_growth_with_vs_without"],
+    "memory": ["rss_after_10_default", "rss_at_end_default", "rss_at_end_serial"],
     "pruning": [
         "wall_s_no_prune",
         "wall_s_prune",
