@@ -1,6 +1,6 @@
 """Record a replay table: train every configuration of a discrete space, keep full curves.
 
-    python bench/record_curves.py digits          # 144 configs x 15 epochs
+    python bench/record_curves.py digits          # 216 configs x 20 epochs (~10 min, 2 processes)
     python bench/record_curves.py stock           # 64 configs x 12 epochs
     python bench/record_curves.py digits --order reverse   # a 2nd process from the other end
     python bench/record_curves.py digits --finish      # only write the .json.gz
@@ -15,10 +15,9 @@ Validation and training loss are kept per epoch. A run that diverges to NaN stop
 - digits: scikit-learn's 8x8 digits, the study's held-out test split removed
   (``tpetune.digits.DATA_SEED``); the validation split is fold 0 of the study's 3 stratified
   folds (958 training, 479 validation images), the same for every configuration.
-- stock: the last 5 years of the bundled S&P 500 (``tpetune stock --years 5``; the default is
-  10, which took twice as long per epoch on a machine the session shared with six other
-  jobs), the study's chronological 70/15/15 split; validation MSE in model units, as the
-  stock objective's loss.
+- stock: the stock study's data, the last 10 years of the bundled S&P 500
+  (``tpetune.stock.DEFAULT_YEARS``), and its chronological 70/15/15 split; validation MSE in
+  model units, as the stock objective's loss.
 
 Recording is incremental: every finished configuration is appended as one JSON line to
 ``bench/tables/NAME.partial[.SHARD].jsonl`` and skipped on the next run, so a killed run
@@ -52,7 +51,6 @@ if __package__ in (None, ""):
 from bench import tabular  # noqa: E402
 
 WEIGHT_SEED = 0
-STOCK_YEARS = 5  # half the stock study's DEFAULT_YEARS of 10: see the module docstring
 _EVAL_BATCH = 4096
 
 
@@ -93,11 +91,12 @@ def _stock_trainer() -> tuple[Any, dict[str, Any]]:
     """A function training one stock row, and the table's data metadata."""
     import keras
 
+    from tpetune.stock import DEFAULT_YEARS
     from tpetune.stock.data import load_prices, recent_years
     from tpetune.stock.model import build_model
     from tpetune.stock.windows import DEFAULT_SPLIT, prepare
 
-    prices = recent_years(load_prices(), STOCK_YEARS)
+    prices = recent_years(load_prices(), DEFAULT_YEARS)
     cache: dict[int, Any] = {}
 
     def fit(flat: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +115,7 @@ def _stock_trainer() -> tuple[Any, dict[str, Any]]:
         return _curves(hist, tabular.STOCK_EPOCHS, ("val_loss", "loss"))
 
     meta = {
-        "data": f"bundled S&P 500, last {STOCK_YEARS} years ({len(prices)} days)",
+        "data": f"bundled S&P 500, last {DEFAULT_YEARS} years ({len(prices)} days)",
         "split": f"chronological train/val/test {DEFAULT_SPLIT} (the stock study's)",
         "loss": "validation MSE in model units (the stock objective's loss)",
     }
