@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tpetune.bundled import BUNDLED, bundled_study, write_plots
+from tpetune import MedianPruner, Serial
+from tpetune.bundled import BUNDLED, Settings, bundled_study, run_bundled, write_plots
 from tpetune.cli import main
+from tpetune.pruners import default_pruner
 from tpetune.study import load_study
 
 V1_DIGITS = Path(__file__).parent / "fixtures" / "v1_digits"
@@ -95,3 +99,52 @@ def test_an_old_stock_study_with_fold_metrics_shows_and_plots(
     assert main(["plot", str(study_dir)]) == 0
     printed = [Path(p).name for p in capsys.readouterr().out.split()]
     assert printed[-1] == "predictions.png"  # the stock study's own plot, through its hook
+
+
+@dataclass(frozen=True)
+class _Quadratic:
+    """A bundled study with no framework: its default pruner is what is under test."""
+
+    default_space: str
+    default_pruner: str
+    name: str = "quadratic"
+    default_max_evals: int = 3
+    report_files: tuple[str, ...] = ()
+
+    def settings(self, stored: Any, *, study_dir: Path) -> Settings:
+        return Settings({})
+
+    def make_objective(self, settings: Settings) -> Any:
+        return lambda params: (params["x"] - 1.0) ** 2
+
+    def validate(self, space: Any, objective: Any) -> None:
+        pass
+
+    def final_report(self, objective: Any, best: Any, **_: Any) -> dict[str, Any]:
+        return {"loss": best.loss}
+
+    def format_summary(self, summary: Any) -> str:
+        return str(summary)
+
+    def extra_plots(self, study: Any, out_dir: Path) -> list[Path]:
+        return []
+
+
+def test_a_new_study_gets_its_bundles_pruner_and_a_resume_keeps_the_stored_one(
+    tmp_path: Path,
+) -> None:
+    space = tmp_path / "quadratic.py"
+    space.write_text('from hyperopt import hp\nspace = {"x": hp.uniform("x", -2, 2)}\n')
+    unpruned = _Quadratic(str(space), default_pruner="none")
+    run_bundled(unpruned, study_dir=tmp_path / "a", executor=Serial(), progress=False)
+    assert load_study(tmp_path / "a").meta["pruner"]["name"] == "none"
+    # A study made with the median rule keeps it when the bundle's default says otherwise.
+    run_bundled(
+        unpruned, study_dir=tmp_path / "b", pruner=MedianPruner(), executor=Serial(), progress=False
+    )
+    study, _ = run_bundled(
+        unpruned, study_dir=tmp_path / "b", max_evals=5, executor=Serial(), progress=False
+    )
+    assert len(study.records) == 5 and study.meta["pruner"]["name"] == "median"
+    assert bundled_study("digits").default_pruner == "none"
+    assert bundled_study("stock").default_pruner == default_pruner().to_json()["name"]

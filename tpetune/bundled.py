@@ -94,6 +94,13 @@ class BundledStudy(Protocol):
         ...
 
     @property
+    def default_pruner(self) -> str:
+        """The pruner of a new study when none is given, a name in
+        :data:`tpetune.pruners.PRUNERS`; chosen per study on the recorded-curves replay
+        (docs/benchmarks.md), since whether pruning pays depends on the study's curves."""
+        ...
+
+    @property
     def report_files(self) -> tuple[str, ...]:
         """Files the final report writes into the study folder besides ``summary.json``."""
         ...
@@ -186,11 +193,12 @@ def run_bundled(
         max_evals: ``None`` means the stored value on resume, else the study's default.
         fresh: discard an existing study in ``study_dir`` first.
         data: the study's data flags, for :meth:`BundledStudy.settings`.
+        search: further :func:`tpetune.tune` options (search, stop rules, pruner, ...); a new
+            study given no ``pruner`` gets the study's :attr:`~BundledStudy.default_pruner`.
         executor: where trials run; ``None``: :data:`DEFAULT_EXECUTOR`, one recycled worker
             process (TensorFlow keeps ~16 MiB per trial that no ``clear_session`` returns; a
             fresh process every few trials bounds it, and with one trial in flight the
             proposals, hence exact resume, are those of a serial study).
-        search: further :func:`tpetune.tune` options (search, stop rules, pruner, ...).
 
     Returns:
         The study and the test summary (``None`` when no trial finished).
@@ -199,11 +207,14 @@ def run_bundled(
         DataError, SpaceError, ConfigError, StoreError, MissingDependencyError: bad input,
             before anything is changed.
     """
+    from tpetune.pruners import PRUNERS
     from tpetune.space import load_space
     from tpetune.tuning import tune
 
     study_dir = Path(study_dir)
     stored = stored_settings(study_dir, fresh=fresh)
+    if search.get("pruner") is None and not stored:  # a new study; a resume keeps its own
+        search["pruner"] = PRUNERS[bundle.default_pruner]()
     settings = bundle.settings(stored, study_dir=study_dir, **dict(data or {}))
     max_evals = max_evals or stored.get("max_evals") or bundle.default_max_evals
     loaded_space = load_space(space if space is not None else bundle.default_space)

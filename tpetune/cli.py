@@ -100,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--folds", type=positive_int,
         help=f"stratified CV folds (default {digits_defaults.DEFAULT_FOLDS}; stored on resume)",
     )  # fmt: skip
-    add_search_options(p, default_evals=None, evals_hint=digits_defaults.DEFAULT_MAX_EVALS)
+    add_search_options(
+        p,
+        default_evals=None,
+        evals_hint=digits_defaults.DEFAULT_MAX_EVALS,
+        new_pruner=digits_defaults.DEFAULT_PRUNER,
+    )
     p.set_defaults(func=cmd_digits)
 
     p = sub.add_parser("show", help="print a study's progress, best trial and trials")

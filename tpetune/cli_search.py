@@ -50,8 +50,14 @@ def positive_float(text: str) -> float:
 
 
 def add_search_options(
-    p: argparse.ArgumentParser, *, default_evals: int | None, evals_hint: int | None = None
+    p: argparse.ArgumentParser,
+    *,
+    default_evals: int | None,
+    evals_hint: int | None = None,
+    new_pruner: str | None = None,
 ) -> None:
+    """The search, stop, pruning and executor flags; ``new_pruner``: the pruner a new study of
+    this command gets without ``--prune`` (default: :func:`default_pruner`'s)."""
     g = p.add_argument_group("search")
     g.add_argument("--study-dir", type=Path, help="study folder (default: runs/<name>)")
     g.add_argument(
@@ -112,9 +118,8 @@ def add_search_options(
     g.add_argument(
         "--prune",
         choices=tuple(PRUNERS),
-        help=f"the pruner (default for a new study: {default_pruner().to_json()['name']}; the "
-        "stored one on "
-        "resume)",
+        help="the pruner (default for a new study: "
+        f"{new_pruner or default_pruner().to_json()['name']}; the stored one on resume)",
     )
     for flag, pruner, knob, metavar, text in _PRUNER_FLAGS:
         default = getattr(PRUNERS[pruner](), knob)

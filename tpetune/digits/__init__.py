@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_FOLDS",
     "DEFAULT_MAX_EVALS",
     "DEFAULT_PATIENCE",
+    "DEFAULT_PRUNER",
     "TEST_FRACTION",
 ]
 
@@ -24,6 +25,9 @@ __all__ = [
 DEFAULT_MAX_EVALS = 25
 #: Stratified cross-validation folds per trial; the loss is their mean validation loss.
 DEFAULT_FOLDS = 3
+#: No pruning for a new digits study: on the recorded-curves replay every pruner cut the
+#: slow-starting configurations that end best (median rule: final best +11%, p 0.004).
+DEFAULT_PRUNER = "none"
 #: Epochs without a better validation loss before a fold stops (best weights are restored).
 DEFAULT_PATIENCE = 4
 #: Share of scikit-learn's digits held out as the test split (MNIST brings its own).

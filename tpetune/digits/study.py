@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tpetune.bundled import SUMMARY_NAME, Settings, require_labels, run_bundled
-from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE
+from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_PRUNER
 from tpetune.digits import plots as digits_plots
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
 from tpetune.errors import ConfigError
@@ -51,6 +51,7 @@ class DigitsStudy:
     name: str = "digits"
     default_space: str = "digits"
     default_max_evals: int = DEFAULT_MAX_EVALS
+    default_pruner: str = DEFAULT_PRUNER
     report_files: tuple[str, ...] = REPORT_FILES
 
     def settings(

@@ -40,6 +40,8 @@ class StockStudy:
     name: str = "stock"
     default_space: str = "stock"
     default_max_evals: int = DEFAULT_MAX_EVALS
+    #: The replay: median pruning neither helps nor hurts here (inside the spread).
+    default_pruner: str = "median"
     report_files: tuple[str, ...] = ("best_model.keras", "test_folds.csv")
 
     def settings(
