@@ -27,14 +27,15 @@ def _run(mode: str, seed: int, ends: list[tuple[float, float | None]]) -> common
 
 
 def _runs() -> list[common.Run]:
-    # tpetune reaches 0.5 at 10 s and 20 s (lower than fmin in both seeds); fmin at 30 s and never; prune none at 15 s, 25 s.
+    # tpetune reaches 0.5 at 10 s and 20 s (lower than fmin in both seeds); fmin at 30 s and
+    # never; other pruner at 15 s, 25 s.
     return [
         _run("fmin", 0, [(10, 0.9), (30, 0.5)]),
         _run("tpetune", 0, [(5, 0.9), (10, 0.45)]),
-        _run("prune none", 0, [(5, 0.9), (15, 0.5)]),
+        _run("other pruner", 0, [(5, 0.9), (15, 0.5)]),
         _run("fmin", 1, [(10, 0.9), (40, 0.6)]),
         _run("tpetune", 1, [(20, 0.4), (30, 0.4)]),
-        _run("prune none", 1, [(25, 0.45), (30, None)]),
+        _run("other pruner", 1, [(25, 0.45), (30, None)]),
     ]
 
 
@@ -44,7 +45,7 @@ def test_figures_of_known_runs() -> None:
     assert modes["fmin"]["time_to_target_s"] == [30, math.inf]
     assert modes["fmin"]["reached"] == 1
     assert modes["tpetune"]["median_time_to_target_s"] == 15
-    assert modes["prune none"]["median_time_to_target_s"] == 20
+    assert modes["other pruner"]["median_time_to_target_s"] == 20
     assert f["best_loss_found"] == 0.4
     assert modes["tpetune"]["within_0.5pct_of_best"] == 1  # seed 1 only
     # fmin's median over [30, inf] is inf: only tpetune got there (as a median).
