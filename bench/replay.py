@@ -53,7 +53,7 @@ class Settings:
     )
     trials: int | None = None  # --trials: the main budget of every table
     methods: tuple[str, ...] = ()  # empty: every method, and the start-up variants
-    default: str = "tpe-asha"  # the candidate default the targets are checked for
+    default: str = "default"  # the method the targets are checked for
     jobs: int = 2
 
 
@@ -61,7 +61,7 @@ FULL = Settings()
 QUICK = Settings(
     seeds=3,
     budgets={"digits": (15, 8), "stock": (8, 5)},
-    methods=("tpe", "tpe-asha", "random"),
+    methods=("default", "tpe", "tpe-asha", "random"),
     jobs=1,  # a worker pool's start-up would cost more than these replays
 )
 
@@ -77,6 +77,10 @@ STARTUP_RULES: dict[str, Callable[[int], int]] = {
 #: Method name -> (runner, options). ``tpe-asha-nN`` (TPE with N start-up trials, ASHA) is
 #: built on demand, and a name ending in ``@small`` runs at the table's small budget.
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    # what a new tpetune study gets with no flag: default_pruner() and tpe_startup(max_evals)
+    "default": ("tpetune", {"pruner": "default", "n_startup": "rule"}),
+    # the same with --prune none
+    "default-noprune": ("tpetune", {"n_startup": "rule"}),
     "tpe": ("tpetune", {}),
     "tpe-median": ("tpetune", {"pruner": "median"}),
     "tpe-asha": ("tpetune", {"pruner": "asha"}),
@@ -94,7 +98,7 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
 
 #: The methods drawn in the PNGs (the design-question variants only in the tables).
 PLOTTED = (
-    "tpe", "tpe-median", "tpe-asha", "tpe-asha-r3", "random", "fmin",
+    "default", "tpe", "tpe-median", "tpe-asha", "tpe-asha-r3", "random", "fmin",
     "optuna-median", "optuna-sha", "optuna-hyperband",
 )  # fmt: skip
 
@@ -120,9 +124,14 @@ def startup_variants(main: int, small: int) -> list[str]:
 
 
 def _pruner(name: str | None) -> Any:
-    from tpetune.pruners import ASHAPruner, MedianPruner
+    from tpetune.pruners import ASHAPruner, MedianPruner, default_pruner
 
-    pruners = {"median": MedianPruner(), "asha": ASHAPruner(), "asha3": ASHAPruner(min_steps=3)}
+    pruners = {
+        "default": default_pruner(),
+        "median": MedianPruner(),
+        "asha": ASHAPruner(),
+        "asha3": ASHAPruner(min_steps=3),
+    }
     return None if name is None else pruners[name]
 
 
@@ -150,12 +159,15 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
     sim = replay_sim.Sim(table, budget)
     started = time.perf_counter()
     if runner == "tpetune":
+        from tpetune.algos import tpe_startup
+
+        n_startup = options.get("n_startup", 20)
         replay_sim.run_tpetune(
             sim,
             seed,
             pruner=_pruner(options.get("pruner")),
             algo=options.get("algo", "tpe"),
-            n_startup=options.get("n_startup", 20),
+            n_startup=tpe_startup(trials) if n_startup == "rule" else n_startup,
             pruned_as=options.get("pruned_as", "partial"),
         )
     elif runner == "fmin":
