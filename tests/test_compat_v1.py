@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tpetune import load_study
 
 FIXTURE = Path(__file__).parent / "fixtures" / "v1_quadratic"
+
+
+def _same_params(got: dict[str, Any], want: dict[str, Any]) -> bool:
+    """The same labels and choices, and floats equal to 1e-12 relative: the same proposals.
+
+    Not bit-equal floats: a log-uniform value can move by one ulp between numpy releases or
+    CPUs (trial 7's lr was 0.004702303664689803 when the fixture was made and came out
+    ...802 with numpy 2.4.6 on 2026-12-02), and nothing else changes."""
+    if got.keys() != want.keys():
+        return False
+    for label, value in want.items():
+        if isinstance(value, float) and not math.isclose(got[label], value, rel_tol=1e-12):
+            return False
+        if not isinstance(value, float) and got[label] != value:
+            return False
+    return True
 
 
 def test_a_schema_1_study_reads_and_resumes_to_what_the_old_release_proposed(
@@ -40,9 +58,9 @@ def test_a_schema_1_study_reads_and_resumes_to_what_the_old_release_proposed(
     assert done.returncode == 0, done.stderr
     expected = json.loads((FIXTURE / "expected_10.json").read_text())
     resumed = load_study(study_dir)
-    assert [(r.tid, r.params) for r in resumed.records] == [
-        (e["tid"], e["params"]) for e in expected
-    ]
+    assert [r.tid for r in resumed.records] == [e["tid"] for e in expected]
+    for record, old_release in zip(resumed.records, expected, strict=True):
+        assert _same_params(record.params, old_release["params"]), (record.tid, record.params)
     assert [r.loss for r in resumed.records] == pytest.approx([e["loss"] for e in expected])
     assert resumed.meta["schema_version"] == 2
 
