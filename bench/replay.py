@@ -72,12 +72,20 @@ STARTUP_RULES: dict[str, Callable[[int], int]] = {
     "max(5, n//10)": lambda n: max(5, n // 10),
     "max(5, min(20, n//5))": lambda n: max(5, min(20, n // 5)),
     "max(5, min(20, n//10))": lambda n: max(5, min(20, n // 10)),
+    "tpetune's tpe_startup": lambda n: _tpe_startup(n),
 }
+
+
+def _tpe_startup(n: int) -> int:
+    from tpetune.algos import tpe_startup
+
+    return tpe_startup(n)
 
 #: Method name -> (runner, options). ``tpe-asha-nN`` (TPE with N start-up trials, ASHA) is
 #: built on demand, and a name ending in ``@small`` runs at the table's small budget.
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
-    # what a new tpetune study gets with no flag: default_pruner() and tpe_startup(max_evals)
+    # what a new study of the table's bundled study gets with no flag: its default pruner
+    # (BundledStudy.default_pruner: median for stock, none for digits), tpe_startup(max_evals)
     "default": ("tpetune", {"pruner": "default", "n_startup": "rule"}),
     # the same with --prune none
     "default-noprune": ("tpetune", {"n_startup": "rule"}),
@@ -123,11 +131,14 @@ def startup_variants(main: int, small: int) -> list[str]:
     return [f"tpe-asha-n{n}" for n in at_main] + [f"tpe-asha-n{n}@small" for n in at_small]
 
 
-def _pruner(name: str | None) -> Any:
-    from tpetune.pruners import ASHAPruner, MedianPruner, default_pruner
+def _pruner(name: str | None, table: str) -> Any:
+    """The pruner a method names; ``default``: that of a new study of the table's study."""
+    from tpetune.bundled import bundled_study
+    from tpetune.pruners import PRUNERS, ASHAPruner, MedianPruner
 
+    if name == "default":
+        return PRUNERS[bundled_study(table).default_pruner]()
     pruners = {
-        "default": default_pruner(),
         "median": MedianPruner(),
         "asha": ASHAPruner(),
         "asha3": ASHAPruner(min_steps=3),
@@ -165,7 +176,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
         replay_sim.run_tpetune(
             sim,
             seed,
-            pruner=_pruner(options.get("pruner")),
+            pruner=_pruner(options.get("pruner"), table_name),
             algo=options.get("algo", "tpe"),
             n_startup=tpe_startup(trials) if n_startup == "rule" else n_startup,
             pruned_as=options.get("pruned_as", "partial"),
