@@ -26,7 +26,7 @@ DEFAULT_MAX_EVALS = 25
 #: Stratified cross-validation folds per trial; the loss is their mean validation loss.
 DEFAULT_FOLDS = 3
 #: No pruning for a new digits study: on the recorded-curves replay every pruner cut the
-#: slow-starting configurations that end best (median rule: final best +11%, p 0.004).
+#: slow-starting configurations that end best (median rule: final best +11%, p 0.001).
 DEFAULT_PRUNER = "none"
 #: Epochs without a better validation loss before a fold stops (best weights are restored).
 DEFAULT_PATIENCE = 4
