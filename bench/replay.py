@@ -81,6 +81,7 @@ def _tpe_startup(n: int) -> int:
 
     return tpe_startup(n)
 
+
 #: Method name -> (runner, options). ``tpe-asha-nN`` (TPE with N start-up trials, ASHA) is
 #: built on demand, and a name ending in ``@small`` runs at the table's small budget.
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -102,6 +103,11 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     # (i) how a pruned trial is shown to TPE: +inf (a missing loss) instead of its best value
     "tpe-asha-inf": ("tpetune", {"pruner": "asha", "pruned_as": "inf"}),
     "tpe-median-inf": ("tpetune", {"pruner": "median", "pruned_as": "inf"}),
+    # (iii) what of Optuna 5's TPE defaults hyperopt's TPE can express: its good/bad split
+    # gamma(n) = min(ceil(0.1 n), 25) (n_startup_trials=10 is question ii; multivariate
+    # and constant_liar have no counterpart in hyperopt's tpe.suggest)
+    "tpe-ogamma": ("tpetune", {"gamma": "optuna"}),
+    "tpe-ogamma-n10": ("tpetune", {"gamma": "optuna", "n_startup": 10}),
 }
 
 #: The methods drawn in the PNGs (the design-question variants only in the tables).
@@ -180,6 +186,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
             algo=options.get("algo", "tpe"),
             n_startup=tpe_startup(trials) if n_startup == "rule" else n_startup,
             pruned_as=options.get("pruned_as", "partial"),
+            gamma=options.get("gamma", "hyperopt"),
         )
     elif runner == "fmin":
         replay_sim.run_fmin(sim, seed)
@@ -463,6 +470,62 @@ def main(argv: list[str] | None = None) -> int:
     return publish(args, settings, results, started)
 
 
+#: (iv) table -> the trial counts at which pruning is compared with not pruning when the
+#: budget is a number of trials (``max_evals``), as in a real study: the bundled study's
+#: default and the table's main budget.
+FIXED_TRIALS: Mapping[str, tuple[int, ...]] = {"digits": (25, 80), "stock": (30,)}
+
+
+def fixed_trials(table_name: str, counts: Sequence[int], seeds: int) -> dict[str, Any]:
+    """(iv): TPE (start-up ``tpe_startup(n)``) with and without the median rule, stopped after
+    ``n`` trials instead of an epoch budget: what pruning costs in final best loss and saves
+    in epochs when a study runs the trials it was asked for. Paired by seed."""
+    from tpetune.algos import tpe_startup
+    from tpetune.pruners import MedianPruner
+
+    table = _table(table_name)
+    out: dict[str, Any] = {}
+    for n in counts:
+        runs: dict[str, list[replay_sim.Sim]] = {}
+        for label, pruner in (("none", None), ("median", MedianPruner())):
+            runs[label] = []
+            for seed in range(seeds):
+                sim = replay_sim.Sim(table, budget=10**9, max_trials=n)
+                replay_sim.run_tpetune(sim, seed, pruner=pruner, n_startup=tpe_startup(n))
+                runs[label].append(sim)
+        none_best = [s.best for s in runs["none"]]
+        med_best = [s.best for s in runs["median"]]
+        ratios = [
+            m.spent / max(x.spent, 1) for x, m in zip(runs["none"], runs["median"], strict=True)
+        ]
+        out[str(n)] = {
+            "final_best_none": common.median(none_best),
+            "final_best_median": common.median(med_best),
+            "median_worse_seeds": sum(
+                m > x + 1e-12 for x, m in zip(none_best, med_best, strict=True)
+            ),
+            "median_better_seeds": sum(
+                m < x - 1e-12 for x, m in zip(none_best, med_best, strict=True)
+            ),
+            "p_final_best": p_value(none_best, med_best),
+            "epochs_ratio_median": common.median(ratios),
+            "epochs_ratio_range": [min(ratios), max(ratios)],
+            "seeds": seeds,
+        }
+    return out
+
+
+def _fixed_lines(fixed: Mapping[str, Any]) -> list[str]:
+    return [
+        f"(iv) {n} trials: median rule / none: epochs {f['epochs_ratio_median']:.2f}x "
+        f"[{f['epochs_ratio_range'][0]:.2f}, {f['epochs_ratio_range'][1]:.2f}]; final best "
+        f"{f['final_best_median']:.5g} vs {f['final_best_none']:.5g} (worse in "
+        f"{f['median_worse_seeds']}/{f['seeds']} seeds, better in {f['median_better_seeds']}, "
+        f"p {f['p_final_best']:.2g})"
+        for n, f in fixed.items()
+    ]
+
+
 def _known(method: str) -> bool:
     try:
         method_spec(method)
@@ -502,12 +565,14 @@ def publish(args: Any, settings: Settings, results: dict[str, Any], started: flo
             "grid_es_epochs": res["grid_es_epochs"],
             "table_best_loss": res["table_best_loss"],
             "mean_trial_epochs": res["mean_trial_epochs"],
+            "fixed_trials": fixed_trials(name, FIXED_TRIALS.get(name, ()), settings.seeds),
         }
         base = common.png_path(args, "replay")
         png = base.with_name(f"{base.stem}_{name}.png")
         shown = [m for m in PLOTTED if m in summary]
         pngs.append(plot(_table(name), res["runs"], shown, png))
-        for line in figures[name]["lines"] + figures[name]["design"]["lines"]:
+        lines = figures[name]["lines"] + figures[name]["design"]["lines"]
+        for line in lines + _fixed_lines(figures[name]["fixed_trials"]):
             print("  " + line)
     met = [
         t["met"] for f in figures.values() for t in f["targets"].values() if t["met"] is not None

@@ -59,6 +59,7 @@ class Sim:
     table: Table
     budget: int
     patience: int = PATIENCE
+    max_trials: int | None = None  # also stop after this many trials (a max_evals budget)
     spent: int = 0
     best: float = math.inf
     trials: int = 0
@@ -68,7 +69,8 @@ class Sim:
 
     @property
     def exhausted(self) -> bool:
-        return self.spent >= self.budget
+        trials_done = self.max_trials is not None and self.trials >= self.max_trials
+        return self.spent >= self.budget or trials_done
 
     def train(self, params: Mapping[str, Any], decide: Decide | None = None) -> Outcome:
         """Replay one trial: its state (ok, pruned or fail), loss and the curve it ran.
@@ -157,13 +159,18 @@ def run_tpetune(
     algo: str = "tpe",
     n_startup: int = 20,
     pruned_as: str = "partial",
+    gamma: str = "hyperopt",
     cache_posterior: bool = True,
 ) -> Sim:
     """tpetune's serial driver loop in miniature: propose, replay, record, repeat.
 
     Proposals come from ``tpe.suggest(n_startup_jobs=n_startup)`` (or ``rand.suggest``) with
     the seed ``derive_seed(seed, tid)``; ``pruner`` is a :mod:`tpetune.pruners` object or None.
-    ``cache_posterior`` only makes it faster (see :func:`_posterior_cached`).
+    ``gamma="optuna"`` gives TPE Optuna's split of good and bad trials, ``min(ceil(0.1 n),
+    25)`` of ``n``, instead of hyperopt's ``min(ceil(0.25 sqrt(n)), 25)``: hyperopt takes
+    ``ceil(gamma * sqrt(n))``, so ``gamma = 0.1 sqrt(n)`` per proposal expresses it (25 is
+    hyperopt's cap too). ``cache_posterior`` only makes it faster (see
+    :func:`_posterior_cached`).
     """
     import functools
 
@@ -176,6 +183,13 @@ def run_tpetune(
         if algo == "rand"
         else functools.partial(tpe.suggest, n_startup_jobs=n_startup, verbose=False)
     )
+    if gamma == "optuna" and algo != "rand":
+        hyperopt_suggest = suggest
+
+        def suggest(new_ids: list[int], domain: Any, trials: Any, seed: int) -> Any:
+            n = sum(t["result"].get("status") == "ok" for t in trials.trials)
+            return hyperopt_suggest(new_ids, domain, trials, seed, gamma=0.1 * math.sqrt(n))
+
     domain = Domain(lambda _: 0.0, hyperopt_space(sim.table))
     trials, board = Trials(), MemoryBoard()
     with _posterior_cached() if cache_posterior else contextlib.nullcontext():
