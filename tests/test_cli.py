@@ -277,3 +277,18 @@ def test_cli_reference_in_docs_is_in_sync() -> None:
     assert doc.read_text() == cli_reference(), (
         "docs/cli.md is stale: regenerate it with the command at its top"
     )
+
+
+def test_messages_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's log handler follows sys.stderr: one made while another stream was stderr (an
+    earlier main() under a test's capture, or in a notebook) must not write there later."""
+    import io
+
+    from tpetune import cli
+
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    cli._setup_logging()
+    monkeypatch.setattr(sys, "stderr", second)
+    cli.log.warning("warning: where does this go")
+    assert "where does this go" in second.getvalue() and first.getvalue() == ""

@@ -235,10 +235,24 @@ def _stdout_reader_left() -> bool:
         return False
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record is logged, not as it was when the
+    handler was made (a test's capture, a notebook or a caller may replace it between calls
+    of :func:`main`), as the standard library's last-resort handler does."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def _setup_logging() -> None:
     # Our own logger only: hyperopt logs every TPE step at INFO on its loggers.
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
