@@ -13,6 +13,9 @@ from hyperopt import hp, rand
 import tpetune
 
 HAVE_JAVA = bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
+#: One xdist process runs every Spark test in turn: two JVMs at once would compete for the
+#: standalone cluster's one worker and the machine's memory.
+pytestmark = pytest.mark.xdist_group("spark")
 
 
 def objective(p: dict[str, Any]) -> dict[str, Any]:

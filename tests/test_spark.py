@@ -26,6 +26,9 @@ from tpetune import (
 from tpetune.context import current_trial
 
 HAVE_JAVA = bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
+#: One xdist process runs every Spark test in turn: two JVMs at once would compete for the
+#: standalone cluster's one worker and the machine's memory.
+pytestmark = pytest.mark.xdist_group("spark")
 SPACE = {"x": hp.uniform("x", -5, 5), "opt": hp.choice("opt", ["sgd", "adam"])}
 
 
