@@ -32,7 +32,7 @@ this project's 2-core CPU (shared with other jobs), TensorFlow 2.21 / Keras 3, s
   this size is Keras' per-epoch overhead more than arithmetic;
 - :data:`~tpetune.digits.DEFAULT_MAX_EVALS` = 25 trials, with the final retrain and test
   report, took 3 min 49 s on a quiet 2-core machine (2026-12-02, no pruning, the digits
-  default; 7.4 minutes on a busier one with median pruning), inside the 5–10 minute target.
+  default; 7.4 minutes on a busier one with median pruning); the target was 5–10 minutes.
   (A new study's TPE samples its first ``tpe_startup(25)`` = 12 trials at random.)
 """
 
