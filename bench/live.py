@@ -175,21 +175,16 @@ def run_fmin(st: StudySetting, seed: int) -> common.Run:
 
 
 class _SearchOnly:
-    """A bundled study without its final test report (bare fmin has none to match)."""
+    """A bundled study without its final test report (bare fmin has none to match); every
+    other attribute is the bundle's own."""
 
     report_files: tuple[str, ...] = ()
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.name = inner.name
-        self.default_space = inner.default_space
-        self.default_max_evals = inner.default_max_evals
-        self.default_pruner = inner.default_pruner
-        self.settings = inner.settings
-        self.make_objective = inner.make_objective
-        self.validate = inner.validate
-        self.format_summary = inner.format_summary
-        self.extra_plots = inner.extra_plots
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     def final_report(self, objective: Any, best: Any, **_: Any) -> dict[str, Any]:
         return {}

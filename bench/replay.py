@@ -65,6 +65,13 @@ QUICK = Settings(
     jobs=1,  # a worker pool's start-up would cost more than these replays
 )
 
+
+def _tpe_startup(n: int) -> int:
+    from tpetune.algos import tpe_startup
+
+    return tpe_startup(n)
+
+
 #: n_startup_jobs rules for a study of ``n`` trials (question ii); 20 is hyperopt's default.
 STARTUP_RULES: dict[str, Callable[[int], int]] = {
     "20 (hyperopt)": lambda n: 20,
@@ -72,14 +79,8 @@ STARTUP_RULES: dict[str, Callable[[int], int]] = {
     "max(5, n//10)": lambda n: max(5, n // 10),
     "max(5, min(20, n//5))": lambda n: max(5, min(20, n // 5)),
     "max(5, min(20, n//10))": lambda n: max(5, min(20, n // 10)),
-    "tpetune's tpe_startup": lambda n: _tpe_startup(n),
+    "tpetune's tpe_startup": _tpe_startup,
 }
-
-
-def _tpe_startup(n: int) -> int:
-    from tpetune.algos import tpe_startup
-
-    return tpe_startup(n)
 
 
 #: Method name -> (runner, options). ``tpe-asha-nN`` (TPE with N start-up trials, ASHA) is
