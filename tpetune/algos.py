@@ -69,6 +69,15 @@ def _grid(options: Mapping[str, Any], space: Any) -> Suggest:
     return GridSearch(space)
 
 
+def _mix(options: Mapping[str, Any], space: Any) -> Suggest:
+    from hyperopt import mix
+
+    p_suggest = [
+        (float(p), resolve(name, opts, space=space)) for p, name, opts in options["p_suggest"]
+    ]
+    return functools.partial(mix.suggest, p_suggest=p_suggest)
+
+
 class Algo(NamedTuple):
     """One algorithm: how to build its suggest function and which knobs it takes."""
 
@@ -82,8 +91,11 @@ ALGO_TABLE: dict[str, Algo] = {
     "anneal": Algo(_anneal),
     "atpe": Algo(_atpe),
     "grid": Algo(_grid),
+    # hyperopt's mix.suggest: p_suggest = [[probability, algo name, its options], ...]
+    "mix": Algo(_mix, ("p_suggest",)),
 }
-ALGOS = tuple(ALGO_TABLE)
+#: The names a user picks by name alone (``mix`` needs its list of algorithms: library only).
+ALGOS = tuple(name for name in ALGO_TABLE if name != "mix")
 
 
 def check(name: str, options: Mapping[str, Any] | None = None) -> None:
@@ -95,6 +107,9 @@ def check(name: str, options: Mapping[str, Any] | None = None) -> None:
     options = dict(options or {})
     if name not in ALGO_TABLE:
         raise ConfigError(f"unknown Search(algo={name!r}): choose one of {', '.join(ALGOS)}")
+    if name == "mix":
+        _check_mix(options)
+        return
     known = ALGO_TABLE[name].options
     unknown = sorted(set(options) - set(known))
     if unknown and not known:
@@ -116,6 +131,20 @@ def resolve(name: str, options: Mapping[str, Any] | None = None, *, space: Any =
     """
     check(name, options)
     return ALGO_TABLE[name].build(dict(options or {}), space)
+
+
+def _check_mix(options: Mapping[str, Any]) -> None:
+    entries = options.get("p_suggest")
+    form = "[[probability, algo name, {its options}], ...]"
+    if set(options) != {"p_suggest"} or not isinstance(entries, list | tuple) or not entries:
+        raise ConfigError(f"Search(algo='mix') needs options={{'p_suggest': {form}}}")
+    for entry in entries:
+        if not isinstance(entry, list | tuple) or len(entry) != 3 or entry[1] == "mix":
+            raise ConfigError(f"mix p_suggest entry {entry!r} is not [probability, algo, options]")
+        check(entry[1], entry[2])
+    total = sum(float(entry[0]) for entry in entries)
+    if abs(total - 1.0) > 1e-5:  # numpy.isclose, as mix.suggest checks
+        raise ConfigError(f"mix p_suggest probabilities must sum to 1; got {total}")
 
 
 def _check_tpe(options: Mapping[str, Any]) -> None:

@@ -53,9 +53,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tpetune.errors import ConfigError
-from tpetune.fmin_args import algo_spec, default_study_dir, study_seed
+from tpetune.fmin_args import algo_spec, default_study_dir, rstate_stream
 from tpetune.fmin_trials import EarlyStop, fill_trials
+from tpetune.seeding import first_draw, generator_state, state_from_json
 from tpetune.space import Space
 from tpetune.store import Store, TrialRecord
 
@@ -115,8 +118,6 @@ def fmin(
     from tpetune.options import Search, StopRules
     from tpetune.tuning import tune
 
-    if pass_expr_memo_ctrl:
-        raise ConfigError("tpetune.fmin does not support pass_expr_memo_ctrl: call fn(params)")
     validate_timeout(timeout)
     validate_loss_threshold(loss_threshold)
     if space == "annotated":
@@ -127,16 +128,24 @@ def fmin(
             raise ConfigError("fmin needs max_evals (or timeout, loss_threshold, early_stop_fn)")
         max_evals = UNBOUNDED
     tspace = _space(fn, space)
-    seed = study_seed(rstate)
+    domain = None
+    if pass_expr_memo_ctrl or getattr(fn, "fmin_pass_expr_memo_ctrl", False):
+        from hyperopt.base import Domain
+
+        domain = Domain(fn, space, pass_expr_memo_ctrl=True)
+    stream = rstate_stream(rstate)
+    seed = None if stream is None else first_draw(stream)
     points = [tspace.params(p) for p in points_to_evaluate or ()] if trials is None else []
     points += _new_points(trials, tspace)
     if study_dir is None:
         study_dir = default_study_dir(fn, tspace, seed, name, options, points)
     study_dir = Path(study_dir)
+    if stream is None and not Store.exists(study_dir):  # hyperopt: fresh entropy; here a
+        stream = generator_state(np.random.default_rng(0))  # stream a re-run can resume
     _take_trials(trials, trials_save_file, tspace, study_dir, seed, name, options)
     from tpetune.models import DEFAULT_KEEP
 
-    capture = _Capture(fn, raise_errors=not catch_eval_exceptions)
+    capture = _Capture(fn, raise_errors=not catch_eval_exceptions, domain=domain)
     callbacks: list[Any] = [capture.stop_on_error]
     if early_stop_fn is not None:
         stopper = EarlyStop(early_stop_fn, tspace.labels)
@@ -153,8 +162,9 @@ def fmin(
             capture,
             tspace,
             study_dir=study_dir,
-            max_evals=max_evals,
-            search=Search(algo=name, seed=seed, options=options, points=points),
+            # hyperopt evaluates the points, then max_evals proposals
+            max_evals=max_evals + len(points),
+            search=Search(algo=name, options=options, points=points, stream=stream),
             stop=StopRules(
                 timeout=timeout,
                 loss_threshold=loss_threshold,
@@ -165,10 +175,26 @@ def fmin(
             progress=bool(verbose and show_progressbar),
             keep_models=DEFAULT_KEEP if keep_models is None else keep_models,
         )
+    _advance(rstate, study_dir)
     result = _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
     if capture.error is not None:
         raise capture.error
     return result
+
+
+def _advance(rstate: Any, study_dir: Path) -> None:
+    """Leave the caller's ``rstate`` where hyperopt.fmin would: one draw per proposal of
+    the study so far (a script that reuses it for a second fmin call then gets hyperopt's
+    seeds there too)."""
+    if not isinstance(rstate, np.random.Generator) or not Store.exists(study_dir):
+        return
+    store = Store.open(study_dir, readonly=True)
+    try:
+        meta = store.meta()
+    finally:
+        store.close()
+    if meta.get("seed_stream") == generator_state(rstate) and "seed_stream_state" in meta:
+        rstate.bit_generator.state = state_from_json(meta["seed_stream_state"])
 
 
 def _executor_for(trials: Any) -> Any:
@@ -239,10 +265,13 @@ class _Capture:
     ``raise_errors`` (hyperopt's ``catch_eval_exceptions=False``), stops the run through
     :meth:`stop_on_error` so that :func:`fmin` re-raises it, as hyperopt.fmin does."""
 
-    def __init__(self, fn: Callable[..., Any], *, raise_errors: bool = True) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], *, raise_errors: bool = True, domain: Any = None
+    ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.raise_errors = raise_errors
+        self.domain = domain  # hyperopt's Domain when fn takes (expr, memo, ctrl)
         self.results: dict[int, Any] = {}
         self.errors: dict[int, BaseException] = {}
         self.error: BaseException | None = None
@@ -252,15 +281,31 @@ class _Capture:
 
         ctx = current_trial()
         try:
-            result = self.fn(params)
+            result = self._call(params, ctx)
         except Exception as exc:
             if ctx is not None:
                 self.errors[ctx.tid] = exc
             raise
         if ctx is not None:
             self.results[ctx.tid] = result
-        if isinstance(result, Mapping) and "attachments" in result:
-            result = {k: v for k, v in result.items() if k != "attachments"}
+        return result
+
+    def _call(self, params: Any, ctx: Any) -> Any:
+        """``fn(params)``, or as hyperopt's Domain calls a ``pass_expr_memo_ctrl`` function:
+        ``fn(expr=..., memo=..., ctrl=...)``, whose ``ctrl.attachments`` join the result's."""
+        if self.domain is None:
+            return self.fn(params)
+        from tpetune.fmin_trials import TrialCtrl
+
+        vals = dict(ctx.vals) if ctx is not None and ctx.vals is not None else {}
+        ctrl = TrialCtrl(ctx.tid if ctx is not None else -1, vals, ctx and ctx.study_dir)
+        memo = self.domain.memo_from_config(vals)
+        result = self.fn(expr=self.domain.expr, memo=memo, ctrl=ctrl)
+        written = ctrl.written()
+        if written:  # hyperopt writes the returned attachments after ctrl's
+            if not isinstance(result, Mapping):
+                result = {"loss": float(result), "status": "ok"}
+            result = {**result, "attachments": {**written, **(result.get("attachments") or {})}}
         return result
 
     def stop_on_error(self, trials: Any, record: TrialRecord) -> str | None:

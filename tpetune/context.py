@@ -34,6 +34,9 @@ class TrialContext:
         notes: what the trial reports back besides its return value; the Keras pruning
             callback sets ``notes["pruned_at_epoch"]`` so the trial is recorded ``pruned``
             without the objective having to say so.
+        vals: the trial's point in hyperopt's flat form (label -> value, choices as indices),
+            for objectives that evaluate the space themselves (hyperopt's
+            ``fmin_pass_expr_memo_ctrl``); ``None`` outside the driver.
         reference: a snapshot of the study's finished curves and rung values, shipped with the
             trial when it runs where the study folder may not exist (a Spark executor on
             another node): ``{"curves": [[...], ...], "rungs": {rung: {tid: [pruned, value]}}}``.
@@ -46,6 +49,7 @@ class TrialContext:
     pruner: dict[str, Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] | None = None
+    vals: dict[str, Any] | None = None
 
     @property
     def workdir(self) -> Path | None:

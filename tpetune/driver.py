@@ -5,7 +5,8 @@ run objectives. Rules it keeps:
 
 - every trial is stored ``running`` before it is dispatched and committed before hyperopt's
   ``Trials`` sees its result;
-- each proposal is seeded from (study seed, trial id), and the ``Trials`` documents are built
+- each proposal is seeded from (study seed, trial id), or drawn from hyperopt.fmin's seed
+  stream (:mod:`tpetune.seeding`), and the ``Trials`` documents are built
   from store records by :func:`tpetune.study.hyperopt_doc`, the function a resume uses too;
 - a trial left ``running`` by a crash is re-run first, with the same params;
 - failures are recorded and the search goes on, up to ``max_failures`` in a row.
@@ -46,12 +47,17 @@ class Driver:
         pruner: dict[str, Any] | None,
         point_vals: list[dict[str, Any]],
         callbacks: Sequence[Callback] = (),
+        stream: dict[str, Any] | None = None,
     ) -> None:
         from hyperopt import Trials
+
+        from tpetune.seeding import SeedStream
 
         self.store, self.space, self.suggest = store, space, suggest
         self.seed, self.rules, self.pruner = seed, rules, pruner
         self.point_vals, self.callbacks = point_vals, list(callbacks)
+        # hyperopt.fmin's seeding: one draw per proposal, the position stored with the trial
+        self.stream = None if stream is None else SeedStream(stream)
         self.labels = space.labels
         records = store.records()
         self.rerun = [r for r in records if r.state is TrialState.RUNNING]
@@ -120,7 +126,8 @@ class Driver:
             if self._stale:
                 self.trials.refresh()
                 self._stale = False
-            docs = self.suggest([tid], self.space.domain, self.trials, derive_seed(self.seed, tid))
+            seed = self.stream.draw() if self.stream else derive_seed(self.seed, tid)
+            docs = self.suggest([tid], self.space.domain, self.trials, seed)
             if not docs:
                 return None  # the algorithm has nothing left (grid exhausted)
             vals = {k: _plain(v[0]) for k, v in docs[0]["misc"]["vals"].items() if v}
@@ -186,7 +193,8 @@ class Driver:
         record: TrialRecord,
         args: Any,
     ) -> None:
-        self.store.begin_trial(record)
+        position = {"seed_stream_state": self.stream.state()} if self.stream else None
+        self.store.begin_trial(record, meta=position)  # with the stream's position, atomically
         self._set_doc(record)
         inflight[record.tid] = record
         ctx = TrialContext(
@@ -194,6 +202,7 @@ class Driver:
             derive_seed(self.seed, record.tid, "objective"),
             self.store.study_dir,
             self.pruner,
+            vals=record.vals,
         )
         executor.submit(Job(record.tid, args, ctx))
 
@@ -216,7 +225,9 @@ class Driver:
             finished=outcome.finished,
             duration_s=round(outcome.finished - outcome.started, 6),
         )
-        self.store.finish_trial(final, meta={"elapsed_s": self.elapsed()})
+        self.store.finish_trial(
+            final, meta={"elapsed_s": self.elapsed()}, attachments=outcome.attachments
+        )
         self._set_doc(final)
         self.done.append(final)
         if final.finished_ok and final.loss is not None:

@@ -26,7 +26,7 @@ from tpetune.space import jsonable
 from tpetune.store import TrialState
 
 Objective = Callable[[Any], Any]
-_KNOWN_KEYS = {"loss", "status", "pruned", "curves", "metrics", "error"}
+_KNOWN_KEYS = {"loss", "status", "pruned", "curves", "metrics", "error", "attachments"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Outcome:
     finished: float = 0.0
     contract_error: bool = False
     steps: list[list[Any]] = field(default_factory=list)  # reported where no store was seen
+    attachments: dict[str, bytes | str] = field(default_factory=dict)  # tpetune/attachments.py
 
 
 def run_trial(objective: Objective, job: Job) -> Outcome:
@@ -112,7 +113,19 @@ def _pruned_result(curve: list[float], monitor: str) -> dict[str, Any]:
 
 
 def interpret(raw: Any) -> Outcome:
-    """Turn an objective's return value into an :class:`Outcome` (times left at 0)."""
+    """Turn an objective's return value into an :class:`Outcome` (times left at 0); a
+    dict's ``attachments`` (name -> bytes/str, as hyperopt's) travel with it to the store."""
+    outcome = _interpret(raw)
+    if isinstance(raw, Mapping) and raw.get("attachments") is not None:
+        from dataclasses import replace
+
+        from tpetune.attachments import storable
+
+        outcome = replace(outcome, attachments=storable(raw["attachments"]))
+    return outcome
+
+
+def _interpret(raw: Any) -> Outcome:
     if isinstance(raw, Mapping):
         status = raw.get("status", "ok")
         curves = {str(k): [float(x) for x in v] for k, v in (raw.get("curves") or {}).items()}

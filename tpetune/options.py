@@ -35,6 +35,11 @@ class Search:
             a new study, so a resume proposes exactly what it did. For TPE, ``n_startup_jobs``
             defaults to :func:`tpetune.algos.tpe_startup` of the study's ``max_evals``.
         points: param dicts (label -> value) evaluated first, as the study's first trials.
+        stream: hyperopt.fmin's seeding instead of per-trial seeds: the JSON state of a numpy
+            generator (:func:`tpetune.seeding.generator_state`) from which each proposal's
+            seed is drawn as ``hyperopt.fmin`` draws it; its position is stored with every
+            proposal, so a resume continues the stream (:mod:`tpetune.seeding`). Stored with
+            a new study; ``None``: per-trial seeds from (``seed``, trial id).
     """
 
     algo: str | None = None
@@ -42,6 +47,7 @@ class Search:
     seed: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     points: Sequence[Mapping[str, Any]] = ()
+    stream: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.algo is not None:
@@ -57,6 +63,13 @@ class Search:
             raise ConfigError(
                 "Search(points=...) must be a list of param dicts (label -> value); "
                 f"got {self.points!r}"
+            )
+        if self.stream is not None and (
+            not isinstance(self.stream, Mapping) or "bit_generator" not in self.stream
+        ):
+            raise ConfigError(
+                "Search(stream=...) must be a generator state from "
+                f"tpetune.seeding.generator_state(rng); got {self.stream!r}"
             )
 
 

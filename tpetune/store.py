@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from tpetune._sqlite import connect_reader, connect_writer, damaged
+from tpetune.attachments import SCHEMA as ATTACHMENTS_SCHEMA
+from tpetune.attachments import Attachment, AttachmentsMixin
 from tpetune.errors import StoreError, StudyInUseError, from_os_error
 from tpetune.steps import StepsMixin
 
@@ -73,6 +75,8 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (tid, step)
 );
 """
+# hyperopt's trial attachments (tpetune/attachments.py): additive, no schema version of its own
+_SCHEMA += ATTACHMENTS_SCHEMA
 
 
 class TrialState(enum.StrEnum):
@@ -106,7 +110,7 @@ class TrialRecord:
         return self.state is TrialState.OK and self.loss is not None
 
 
-class Store(StepsMixin):
+class Store(StepsMixin, AttachmentsMixin):
     """Read and write one study database. Use :meth:`create` or :meth:`open`."""
 
     def __init__(self, study_dir: Path, conn: sqlite3.Connection, *, readonly: bool) -> None:
@@ -210,9 +214,11 @@ class Store(StepsMixin):
             )
 
     # -- trials ----------------------------------------------------------------------------
-    def begin_trial(self, record: TrialRecord) -> None:
-        """Store a trial as ``running`` (or replace a stale ``running`` row being re-run)."""
+    def begin_trial(self, record: TrialRecord, *, meta: Mapping[str, Any] | None = None) -> None:
+        """Store a trial as ``running`` (or replace a stale ``running`` row being re-run),
+        with optional meta updates in the same transaction."""
         with self._conn:
+            self._put_meta(meta)
             self._conn.execute(
                 "INSERT OR REPLACE INTO trials(tid, state, loss, vals, params, args, started) "
                 "VALUES (?, 'running', NULL, ?, ?, ?, ?)",
@@ -225,8 +231,15 @@ class Store(StepsMixin):
                 ),
             )
 
-    def finish_trial(self, record: TrialRecord, *, meta: Mapping[str, Any] | None = None) -> None:
-        """Commit a finished trial (and optional meta updates) in one transaction."""
+    def finish_trial(
+        self,
+        record: TrialRecord,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        attachments: Mapping[str, Attachment] | None = None,
+    ) -> None:
+        """Commit a finished trial (and optional meta updates and attachments) in one
+        transaction."""
         if record.state is TrialState.RUNNING:
             raise ValueError("finish_trial needs a final state")
         with self._conn:
@@ -248,8 +261,15 @@ class Store(StepsMixin):
                 self._conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (k, json.dumps(v))
                 )
+            self._put_attachments(record.tid, attachments)
         if time.monotonic() - self._last_sync >= SYNC_INTERVAL_S:
             self.sync()
+
+    def _put_meta(self, meta: Mapping[str, Any] | None) -> None:
+        for k, v in (meta or {}).items():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (k, json.dumps(v))
+            )
 
     def sync(self) -> None:
         """fsync the write-ahead log: what is committed now survives power loss."""

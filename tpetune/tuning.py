@@ -6,8 +6,9 @@ pieces (the space's ``Domain``, ``Trials`` documents, the ``suggest`` algorithms
 :class:`tpetune.driver.Driver`, and adds:
 
 - every trial is committed to the store before hyperopt sees its result;
-- each proposal is seeded from (study seed, trial id), so a serial study killed and resumed
-  any number of times proposes exactly what an uninterrupted one would;
+- each proposal is seeded from (study seed, trial id), or from hyperopt.fmin's seed stream whose
+  position is stored with every trial (``Search(stream=...)``, :mod:`tpetune.seeding`), so a
+  serial study killed and resumed any number of times proposes what an uninterrupted one would;
 - what decides proposals and pruning (algorithm, its knobs, seed, pruner) is stored with a
   new study and must match on resume;
 - budgets (``max_evals`` total, cumulative ``timeout``) and stop rules hold across resumes.
@@ -134,6 +135,7 @@ def tune(
                 pruner=meta.get("pruner"),
                 point_vals=point_vals,
                 callbacks=[*callbacks, retention],
+                stream=meta.get("seed_stream_state") if meta.get("seed_stream") else None,
             )
             reason = driver.run(max_evals, (executor or Serial()).build(objective), progress)
             records = store.records()
@@ -167,13 +169,22 @@ def new_study_meta(
     if algo == "tpe":
         options.setdefault("n_startup_jobs", algos.tpe_startup(max_evals))
     algos.resolve(algo, options, space=space)  # validate before creating anything
+    seed = search.seed
+    stream: dict[str, Any] = {}
+    if search.stream is not None:  # hyperopt.fmin's seeding (tpetune.seeding)
+        stream = {"seed_stream": dict(search.stream), "seed_stream_state": dict(search.stream)}
+        if seed is None:
+            from tpetune.seeding import first_draw
+
+            seed = first_draw(dict(search.stream))
     return {
+        **stream,
         "fingerprint": space.fingerprint,
         "space": space.describe(),
         "space_source": space.source,
         "algo": algo,
         "algo_options": options,
-        "seed": 0 if search.seed is None else int(search.seed),
+        "seed": 0 if seed is None else int(seed),
         "pruner": (pruner or default_pruner()).to_json(),
         "max_evals": max_evals,
         "timeout": timeout,
@@ -244,6 +255,11 @@ def _check_same_search(
                 f"study {study_dir} was made with {name} {meta.get(name)!r}, not {given!r}: "
                 f"leave Search({name}=...) unset to resume it, {hint}"
             )
+    if search.stream is not None and meta.get("seed_stream", search.stream) != search.stream:
+        raise ConfigError(
+            f"study {study_dir} was made with another rstate (its seed stream starts "
+            f"elsewhere): pass the generator it was made with, or none to resume it, {hint}"
+        )
     stored_options = meta.get("algo_options")
     if stored_options is not None:
         for key, value in search.options.items():
