@@ -44,8 +44,44 @@ def _rows(study_dir: Path) -> list[tuple[int, int, float, int | None, float | No
 def test_outside_a_study_report_does_nothing_and_should_prune_is_false() -> None:
     assert objective({"x": 0.3}) == pytest.approx(1.0 / EPOCHS)
     assert tpetune.should_prune() is False
-    with pytest.raises(tpetune.ConfigError, match="step=.*positive integer"):
-        tpetune.report(0, 1.0)
+    tpetune.report(0, 1.0)  # step 0 is a step (Keras and Optuna count epochs from 0)
+    with pytest.raises(tpetune.ConfigError, match="step=.*non-negative integer"):
+        tpetune.report(-1, 1.0)
+
+
+def zero_based(params: dict[str, float]) -> float:
+    """:func:`objective` reporting epochs counted from 0, as Optuna users and Keras do."""
+    value = 0.0
+    for epoch in range(EPOCHS):
+        value = (params["x"] - 0.3) ** 2 + 1.0 / (epoch + 1)
+        tpetune.report(epoch, value)
+        if tpetune.should_prune():
+            raise tpetune.TrialPruned()
+    return value
+
+
+@pytest.mark.parametrize("pruner", [ASHAPruner(), MedianPruner(warmup_trials=3, warmup_steps=2)])
+def test_steps_from_0_prune_exactly_as_steps_from_1(tmp_path: Path, pruner: Any) -> None:
+    """The pruners count the values reported as the steps done, so reporting epoch 0, 1, ...
+    decides (rungs, warm-up, median reference) exactly as reporting 1, 2, ... does."""
+    studies = {}
+    for name, fn in (("one", objective), ("zero", zero_based)):
+        studies[name] = tpetune.tune(
+            fn,
+            SPACE,
+            study_dir=tmp_path / name,
+            max_evals=15,
+            search=Search(seed=3),
+            pruner=pruner,
+            progress=False,
+        )
+    one, zero = studies["one"].records, studies["zero"].records
+    assert [r.state for r in one] == [r.state for r in zero]
+    assert TrialState.PRUNED in [r.state for r in one]
+    assert [r.loss for r in one] == [r.loss for r in zero]
+    rows_one, rows_zero = _rows(tmp_path / "one"), _rows(tmp_path / "zero")
+    assert [(t, s - 1, *rest) for t, s, *rest in rows_one] == rows_zero  # labels shift only
+    assert min(s for _, s, *_ in rows_zero) == 0
 
 
 def test_asha_prunes_a_plain_objective_through_the_library(tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ study, a worker process and a Spark executor all apply exactly the same pruner.
 
 ``decide(tid, step, curve, board)`` is called each time the trial reports a value:
 
-- ``step`` is the number of steps (epochs) done, 1-based; ``curve`` holds the trial's values
-  so far, ``curve[-1]`` being the one at ``step``. Lower is better.
+- ``step`` is the number of steps (epochs) done, 1-based: the number of values the trial
+  reported so far, whatever labels it reported them under (:func:`tpetune.report` takes any
+  non-negative step); ``curve`` holds those values in step order, ``curve[-1]`` the latest.
+  Lower is better.
 - ``board`` is what the pruner may know of the rest of the study (:class:`Board`): the
   finished trials' curves and the values recorded at each rung.
 - It returns a :class:`Decision`. When ``Decision.rung`` is set the caller records the rung

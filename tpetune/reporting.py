@@ -2,7 +2,7 @@
 
 Inside a trial (Optuna's ``trial.report`` / ``trial.should_prune`` being the model)::
 
-    for epoch in range(1, epochs + 1):
+    for epoch in range(epochs):              # steps: any non-negative integers, rising
         loss = train_one_epoch()
         tpetune.report(epoch, loss)          # stored as the trial's curve, step by step
         if tpetune.should_prune():           # the study's pruner decided at that step
@@ -10,11 +10,15 @@ Inside a trial (Optuna's ``trial.report`` / ``trial.should_prune`` being the mod
     return loss
 
 Contract:
-- ``report(step, value)`` stores ``value`` at ``step`` (1-based, e.g. epochs done) of the
-  current trial and asks the study's pruner, in one store transaction when the trial can see
+- ``report(step, value)`` stores ``value`` at ``step`` (any non-negative integer: an epoch
+  counted from 0 as Keras and Optuna do, or epochs done counted from 1) of the current trial
+  and asks the study's pruner, in one store transaction when the trial can see
   the study folder (serially, in workers, on Spark on this machine); where it cannot (a Spark
   executor elsewhere) the pruner decides from the snapshot shipped with the trial and the
   steps travel back with the outcome. Reporting a step again replaces its value.
+- The pruner judges the trial's values in step order and counts the steps done as the values
+  reported so far (the first report is one step done), so 0-based and 1-based reporting
+  decide alike; ASHA rungs and the median rule's warm-up count reports, not step labels.
 - ``should_prune()`` is the decision taken at the latest reported step.
 - Outside a study both are harmless: ``report`` does nothing and ``should_prune`` is False.
 - A re-run of a trial left ``running`` by a crash starts from the steps stored before it
@@ -75,7 +79,8 @@ class StepLog:
     def curve(self) -> list[float]:
         """The values up to the latest step reported in this attempt: a re-run that started
         over (no checkpoint) makes later steps stored by the crashed attempt obsolete."""
-        return [self.values[s] for s in sorted(self.values) if s <= (self.latest or s)]
+        latest = self.latest
+        return [self.values[s] for s in sorted(self.values) if latest is None or s <= latest]
 
     def report(self, step: int, value: float) -> Decision:
         self._connect()
@@ -91,7 +96,7 @@ class StepLog:
             decision = Decision(False)
             if pruner is not None:
                 board = self._board or MemoryBoard()
-                decision = pruner.decide(self.ctx.tid, step, curve, board)
+                decision = pruner.decide(self.ctx.tid, len(curve), curve, board)
                 board.record(self.ctx.tid, decision)
             self.shipped.append([step, value, decision.rung, decision.value, decision.prune])
         self.last = decision or Decision(False)
@@ -140,10 +145,12 @@ def report(step: int, value: float) -> None:
     """Record ``value`` at ``step`` of the current trial (see the module docstring).
 
     Raises:
-        ConfigError: ``step`` is not a positive integer or ``value`` not a number.
+        ConfigError: ``step`` is not a non-negative integer or ``value`` not a number.
     """
-    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
-        raise ConfigError(f"tpetune.report(step=...) must be a positive integer; got {step!r}")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ConfigError(
+            f"tpetune.report(step=...) must be a non-negative integer (0, 1, 2, ...); got {step!r}"
+        )
     try:
         number = float(value)
     except (TypeError, ValueError):

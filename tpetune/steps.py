@@ -52,8 +52,9 @@ class StepsMixin:
                 (tid, step, stored),
             )
             decision = None
-            if pruner is not None:
-                decision = pruner.decide(tid, step, curve, StepBoard(self, finished))
+            if pruner is not None:  # steps done = values reported (0- and 1-based alike)
+                done = len(curve) if curve else step
+                decision = pruner.decide(tid, done, curve, StepBoard(self, finished))
             if decision is not None and decision.rung is not None:
                 rung_value = decision.value
                 if rung_value is not None and math.isnan(rung_value):

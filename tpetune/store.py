@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE TABLE IF NOT EXISTS steps (
     tid        INTEGER NOT NULL,
-    step       INTEGER NOT NULL,         -- 1-based: epochs (or other steps) done
+    step       INTEGER NOT NULL,         -- as reported: any non-negative integer
     value      REAL,                     -- the reported value (NULL for NaN)
     rung       INTEGER,                  -- set when a rung decision was made at this step
     rung_value REAL,                     -- the value judged at the rung (best so far)
