@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +11,10 @@ import numpy as np
 import pytest
 from hyperopt import Trials, anneal, hp, rand, space_eval, tpe
 from hyperopt.early_stop import no_progress_loss
+from hyperopt.fmin import generate_trials_to_calculate
 from hyperopt.pyll import scope
 
 import tpetune
-from tpetune.context import derive_seed
 from tpetune.errors import ConfigError
 from tpetune.fmin_args import algo_spec, study_seed
 
@@ -43,15 +41,6 @@ def objective(p: dict[str, Any]) -> dict[str, Any]:
     return {"loss": loss + (0.2 if p["optimizer"] == "sgd" else 0.0), "status": "ok", "x": p["x"]}
 
 
-def seeded(algo: Any, seed: int) -> Any:
-    """``algo`` with tpetune's per-trial seeds: hyperopt.fmin then proposes what tpetune does."""
-
-    def suggest(new_ids: list[int], domain: Any, trials: Any, _seed: int) -> Any:
-        return algo(new_ids, domain, trials, derive_seed(seed, new_ids[0]))
-
-    return suggest
-
-
 def same_trials(a: Trials, b: Trials) -> None:
     assert [t["tid"] for t in a.trials] == [t["tid"] for t in b.trials]
     assert [t["misc"]["vals"] for t in a.trials] == [t["misc"]["vals"] for t in b.trials]
@@ -61,37 +50,177 @@ def same_trials(a: Trials, b: Trials) -> None:
     assert a.best_trial["tid"] == b.best_trial["tid"]
 
 
-@pytest.mark.parametrize(
-    "algo",
-    [tpe.suggest, rand.suggest, anneal.suggest, functools.partial(tpe.suggest, n_startup_jobs=5)],
-    ids=["tpe", "rand", "anneal", "tpe-partial"],
+MIX = functools.partial(
+    hyperopt.mix.suggest,
+    p_suggest=[(0.2, rand.suggest), (0.3, anneal.suggest), (0.5, tpe.suggest)],
 )
-def test_same_answer_and_trials_as_hyperopt(tmp_path: Path, algo: Any) -> None:
-    ours, theirs = Trials(), Trials()
-    best = tpetune.fmin(
+ALGOS = {
+    "tpe": tpe.suggest,
+    "rand": rand.suggest,
+    "anneal": anneal.suggest,
+    "tpe-partial": functools.partial(tpe.suggest, n_startup_jobs=5, gamma=0.3),
+    "mix": MIX,
+}
+
+
+def hyperopt_and_tpetune(
+    tmp_path: Path,
+    algo: Any,
+    *,
+    max_evals: int = 30,
+    rstate: Any = 7,
+    make_trials: Any = Trials,
+    **kwargs: Any,
+) -> tuple[Any, Trials, Any, Trials]:
+    """The same call to hyperopt.fmin and tpetune.fmin (global random states equal, for atpe,
+    which draws from them); their answers and Trials."""
+    import random
+
+    out = []
+    for run in (hyperopt.fmin, tpetune.fmin):
+        random.seed(0)
+        np.random.seed(0)
+        trials = make_trials()
+        extra = {"study_dir": tmp_path / "s"} if run is tpetune.fmin else {}
+        gen = None if rstate is None else np.random.default_rng(rstate)
+        best = run(
+            objective,
+            SPACE,
+            algo=algo,
+            max_evals=max_evals,
+            trials=trials,
+            rstate=gen,
+            show_progressbar=False,
+            **kwargs,
+            **extra,
+        )
+        out += [best, trials]
+    return tuple(out)  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("name", list(ALGOS))
+def test_same_answer_and_trials_as_hyperopt_for_the_same_rstate(tmp_path: Path, name: str) -> None:
+    theirs, their_trials, ours, our_trials = hyperopt_and_tpetune(tmp_path, ALGOS[name])
+    assert ours == theirs
+    assert repr(ours) == repr(theirs)  # numpy scalars, labels in hyperopt's order: prints alike
+    assert repr(our_trials.argmin) == repr(their_trials.argmin)
+    same_trials(our_trials, their_trials)
+
+
+def test_same_answer_as_hyperopt_for_atpe(tmp_path: Path) -> None:
+    """atpe seeds from Python's and numpy's global random states, not from the seed it is
+    given (hyperopt's own runs differ unless those are equal): with them equal, it answers
+    alike too."""
+    pytest.importorskip("lightgbm")
+    theirs, their_trials, ours, our_trials = hyperopt_and_tpetune(
+        tmp_path, hyperopt.atpe.suggest, max_evals=14
+    )
+    assert ours == theirs
+    same_trials(our_trials, their_trials)
+
+
+def test_hyperopt_fmin_seed_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HYPEROPT_FMIN_SEED", "11")
+    theirs, their_trials, ours, our_trials = hyperopt_and_tpetune(
+        tmp_path, tpe.suggest, rstate=None, max_evals=25
+    )
+    assert ours == theirs
+    same_trials(our_trials, their_trials)
+
+
+def test_points_then_max_evals_proposals_as_hyperopt(tmp_path: Path) -> None:
+    points = [  # every label given: hyperopt's TPE fails on a point without one
+        {"x": 0.5, "model": 1, "degree": 3.0, "reg": 0.1, "optimizer": 1},
+        {"x": -9.0, "model": 1, "degree": 2.0, "reg": 0.5, "optimizer": 0},
+    ]
+    theirs, their_trials, ours, our_trials = hyperopt_and_tpetune(
+        tmp_path,
+        tpe.suggest,
+        max_evals=24,
+        make_trials=lambda: generate_trials_to_calculate(points),  # points_to_evaluate's way
+    )
+    assert len(our_trials.trials) == 26  # the points (one outside x's range), then 24
+    assert ours == theirs
+    same_trials(our_trials, their_trials)
+    given = our_trials.trials[0]["misc"]["vals"]  # a point's values as given, as hyperopt's
+    assert {k: type(v[0]) for k, v in given.items()} == {k: type(v) for k, v in points[0].items()}
+    assert type(our_trials.trials[2]["misc"]["vals"]["x"][0]) is np.float64
+
+
+@pytest.mark.xfail(reason="WIP: exception trials shown to TPE as failed, hyperopt drops them")
+def test_caught_exceptions_and_failed_statuses_answer_as_hyperopt(tmp_path: Path) -> None:
+    def fn(p: dict[str, Any]) -> Any:
+        if p["x"] > 3.5:
+            raise ValueError("too far")
+        if p["optimizer"] == "sgd" and p["x"] < -2:
+            return {"status": "fail"}
+        return objective(p)
+
+    out = []
+    for run in (hyperopt.fmin, tpetune.fmin):
+        trials = Trials()
+        extra = {"study_dir": tmp_path / "s"} if run is tpetune.fmin else {}
+        best = run(
+            fn,
+            SPACE,
+            algo=tpe.suggest,
+            max_evals=40,
+            trials=trials,
+            rstate=np.random.default_rng(5),
+            catch_eval_exceptions=True,
+            show_progressbar=False,
+            **extra,
+        )
+        out += [best, trials]
+    theirs, their_trials, ours, our_trials = out
+    assert "fail" in their_trials.statuses()
+    assert len(their_trials._dynamic_trials) > len(their_trials.trials)  # some raised
+    assert ours == theirs
+    same_trials(our_trials, their_trials)
+    states = [d["state"] for d in our_trials._dynamic_trials]
+    assert states == [d["state"] for d in their_trials._dynamic_trials]
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_answer_and_rstate(tmp_path: Path) -> None:
+    """hyperopt's stream is continued from the position stored with the study: a run cut
+    short (here: max_evals 9, then a SIGKILL test below) and re-run equals one run straight
+    through, and the caller's rstate ends where hyperopt.fmin leaves it."""
+    straight_rstate = np.random.default_rng(3)
+    straight = Trials()
+    hyperopt.fmin(
         objective,
         SPACE,
-        algo=algo,
-        max_evals=25,
-        trials=ours,
-        rstate=np.random.default_rng(7),
-        show_progressbar=False,
-        study_dir=tmp_path / "s",
-    )
-    seed = study_seed(np.random.default_rng(7))
-    assert seed is not None
-    expected = hyperopt.fmin(
-        objective,
-        SPACE,
-        algo=seeded(algo, seed),
-        max_evals=25,
-        trials=theirs,
-        rstate=np.random.default_rng(7),
+        algo=tpe.suggest,
+        max_evals=30,
+        trials=straight,
+        rstate=straight_rstate,
         show_progressbar=False,
     )
-    assert space_eval(SPACE, best) == space_eval(SPACE, expected)
-    assert best == expected  # hyperopt's index form, so space_eval works on it
-    same_trials(ours, theirs)
+    for max_evals in (9, 22, 30):
+        rstate = np.random.default_rng(3)
+        later = Trials()
+        best = tpetune.fmin(
+            objective,
+            SPACE,
+            algo=tpe.suggest,
+            max_evals=max_evals,
+            trials=later,
+            rstate=rstate,
+            show_progressbar=False,
+            study_dir=tmp_path / "s",
+        )
+    assert best == straight.argmin
+    same_trials_but_results(later, straight)
+    assert rstate.integers(2**31 - 1) == straight_rstate.integers(2**31 - 1)
+
+
+def same_trials_but_results(a: Trials, b: Trials) -> None:
+    """Earlier runs' results come from the store (loss and status kept, as floats)."""
+    assert [t["misc"]["vals"] for t in a.trials] == [t["misc"]["vals"] for t in b.trials]
+    assert a.losses() == b.losses()
+    assert a.statuses() == b.statuses()
 
 
 def test_resume_continues_and_refills_trials(tmp_path: Path) -> None:
@@ -207,41 +336,3 @@ def test_trials_save_file_is_written_never_read(tmp_path: Path) -> None:
     tpetune.fmin(objective, SPACE, study_dir=study_dir, **{**kw, "max_evals": 6})  # resumes
     with pytest.raises(ConfigError, match="never unpickles"):  # a new study beside the pickle
         tpetune.fmin(objective, SPACE, study_dir=tmp_path / "other", **kw)
-
-
-def test_hyperopts_own_fmin_tests_pass_with_only_the_import_changed(tmp_path: Path) -> None:
-    """hyperopt's installed tests/unit/test_fmin.py, `fmin` imported from tpetune instead.
-
-    Each test runs in its own folder (as separate scripts would). Left out, on purpose:
-    test_timeout measures wall time per call, and tpetune's timeout is cumulative over a
-    study's runs; test_early_stop_no_progress_loss starts from a point outside the space
-    (x=-100 for uniform(-5, 5)), which tpetune refuses as a warm-start point."""
-    source = Path(hyperopt.__file__).parent / "tests" / "unit" / "test_fmin.py"
-    if not source.is_file():
-        pytest.skip("this hyperopt ships without its tests")
-    text = source.read_text()
-    assert "    fmin,\n" in text
-    text = text.replace("    fmin,\n", "", 1)
-    text = text.replace(
-        "from hyperopt.base import JOB_STATE_ERROR\n",
-        "from hyperopt.base import JOB_STATE_ERROR\nfrom tpetune import fmin\n",
-        1,
-    )
-    (tmp_path / "test_ported.py").write_text(text)
-    (tmp_path / "conftest.py").write_text(
-        "import pytest\n\n\n@pytest.fixture(autouse=True)\n"
-        "def _own_folder(tmp_path, monkeypatch):\n    monkeypatch.chdir(tmp_path)\n"
-    )
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_ported.py"),
-            *("--deselect", "test_ported.py::test_timeout", "-W", "ignore"),
-            *("--deselect", "test_ported.py::test_early_stop_no_progress_loss"),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert " passed" in done.stdout and "failed" not in done.stdout

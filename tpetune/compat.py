@@ -5,35 +5,45 @@ fmin``, and the search gains tpetune's crash-safe store and exact resume: runnin
 again continues the study (``study_dir``, by default ``runs/fmin-<fn name>-<hash>``)
 up to ``max_evals`` trials in total, also after a ``kill -9``.
 
-What stays as in hyperopt:
+What is as in hyperopt (tested against it, and by hyperopt's own tests/unit/test_fmin.py):
 
-- the parameters and the return value: ``argmin`` in hyperopt's form (choice *indices*) when
-  ``return_argmin`` (so ``space_eval(space, best)`` works), ``space_eval`` of it otherwise;
+- the answers: each proposal's seed is drawn from ``rstate`` (or
+  ``default_rng($HYPEROPT_FMIN_SEED)``) as ``hyperopt.fmin`` draws it, one
+  ``integers(2**31 - 1)`` per proposal, for ``tpe``, ``rand``, ``anneal``, ``atpe`` and
+  ``mix`` (``functools.partial``/``hyperopt.partial`` knobs included); the generator's
+  position is stored with every trial (:mod:`tpetune.seeding`), so a run killed and re-run
+  proposes what an uninterrupted one would, and ``rstate`` is left where hyperopt leaves it;
+- the parameters and the return value: ``argmin`` in hyperopt's form (choice *indices*, numpy
+  scalars) when ``return_argmin`` (so ``space_eval(space, best)`` works), ``space_eval`` of it
+  otherwise; ``points_to_evaluate`` first, then ``max_evals`` proposals;
 - a ``Trials`` passed in is filled as hyperopt fills it (``trials.trials``, ``losses()``,
-  ``best_trial``, ``argmin``), with the results the objective returned in this run (earlier
-  runs' trials carry the stored loss, status, curves and metrics);
-- ``algo``: ``tpe.suggest``, ``rand.suggest``, ``anneal.suggest``, ``atpe.suggest`` or a
-  ``functools.partial``/``hyperopt.partial`` of ``tpe.suggest`` with TPE knobs;
-- ``early_stop_fn`` (e.g. ``hyperopt.early_stop.no_progress_loss(10)``) is called after every
-  trial with the trials so far; on resume it is first replayed over the stored trials, so
-  its state is what an uninterrupted run would hold.
+  ``best_trial``, ``argmin``, error documents), with the results the objective returned in
+  this run (earlier runs' trials carry the stored loss, status, curves and metrics);
+- attachments (a result's ``"attachments"`` dict, ``ctrl.attachments`` in an ``fn`` marked
+  ``fmin_pass_expr_memo_ctrl``): bytes and strings are kept in the study and served by
+  ``trials.trial_attachments(trial)[name]`` and ``trials.attachments``, also after a resume;
+- ``timeout`` (seconds for this call), ``loss_threshold``, ``catch_eval_exceptions``,
+  ``early_stop_fn`` (replayed over the stored trials on resume, so its state is what an
+  uninterrupted run would hold), ``space="annotated"``.
 
-What differs, on purpose:
+What differs, and why:
 
-- ``rstate`` gives the study seed: one draw ``rstate.integers(2**31 - 1)`` (hyperopt's own
-  ``HYPEROPT_FMIN_SEED`` too); each proposal is then seeded from (study seed, trial id), so a
-  resumed study proposes what an uninterrupted one would. Without either, the seed is 0 for a
-  new study and the stored one on resume. :func:`study_seed` tells the seed of an ``rstate``.
+- the trials are kept in a study folder (``study_dir``), so re-running a script resumes;
+  ``trials_save_file`` is written at the end (atomically) but never read back: tpetune
+  unpickles only on the explicit ``tpetune import FILE.pkl`` command.
+- without ``rstate`` and ``HYPEROPT_FMIN_SEED`` hyperopt draws fresh entropy; a new study here
+  draws from ``default_rng(0)`` (a re-run must find its own study and stream again).
+- an exception in ``fn`` is also recorded in the study as a failed trial before it is
+  re-raised; a Keras model in a result (``{"loss": ..., "model": model}``) is also saved as
+  ``STUDY/models/<tid>.keras`` (the best ``keep_models`` kept).
+- attachments other than bytes and str stay in this run's ``Trials`` only (the store holds no
+  pickles; hyperopt's MongoTrials keeps bytes and str only too); ``ctrl.inject_results`` is
+  not supported.
+- ``max_queue_len`` is accepted and ignored: tpetune proposes one trial at a time, each from
+  the trials finished so far (hyperopt with ``max_queue_len=N > 1`` asks the algorithm for N
+  points at once, under one seed, so its answers differ from its own default's too).
 - ``trials=SparkTrials(parallelism=N)`` runs the trials as Spark jobs on that session's
   master, N at a time (tpetune's :class:`tpetune.Spark` executor), and is filled as a Trials.
-- ``max_evals`` is the study's total, as hyperopt counts the trials already in ``trials``;
-  ``timeout`` is cumulative over all runs of the study (hyperopt's: this call).
-- an exception in ``fn`` is first recorded as a failed trial, then re-raised (with
-  ``catch_eval_exceptions=True`` the search goes on, as in hyperopt).
-- a Keras model in a result (``{"loss": ..., "model": model}``) is also saved as
-  ``STUDY/models/<tid>.keras``; the best ``keep_models`` trials' files are kept.
-- ``trials_save_file`` is written once at the end (atomically), never read: tpetune unpickles
-  only on the explicit ``tpetune import FILE.pkl`` command.
 
 The values of the best trial (never indices) come from the study:
 ``tpetune.load_study(study_dir).best_params`` (label -> value) and ``.best_args`` (the nested
@@ -96,9 +106,9 @@ def fmin(
     Args:
         fn, space, algo, max_evals, timeout, loss_threshold, trials, rstate, verbose,
             return_argmin, points_to_evaluate, show_progressbar, early_stop_fn,
-            trials_save_file, catch_eval_exceptions: as in ``hyperopt.fmin`` (see the module
-            docstring for the differences). ``allow_trials_fmin`` and ``max_queue_len`` are
-            accepted and have no effect.
+            trials_save_file, catch_eval_exceptions, pass_expr_memo_ctrl: as in
+            ``hyperopt.fmin`` (see the module docstring for the differences).
+            ``allow_trials_fmin`` and ``max_queue_len`` are accepted and have no effect.
         study_dir: the study folder (default: :func:`default_study_dir`).
         keep_models: how many best trials keep a Keras model ``fn`` returned (default 3).
 
@@ -107,8 +117,8 @@ def fmin(
         (``None`` when no trial succeeded).
 
     Raises:
-        ConfigError: an algo tpetune cannot seed, ``pass_expr_memo_ctrl``, a study made with
-            another seed, or no ``max_evals`` and no stop rule.
+        ConfigError: an algo tpetune does not know, a study made with another rstate, or no
+            ``max_evals`` and no stop rule.
         Exception: what ``fn`` raised, after it is recorded (unless ``catch_eval_exceptions``),
             and hyperopt's own errors for a bad space, timeout or loss_threshold.
     """
@@ -142,7 +152,7 @@ def fmin(
     study_dir = Path(study_dir)
     if stream is None and not Store.exists(study_dir):  # hyperopt: fresh entropy; here a
         stream = generator_state(np.random.default_rng(0))  # stream a re-run can resume
-    _take_trials(trials, trials_save_file, tspace, study_dir, seed, name, options)
+    _take_trials(trials, trials_save_file, tspace, study_dir, stream, name, options)
     from tpetune.models import DEFAULT_KEEP
 
     capture = _Capture(fn, raise_errors=not catch_eval_exceptions, domain=domain)
@@ -166,7 +176,10 @@ def fmin(
             max_evals=max_evals + len(points),
             search=Search(algo=name, options=options, points=points, stream=stream),
             stop=StopRules(
-                timeout=timeout,
+                # hyperopt's timeout is this call's; tune()'s counts the study's earlier runs
+                timeout=None
+                if timeout is None
+                else _stored_meta(study_dir).get("elapsed_s", 0) + timeout,
                 loss_threshold=loss_threshold,
                 max_failures=UNBOUNDED,  # hyperopt goes on after any number of failures
             ),
@@ -186,15 +199,22 @@ def _advance(rstate: Any, study_dir: Path) -> None:
     """Leave the caller's ``rstate`` where hyperopt.fmin would: one draw per proposal of
     the study so far (a script that reuses it for a second fmin call then gets hyperopt's
     seeds there too)."""
-    if not isinstance(rstate, np.random.Generator) or not Store.exists(study_dir):
+    if not isinstance(rstate, np.random.Generator):
         return
-    store = Store.open(study_dir, readonly=True)
-    try:
-        meta = store.meta()
-    finally:
-        store.close()
+    meta = _stored_meta(study_dir)
     if meta.get("seed_stream") == generator_state(rstate) and "seed_stream_state" in meta:
         rstate.bit_generator.state = state_from_json(meta["seed_stream_state"])
+
+
+def _stored_meta(study_dir: Path) -> dict[str, Any]:
+    """The study's meta, ``{}`` before it exists."""
+    if not Store.exists(study_dir):
+        return {}
+    store = Store.open(study_dir, readonly=True)
+    try:
+        return store.meta()
+    finally:
+        store.close()
 
 
 def _executor_for(trials: Any) -> Any:
@@ -214,7 +234,7 @@ def _space(fn: Callable[..., Any], space: Any) -> Space:
     if isinstance(space, Space):
         return space
     Domain(fn, space)  # DuplicateLabel and friends, exactly as hyperopt.fmin raises them
-    return Space(space)
+    return Space(space, point_bounds=False)  # hyperopt evaluates points outside a range too
 
 
 def _new_points(trials: Any, space: Space) -> list[dict[str, Any]]:
@@ -236,7 +256,7 @@ def _take_trials(
     save_file: str,
     space: Space,
     study_dir: Path,
-    seed: int | None,
+    stream: dict[str, Any] | None,
     algo: str,
     options: dict[str, Any],
 ) -> None:
@@ -254,7 +274,7 @@ def _take_trials(
         return
     from tpetune.trials_import import import_trials
 
-    import_trials(trials, space, study_dir, seed=seed, algo=algo, options=options)
+    import_trials(trials, space, study_dir, algo=algo, options=options, stream=stream)
 
 
 class _Capture:

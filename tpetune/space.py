@@ -142,13 +142,15 @@ class Space:
         SpaceError: hyperopt rejects the space (e.g. a label used twice).
     """
 
-    def __init__(self, tree: Any, *, source: str = "<memory>") -> None:
+    def __init__(self, tree: Any, *, source: str = "<memory>", point_bounds: bool = True) -> None:
         from hyperopt import pyll
         from hyperopt.base import Domain
         from hyperopt.exceptions import DuplicateLabel
 
         self.tree = tree
         self.source = source
+        # False: warm-start points may lie outside a range, as hyperopt.fmin evaluates them
+        self.point_bounds = point_bounds
         try:
             self.expr = pyll.as_apply(tree)
             # Building the Domain runs hyperopt's own validation (duplicate labels, ...).
@@ -238,7 +240,7 @@ class Space:
         for label, value in params.items():
             p = self._params[label]
             if p.options is None:
-                vals[label] = _numeric(p, value)
+                vals[label] = _numeric(p, value, bounds=self.point_bounds)
                 continue
             matches = [i for i, opt in enumerate(p.options) if opt == jsonable(value)]
             if not matches:
@@ -272,14 +274,14 @@ class Space:
         return "; ".join(parts) or "the graph changed (same labels and ranges)"
 
 
-def _numeric(p: _Param, value: Any) -> float:
+def _numeric(p: _Param, value: Any, *, bounds: bool = True) -> float:
     """``value`` for numeric param ``p`` as a float, refused when it cannot be one of its."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpaceError(f"{p.label}={value!r} must be a number ({p.label} is {p.description})")
     number = float(value)
     if not math.isfinite(number):
         raise SpaceError(f"{p.label}={value!r} must be a finite number")
-    if p.bounds is not None and not p.bounds[0] <= number <= p.bounds[1]:
+    if bounds and p.bounds is not None and not p.bounds[0] <= number <= p.bounds[1]:
         low, high = p.bounds
         raise SpaceError(
             f"{p.label}={value!r} is outside the values {p.description} can take "

@@ -105,8 +105,12 @@ def import_trials(
     algo: str | None = None,
     options: Mapping[str, Any] | None = None,
     source: str | Path | None = None,
+    stream: Mapping[str, Any] | None = None,
 ) -> int:
     """Create a study in ``study_dir`` holding ``trials``; returns the number imported.
+
+    ``stream``: continue with hyperopt.fmin's seeding from this generator state
+    (:mod:`tpetune.seeding`), as ``hyperopt.fmin(trials=trials, rstate=...)`` would.
 
     The study is written beside the target and moved into place when complete, so a failed
     or killed import leaves no study behind.
@@ -132,7 +136,13 @@ def import_trials(
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         store = create_study_store(
-            tmp, space, seed=seed, algo=algo, max_evals=len(records), options=options
+            tmp,
+            space,
+            seed=seed,
+            algo=algo,
+            max_evals=len(records),
+            options=options,
+            stream=stream,
         )
         try:
             if source is not None:
@@ -162,6 +172,7 @@ def create_study_store(
     algo: str | None,
     max_evals: int,
     options: Mapping[str, Any] | None = None,
+    stream: Mapping[str, Any] | None = None,
 ) -> Store:
     """A new study store with the meta :func:`tpetune.tune` writes (its own functions).
 
@@ -173,7 +184,7 @@ def create_study_store(
     algo = algo or "tpe"
     if options is None:
         options = {"n_startup_jobs": 20} if algo == "tpe" else {}
-    search = Search(algo=algo, seed=seed, options=dict(options))
+    search = Search(algo=algo, seed=seed, options=dict(options), stream=stream)
     store, _ = tuning._open_store(study_dir, space, search, None, max_evals, StopRules(), {}, [])
     return store
 
