@@ -9,7 +9,7 @@ changing anything stored: settings (with the stored ones as defaults on resume),
 objective, ``validate`` and only then :func:`tpetune.tune`; then the final report of the best
 trial, cached in ``summary.json`` (:func:`best_trial_report`).
 
-:func:`write_plots` is what ``tpetune plot`` calls: the generic plots of :mod:`tpetune.plots`,
+:func:`write_plots` is what ``tpetune plot`` calls: the generic plots of :mod:`tpetune.views.plots`,
 then each bundled study's ``extra_plots`` hook (each draws only from files its own report
 wrote, so it writes nothing for another study). Nothing here imports TensorFlow: the studies
 in :data:`BUNDLED` are imported on first use and import Keras only in ``make_objective``.
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tpetune._io import read_json, write_json
-from tpetune.context import derive_seed
-from tpetune.options import ExecutorOption, Workers
-from tpetune.store import Store, TrialRecord
-from tpetune.study import Study, load_study
+from tpetune.engine.options import ExecutorOption, Workers
+from tpetune.study.store import Store, TrialRecord
+from tpetune.study.study import Study, load_study
+from tpetune.trial.context import derive_seed
 
 if TYPE_CHECKING:
-    from tpetune.space import Space
+    from tpetune.search.space import Space
 
 __all__ = [
     "BUNDLED",
@@ -96,7 +96,7 @@ class BundledStudy(Protocol):
     @property
     def default_pruner(self) -> str:
         """The pruner of a new study when none is given, a name in
-        :data:`tpetune.pruners.PRUNERS`; chosen per study on the recorded-curves replay
+        :data:`tpetune.pruners.policies.PRUNERS`; chosen per study on the recorded-curves replay
         (docs/benchmarks.md), since whether pruning pays depends on the study's curves."""
         ...
 
@@ -207,9 +207,9 @@ def run_bundled(
         DataError, SpaceError, ConfigError, StoreError, MissingDependencyError: bad input,
             before anything is changed.
     """
-    from tpetune.pruners import PRUNERS
-    from tpetune.space import load_space
-    from tpetune.tuning import tune
+    from tpetune.engine.tuning import tune
+    from tpetune.pruners.policies import PRUNERS
+    from tpetune.search.space import load_space
 
     study_dir = Path(study_dir)
     stored = stored_settings(study_dir, fresh=fresh)
@@ -290,7 +290,7 @@ def write_plots(
         only: names of the bundled studies whose hooks run (default: all of them; each
             writes only what its own files allow).
     """
-    from tpetune.plots import write_all
+    from tpetune.views.plots import write_all
 
     out = Path(out_dir) if out_dir is not None else Path(study.study_dir)
     written = write_all(study, out)

@@ -21,8 +21,8 @@ import keras
 
 from tpetune.digits.data import N_CLASSES
 from tpetune.errors import SpaceError
-from tpetune.keras_trial import check_params
-from tpetune.optimizers import OPTIMIZERS, make_optimizer
+from tpetune.keras.optimizers import OPTIMIZERS, make_optimizer
+from tpetune.keras.trial import check_params
 
 __all__ = [
     "OPTIMIZERS",

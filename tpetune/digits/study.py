@@ -18,12 +18,12 @@ from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, D
 from tpetune.digits import plots as digits_plots
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
 from tpetune.errors import ConfigError
-from tpetune.store import TrialRecord
-from tpetune.study import Study
+from tpetune.study.store import TrialRecord
+from tpetune.study.study import Study
 
 if TYPE_CHECKING:
     from tpetune.digits.objective import DigitsObjective
-    from tpetune.space import Space
+    from tpetune.search.space import Space
 
 __all__ = [
     "DIGITS",

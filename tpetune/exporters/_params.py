@@ -2,7 +2,7 @@
 
 A study stores ``meta["space"]``: label -> a short text such as ``uniform(0, 1)``,
 ``quniform(16, 128, 16)`` or ``choice[1, {"act": "relu", "layers": 2}]``
-(:meth:`tpetune.space.Space.describe`). Exporters turn that text into a :class:`Domain`, the
+(:meth:`tpetune.search.space.Space.describe`). Exporters turn that text into a :class:`Domain`, the
 same for a label in every trial, without running the space file. How hyperopt's
 distributions map (Optuna names; TensorBoard's intervals follow the same bounds):
 
@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tpetune.store import TrialRecord
+from tpetune.study.store import TrialRecord
 
 #: How far a fallback range reaches for hyperopt's unbounded normals, in sigmas.
 SIGMAS = 10.0

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from tpetune.exporters import Exported, require
 from tpetune.exporters._params import domains, scalar
-from tpetune.store import TrialRecord, TrialState
+from tpetune.study.store import TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-    from tpetune.study import Study
+    from tpetune.study.study import Study
 
 DEFAULT_TARGET = "mlflow.db"
 EXTRA = "mlflow"

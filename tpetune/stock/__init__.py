@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_MAX_EVALS",
     "DEFAULT_PATIENCE",
     "DEFAULT_YEARS",
+    "PREDICTIONS_CSV",
     "Dataset",
     "StockObjective",
     "build_model",
@@ -51,6 +52,8 @@ DEFAULT_EPOCHS = 12
 DEFAULT_PATIENCE = 3
 #: Years of the bundled series used by default (the most recent ones).
 DEFAULT_YEARS = 10
+#: The best model's test-split forecasts beside the naive one, written by the final report.
+PREDICTIONS_CSV = "predictions.csv"
 
 # Names served lazily, with the module that imports Keras.
 _LAZY = {

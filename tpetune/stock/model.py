@@ -17,8 +17,8 @@ from typing import Any
 import keras
 
 from tpetune.errors import SpaceError
-from tpetune.keras_trial import check_params
-from tpetune.optimizers import make_optimizer
+from tpetune.keras.optimizers import make_optimizer
+from tpetune.keras.trial import check_params
 
 __all__ = ["REQUIRED_PARAMS", "build_model", "make_optimizer"]
 

@@ -19,11 +19,11 @@ from tpetune.bundled import Settings, require_labels, run_bundled
 from tpetune.errors import ConfigError
 from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS
 from tpetune.stock import plots as stock_plots
-from tpetune.store import TrialRecord
-from tpetune.study import Study
+from tpetune.study.store import TrialRecord
+from tpetune.study.study import Study
 
 if TYPE_CHECKING:
-    from tpetune.space import Space
+    from tpetune.search.space import Space
     from tpetune.stock.objective import StockObjective
 
 __all__ = ["STOCK", "StockStudy", "format_summary", "run_stock_study"]
@@ -150,7 +150,7 @@ def run_stock_study(
         study_dir: the study folder; ``best_model.keras``, ``predictions.csv`` and
             ``summary.json`` are written there too.
         csv: the user's daily prices; ``None`` uses a bundled series (last 10 years).
-        series: a bundled series (:data:`tpetune.data.SERIES`); ``None``: the stored one on
+        series: a bundled series (:data:`tpetune.stock.series.SERIES`); ``None``: the stored one on
             resume, else ``sp500``.
         test_folds: rolling-origin test blocks of the verdict (default 3).
         space: a space file or bundled name for the same objective.

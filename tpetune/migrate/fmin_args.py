@@ -1,0 +1,143 @@
+"""hyperopt's ``fmin`` arguments in tpetune's terms: the algorithm, the seed, the study folder.
+
+Used by :func:`tpetune.migrate.fmin.fmin` (the drop-in) and the Trials importer.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tpetune.errors import ConfigError
+from tpetune.search.space import Space
+
+
+def algo_spec(algo: Any) -> tuple[str, dict[str, Any]]:
+    """tpetune's algorithm name and knobs for a hyperopt ``algo`` argument.
+
+    Raises:
+        ConfigError: anything but hyperopt's suggest functions (tpetune calls the algorithm
+            itself, so it must know it by name to store it with the study).
+    """
+    from hyperopt import anneal, atpe, mix, rand, tpe
+
+    if algo is None:
+        return "tpe", hyperopt_tpe_defaults()
+    options: dict[str, Any] = {}
+    func = algo
+    while isinstance(func, functools.partial):
+        if func.args:
+            raise ConfigError(f"algo {algo!r}: give the knobs by keyword (n_startup_jobs=...)")
+        options = {**func.keywords, **options}
+        func = func.func
+    known = {tpe.suggest: "tpe", rand.suggest: "rand", anneal.suggest: "anneal"}
+    known[atpe.suggest] = "atpe"
+    known[mix.suggest] = "mix"
+    by_name = {f"{f.__module__}.{f.__name__}": n for f, n in known.items()}
+    name = known.get(func) or by_name.get(
+        f"{getattr(func, '__module__', '')}.{getattr(func, '__name__', '')}"
+    )
+    if name is None:
+        raise ConfigError(
+            f"algo {algo!r} is not one of hyperopt's tpe.suggest, rand.suggest, anneal.suggest, "
+            "atpe.suggest, mix.suggest (or functools.partial(tpe.suggest, n_startup_jobs=...)): "
+            "tpetune calls the algorithm itself and stores it with the study"
+        )
+    if name == "mix":
+        options = {"p_suggest": _mix_entries(options.get("p_suggest"), algo)}
+    if name == "tpe":  # tpetune's own default startup differs: keep hyperopt's, as fmin would
+        options = {**hyperopt_tpe_defaults(), **options}
+    return name, options
+
+
+def _mix_entries(p_suggest: Any, algo: Any) -> list[list[Any]]:
+    """``mix.suggest``'s ``p_suggest`` [(p, suggest), ...] as [[p, name, options], ...]."""
+    if not isinstance(p_suggest, list | tuple) or not p_suggest:
+        raise ConfigError(f"algo {algo!r}: give mix.suggest its p_suggest=[(p, suggest), ...]")
+    entries = []
+    for entry in p_suggest:
+        if not isinstance(entry, list | tuple) or len(entry) != 2:
+            raise ConfigError(f"algo {algo!r}: p_suggest entry {entry!r} is not (p, suggest)")
+        name, options = algo_spec(entry[1])
+        entries.append([float(entry[0]), name, options])
+    return entries
+
+
+def hyperopt_tpe_defaults() -> dict[str, Any]:
+    """``n_startup_jobs`` as ``tpe.suggest`` defaults it (tpetune's own default scales with
+    ``max_evals``; a drop-in must propose what hyperopt.fmin proposes)."""
+    from hyperopt import tpe
+
+    default = inspect.signature(tpe.suggest).parameters["n_startup_jobs"].default
+    return {"n_startup_jobs": int(default)}
+
+
+def rstate_stream(rstate: Any) -> dict[str, Any] | None:
+    """The seed stream ``hyperopt.fmin`` would draw from for ``rstate``, in JSON form
+    (:func:`tpetune.search.seeding.generator_state`); ``rstate`` itself is not moved.
+
+    ``rstate`` is a ``numpy.random.Generator`` (an int ``n`` stands for
+    ``numpy.random.default_rng(n)``); ``None`` reads ``$HYPEROPT_FMIN_SEED`` as hyperopt does,
+    and gives ``None`` when it is unset (a new study then starts the stream of
+    ``default_rng(0)``, a resumed one continues its own).
+
+    Raises:
+        ConfigError: anything else (hyperopt 0.3 draws with ``Generator.integers``).
+    """
+    import numpy as np
+
+    from tpetune.search.seeding import generator_state
+
+    if rstate is None:
+        env = os.environ.get("HYPEROPT_FMIN_SEED", "")
+        if not env:
+            return None
+        rstate = np.random.default_rng(int(env))
+    if isinstance(rstate, int) and not isinstance(rstate, bool):
+        rstate = np.random.default_rng(rstate)
+    if not isinstance(rstate, np.random.Generator):
+        raise ConfigError(
+            f"rstate must be a numpy.random.Generator (np.random.default_rng(seed)); got "
+            f"{type(rstate).__name__}"
+        )
+    return generator_state(rstate)
+
+
+def study_seed(rstate: Any) -> int | None:
+    """The study seed tpetune.fmin records for ``rstate``: its first proposal seed (one draw
+    ``rstate.integers(2**31 - 1)``, made on a copy: ``rstate`` is not moved).
+
+    ``None`` when ``rstate`` is ``None`` and ``HYPEROPT_FMIN_SEED`` is not set.
+    """
+    from tpetune.search.seeding import first_draw
+
+    stream = rstate_stream(rstate)
+    return None if stream is None else first_draw(stream)
+
+
+def default_study_dir(
+    fn: Callable[..., Any],
+    space: Space,
+    seed: int | None = None,
+    algo: str = "tpe",
+    options: Mapping[str, Any] | None = None,
+    points: Sequence[Mapping[str, Any]] = (),
+) -> Path:
+    """``runs/fmin-<fn name>-<hash>``, the hash over the space's fingerprint, algo, its knobs,
+    the seed and the points to evaluate first: another function, space, algo, rstate or
+    points is another study, and re-running the same script resumes its own."""
+    import hashlib
+    import json
+
+    name = getattr(fn, "__name__", type(fn).__name__).strip("<>") or "fn"
+    from tpetune.search.space import jsonable
+
+    key = json.dumps(
+        jsonable([space.fingerprint, algo, dict(options or {}), seed, list(points)]),
+        sort_keys=True,
+    )
+    return Path("runs") / f"fmin-{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
