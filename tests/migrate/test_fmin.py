@@ -150,7 +150,6 @@ def test_points_then_max_evals_proposals_as_hyperopt(tmp_path: Path) -> None:
     assert type(our_trials.trials[2]["misc"]["vals"]["x"][0]) is np.float64
 
 
-@pytest.mark.xfail(reason="WIP: exception trials shown to TPE as failed, hyperopt drops them")
 def test_caught_exceptions_and_failed_statuses_answer_as_hyperopt(tmp_path: Path) -> None:
     def fn(p: dict[str, Any]) -> Any:
         if p["x"] > 3.5:

@@ -9,9 +9,11 @@ hyperopt's ``Domain`` does, and keeps this run's raw results and exceptions for 
 from __future__ import annotations
 
 import functools
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tpetune.search.documents import RAISED
 from tpetune.study.store import TrialRecord
 
 
@@ -40,10 +42,16 @@ class FminObjective:
         ctx = current_trial()
         try:
             result = self._call(params, ctx)
-        except Exception as exc:
+        except Exception as exc:  # recorded as hyperopt records it: an error document
             if ctx is not None:
                 self.errors[ctx.tid] = exc
-            raise
+            last = traceback.extract_tb(exc.__traceback__)[-1:]
+            where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+            return {
+                "status": "fail",
+                "error": f"{type(exc).__name__}: {exc}{where}",
+                RAISED: [str(type(exc)), str(exc)],
+            }
         if ctx is not None:
             self.results[ctx.tid] = result
         return result

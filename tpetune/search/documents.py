@@ -13,11 +13,18 @@ from typing import Any
 from tpetune.study.store import TrialRecord, TrialState
 
 
+#: The metric :func:`tpetune.fmin` records for a trial whose ``fn`` raised: hyperopt's
+#: ``misc["error"]`` pair, ``[str(type(exc)), str(exc)]``.
+RAISED = "fmin_raised"
+
+
 def hyperopt_doc(record: TrialRecord, labels: list[str]) -> dict[str, Any]:
     """The hyperopt trial document for a record; ``labels`` are all labels of the space.
 
     The driver builds live documents with this same function, so a Trials rebuilt from the
     store equals the one an uninterrupted run holds, and TPE proposes identically on resume.
+    A trial whose ``fn`` raised under :func:`tpetune.fmin` (metric :data:`RAISED`) is an
+    error document, as hyperopt.fmin leaves it: out of ``trials.trials``, unseen by TPE.
     """
     from hyperopt import base
 
@@ -33,6 +40,9 @@ def hyperopt_doc(record: TrialRecord, labels: list[str]) -> dict[str, Any]:
         state, result = base.JOB_STATE_DONE, {"status": base.STATUS_OK, "loss": record.loss}
     if record.error:
         result["error"] = record.error
+    misc_error = {}
+    if record.state is TrialState.FAIL and isinstance(record.metrics.get(RAISED), list):
+        state, misc_error = base.JOB_STATE_ERROR, {"error": tuple(record.metrics[RAISED])}
     started = dt.datetime.fromtimestamp(record.started, dt.UTC).replace(tzinfo=None)
     ended = record.finished if record.finished is not None else record.started
     return {
@@ -46,6 +56,7 @@ def hyperopt_doc(record: TrialRecord, labels: list[str]) -> dict[str, Any]:
             "workdir": None,
             "idxs": idxs,
             "vals": vals,
+            **misc_error,
         },
         "exp_key": None,
         "owner": None,
