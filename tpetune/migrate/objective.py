@@ -63,7 +63,11 @@ class FminObjective:
             return self.fn(params)
         from tpetune.migrate.trials import TrialCtrl
 
+        import numpy as np
+
         vals = dict(ctx.vals) if ctx is not None and ctx.vals is not None else {}
+        # hyperopt's memo holds the algorithm's numpy scalars (fn(params) gets Python values)
+        vals = {k: np.int64(v) if isinstance(v, int) else np.float64(v) for k, v in vals.items()}
         ctrl = TrialCtrl(ctx.tid if ctx is not None else -1, vals, ctx and ctx.study_dir)
         memo = self.domain.memo_from_config(vals)
         result = self.fn(expr=self.domain.expr, memo=memo, ctrl=ctrl)

@@ -35,9 +35,10 @@ Attachment = bytes | str
 def storable(items: Any, tid: int | None = None) -> dict[str, Attachment]:
     """The attachments of a result that the store keeps (``str`` names; ``bytes``/``str``
     values), with one warning per value left out."""
+    where = "" if tid is None else f"trial {tid}: "
     if not isinstance(items, Mapping):
         if items is not None:
-            log.warning("trial %s: 'attachments' must be a dict of name -> bytes/str", tid)
+            log.warning("%s'attachments' must be a dict of name -> bytes/str", where)
         return {}
     kept: dict[str, Attachment] = {}
     for name, value in items.items():
@@ -47,9 +48,9 @@ def storable(items: Any, tid: int | None = None) -> dict[str, Attachment]:
             kept[str(name)] = value
         else:
             log.warning(
-                "trial %s: attachment %r is a %s, not bytes or str: not stored "
+                "%sattachment %r is a %s, not bytes or str: not stored in the study "
                 "(pickle.dumps it, as hyperopt's MongoTrials needs too)",
-                tid,
+                where,
                 name,
                 type(value).__name__,
             )
