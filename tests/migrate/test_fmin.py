@@ -17,7 +17,6 @@ from hyperopt.pyll import scope
 import tpetune
 from tpetune.errors import ConfigError
 from tpetune.migrate.fmin_args import algo_spec, study_seed
-from tpetune.trial.context import derive_seed
 
 SPACE = {
     "x": hp.uniform("x", -5.0, 5.0),

@@ -61,9 +61,9 @@ class FminObjective:
         ``fn(expr=..., memo=..., ctrl=...)``, whose ``ctrl.attachments`` join the result's."""
         if self.domain is None:
             return self.fn(params)
-        from tpetune.migrate.trials import TrialCtrl
-
         import numpy as np
+
+        from tpetune.migrate.trials import TrialCtrl
 
         vals = dict(ctx.vals) if ctx is not None and ctx.vals is not None else {}
         # hyperopt's memo holds the algorithm's numpy scalars (fn(params) gets Python values)

@@ -12,7 +12,6 @@ from typing import Any
 
 from tpetune.study.store import TrialRecord, TrialState
 
-
 #: The metric :func:`tpetune.fmin` records for a trial whose ``fn`` raised: hyperopt's
 #: ``misc["error"]`` pair, ``[str(type(exc)), str(exc)]``.
 RAISED = "fmin_raised"
