@@ -50,7 +50,8 @@ def state_from_json(data: Any) -> Any:
 
 def generator_state(rng: Any) -> dict[str, Any]:
     """The JSON form of a ``numpy.random.Generator``'s state (the generator is not moved)."""
-    return state_to_json(rng.bit_generator.state)  # type: ignore[no-any-return]
+    state: dict[str, Any] = state_to_json(rng.bit_generator.state)
+    return state
 
 
 def generator_from(state: dict[str, Any]) -> Any:

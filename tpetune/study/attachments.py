@@ -65,7 +65,7 @@ class AttachmentsMixin:
     def attachments(self, tid: int | None = None) -> dict[int, dict[str, Attachment]]:
         """Stored attachments by tid (of trial ``tid`` only, when given); ``{}`` for a study
         made before the table existed."""
-        sql, args = "SELECT tid, name, value FROM attachments", ()
+        sql, args = "SELECT tid, name, value FROM attachments", tuple[int, ...]()
         if tid is not None:
             sql, args = sql + " WHERE tid=?", (tid,)
         try:
