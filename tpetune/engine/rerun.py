@@ -136,7 +136,8 @@ def replay(
     try:
         if record.state.value == "pruned":
             notes.append("the stored trial was pruned; the replay runs without a pruner")
-        outcome = run_trial(objective, Job(tid, args, TrialContext(tid, seed, folder)))
+        ctx = TrialContext(tid, seed, folder, vals=dict(record.vals))
+        outcome = run_trial(objective, Job(tid, args, ctx))
     finally:
         if scratch is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -173,11 +174,7 @@ def _objective_and_space(
 
     source = meta.get("space_source")
     if not source or str(source).startswith("<"):
-        raise ConfigError(
-            "the study's space was built in code (no space file recorded), so its objective "
-            "cannot be found: call tpetune.engine.rerun.replay(study_dir, tid, objective=fn, "
-            "space=space)"
-        )
+        return _made_in_code(meta, force=force, notes=notes)
     changed = provenance.space_file_changed(meta, source)
     if changed:
         if not force:
@@ -194,6 +191,32 @@ def _objective_and_space(
             + "): replay needs the objective the trials ran"
         )
     return namespace["space"], built
+
+
+def _made_in_code(
+    meta: dict[str, Any], *, force: bool, notes: list[str]
+) -> tuple[Any, Callable[[Any], Any]]:
+    """The space and objective of a study made in code (``tpetune.fmin`` or ``tune`` in a
+    script), found again from its recorded origin (:mod:`tpetune.engine.origin`)."""
+    from tpetune.engine.origin import find_objective
+
+    origin = meta.get("origin")
+    if not isinstance(origin, dict):
+        raise ConfigError(
+            "the study's space was built in code and the study (made before tpetune recorded "
+            "where) does not say where its objective is: call "
+            "tpetune.engine.rerun.replay(study_dir, tid, objective=fn, space=space)"
+        )
+    space, fn = find_objective(origin, str(meta.get("fingerprint")), force=force, notes=notes)
+    via = origin.get("via", "tune")
+    if str(via).startswith("fmin"):  # called as tpetune.fmin calls it (dicts, ctrl, errors)
+        from hyperopt.base import Domain
+
+        from tpetune.migrate.objective import FminObjective
+
+        domain = Domain(fn, space, pass_expr_memo_ctrl=True) if via == "fmin-ctrl" else None
+        return space, FminObjective(fn, raise_errors=False, domain=domain)
+    return space, fn
 
 
 def _bundled_objective(

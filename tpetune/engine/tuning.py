@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tpetune import __version__
+from tpetune.engine import origin
 from tpetune.engine.driver import Driver
 from tpetune.engine.options import (
     Callback,
@@ -101,6 +102,7 @@ def tune(
         ObjectiveError: the objective returned something that is not a loss.
         KeyboardInterrupt: after recording everything that finished.
     """
+    origin.intercept(objective, space)  # `tpetune replay` looking for this call's objective
     check_positive_int("max_evals", max_evals)
     search = search or Search()
     stop = stop or StopRules()
@@ -114,9 +116,12 @@ def tune(
     try:
         if fresh:
             _discard(study_dir)
+        created = not Store.exists(study_dir)
         store, meta = _open_store(
             study_dir, space, search, pruner, max_evals, stop, config, point_vals
         )
+        if created:  # where `tpetune replay` finds an objective and space built in code
+            store.set_meta(origin=origin.origin_of(objective))
         try:
             stored_points = meta.get("points")
             if stored_points is not None:  # the points a study was made with stay its own

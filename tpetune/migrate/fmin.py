@@ -133,6 +133,9 @@ def fmin(
     validate_loss_threshold(loss_threshold)
     if space == "annotated":
         space, fn = _annotated(fn)
+    from tpetune.engine.origin import intercept
+
+    intercept(fn, space)  # `tpetune replay` looking for this call's fn and space
     name, options = algo_spec(algo)
     if max_evals is None:
         if timeout is None and loss_threshold is None and early_stop_fn is None:

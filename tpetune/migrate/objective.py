@@ -35,6 +35,8 @@ class FminObjective:
         self.results: dict[int, Any] = {}
         self.errors: dict[int, BaseException] = {}
         self.error: BaseException | None = None
+        # how `tpetune replay` calls fn again (tpetune.engine.origin records it)
+        self.replay_as = "fmin" if domain is None else "fmin-ctrl"
 
     def __call__(self, params: Any) -> Any:
         from tpetune.trial.context import current_trial
