@@ -15,6 +15,10 @@ Where the objective comes from:
   the bundled study whose labels the space has, rebuilt from the stored settings
   (``objective_config``) by its :class:`tpetune.bundled.BundledStudy`. A stock study made
   from a ``--csv`` file cannot be rebuilt so (the prices are not stored).
+- a study made in code (``tpetune.fmin`` or ``tune`` in a script or module): the objective and
+  space found again from where the study recorded them (:mod:`tpetune.engine.origin`); a file
+  changed since is refused unless ``force``. A ``tpetune.fmin`` objective is called as
+  ``tpetune.fmin`` calls it (result dicts, ``fmin_pass_expr_memo_ctrl``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ and then draws what an uninterrupted one would, and a run never interrupted prop
 what ``hyperopt.fmin`` proposes.
 
 Studies made by :func:`tpetune.tune` seed each proposal from (study seed, trial id) instead
-(:func:`tpetune.context.derive_seed`); see the README, "Coming from hyperopt".
+(:func:`tpetune.trial.context.derive_seed`); the README says why, "Coming from hyperopt".
 
 States are stored in JSON: numpy's ``bit_generator.state`` dict with its arrays (MT19937,
 Philox, SFC64) as ``{"ndarray": [...], "dtype": "uint64"}``.
