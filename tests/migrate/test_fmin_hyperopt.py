@@ -180,6 +180,11 @@ def test_ctrl_attachments_bytes_and_str_kept_and_served(
     finally:
         store.close()
     assert tpetune.load_study(tmp_path).best_loss == min(later.losses())
+    view = tpetune.load_study(tmp_path).trials  # the study's own Trials view serves them too
+    assert (
+        view.trial_attachments(view.trials[5])["raw"]
+        == later.trial_attachments(later.trials[5])["raw"]
+    )
 
 
 def test_a_study_without_the_attachments_table_reads_none_and_gains_it(tmp_path: Path) -> None:

@@ -138,11 +138,20 @@ class Study:
 
     @property
     def trials(self) -> Any:
-        """A hyperopt ``Trials`` rebuilt from the store (for code written against hyperopt)."""
+        """A hyperopt ``Trials`` rebuilt from the store (for code written against hyperopt),
+        with the trials' attachments (``trials.trial_attachments(trial)[name]``)."""
         labels = list(self.meta.get("space", {})) or self.param_labels
         from tpetune.search.documents import build_trials  # imports hyperopt (2 s of scipy)
 
-        return build_trials(self.records, labels)
+        trials = build_trials(self.records, labels)
+        if Store.exists(self.study_dir):
+            store = Store.open(self.study_dir, readonly=True)
+            try:
+                for tid, items in store.attachments().items():
+                    trials.attachments.update({f"ATTACH::{tid}::{k}": v for k, v in items.items()})
+            finally:
+                store.close()
+        return trials
 
     def to_dict(self) -> dict[str, Any]:
         """The ``show --json`` / ``export --format json`` document."""
