@@ -210,3 +210,29 @@ def _quadratic(x: float, attach: bool) -> dict[str, Any]:
     if attach:
         out["attachments"] = {"x": b"yes"}
     return out
+
+
+def test_a_pickled_hyperopt_trials_continues_as_hyperopt_with_its_attachments(
+    tmp_path: Path,
+) -> None:
+    """hyperopt's save-and-resume block: pickle the Trials, load it, call fmin again with a
+    larger max_evals. tpetune.fmin continues as hyperopt.fmin does (same rstate, same new
+    trials) and keeps the earlier trials' attachments."""
+
+    def fn(x: float) -> dict[str, Any]:
+        return {"loss": (x - 0.2) ** 2, "status": STATUS_OK, "attachments": {"x": repr(x)}}
+
+    space = hp.uniform("x", -1, 1)
+    old = Trials()
+    hyperopt.fmin(fn, space, algo=tpe.suggest, max_evals=8, trials=old,
+                  rstate=np.random.default_rng(2), show_progressbar=False)  # fmt: skip
+    saved = pickle.dumps(old)
+    theirs, ours = pickle.loads(saved), pickle.loads(saved)
+    hyperopt.fmin(fn, space, algo=tpe.suggest, max_evals=14, trials=theirs,
+                  rstate=np.random.default_rng(5), show_progressbar=False)  # fmt: skip
+    tpetune.fmin(fn, space, algo=tpe.suggest, max_evals=14, trials=ours,
+                 rstate=np.random.default_rng(5), show_progressbar=False,
+                 study_dir=tmp_path)  # fmt: skip
+    assert [t["misc"]["vals"] for t in ours.trials] == [t["misc"]["vals"] for t in theirs.trials]
+    assert ours.losses() == theirs.losses()
+    assert ours.attachments == theirs.attachments

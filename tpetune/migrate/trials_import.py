@@ -153,7 +153,7 @@ def import_trials(
             for record in records:
                 store.begin_trial(record)
                 if record.state is not TrialState.RUNNING:
-                    store.finish_trial(record)
+                    store.finish_trial(record, attachments=_attachments(trials, record.tid))
         finally:
             store.close()  # the last connection checkpoints the WAL into study.db
         for suffix in ("-wal", "-shm"):
@@ -164,6 +164,16 @@ def import_trials(
         shutil.rmtree(tmp, ignore_errors=True)
         lock.release()
     return len(records)
+
+
+def _attachments(trials: Any, tid: int) -> dict[str, Any]:
+    """Trial ``tid``'s attachments in the Trials (``ATTACH::<tid>::<name>``): bytes and str."""
+    from tpetune.study.attachments import storable
+
+    prefix = f"ATTACH::{tid}::"
+    found = getattr(trials, "attachments", None) or {}
+    items = {k[len(prefix) :]: v for k, v in found.items() if str(k).startswith(prefix)}
+    return storable(items, tid)
 
 
 def create_study_store(
