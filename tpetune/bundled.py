@@ -39,7 +39,6 @@ __all__ = [
     "Settings",
     "best_trial_report",
     "bundled_study",
-    "require_labels",
     "run_bundled",
     "stored_settings",
     "write_plots",
@@ -143,22 +142,6 @@ class BundledStudy(Protocol):
     def extra_plots(self, study: Study, out_dir: Path) -> list[Path]:
         """Write this study's own PNGs into ``out_dir`` (nothing when its files are absent)."""
         ...
-
-
-def require_labels(space: Space, labels: Sequence[str], *, objective: str, like: str) -> None:
-    """Refuse a space that lacks a label the objective reads.
-
-    Raises:
-        SpaceError: naming the missing labels and the space file to follow (``like``).
-    """
-    from tpetune.errors import SpaceError
-
-    missing = [label for label in labels if label not in space.labels]
-    if missing:
-        raise SpaceError(
-            f"space {space.source} lacks {', '.join(missing)}; the {objective} needs the "
-            f"labels of {like}"
-        )
 
 
 def bundled_study(name: str) -> BundledStudy:

@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from tpetune import __version__
 from tpetune import digits as digits_defaults  # constants only: no TensorFlow import
+from tpetune._signals import Terminated, sigterm_as_interrupt
 from tpetune.cli.search import (
     add_search_options,
     for_cli,
@@ -181,9 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tpetune._quiet import quiet_tensorflow
 
     quiet_tensorflow(args.verbose)  # before anything imports TensorFlow, workers included
-    previous = _sigterm_as_interrupt()
     try:
-        return int(args.func(args))
+        with sigterm_as_interrupt():
+            return int(args.func(args))
     except BrokenPipeError:  # `tpetune show DIR | head`: the reader left, nothing is wrong
         if not _stdout_reader_left():
             raise  # some other pipe broke: a bug, not the reader of stdout leaving
@@ -194,34 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:
         where = getattr(args, "resolved_study_dir", None) or getattr(args, "study_dir", None)
-        how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         print(
             f"\ntpetune: {how}; finished trials are kept in {where}. "
             "Run the same command again to resume.",
             file=sys.stderr,
         )
-        return 143 if isinstance(exc, _Terminated) else 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (Slurm, Kubernetes, spot preemption) takes Ctrl-C's path: the driver stops
-    dispatching, stops its workers or Spark jobs, records the elapsed budget; exit 143."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated()
-
-
-def _sigterm_as_interrupt() -> Any:
-    """Route SIGTERM to :class:`_Terminated`; returns the handler to restore (None: none set,
-    e.g. when called outside the main thread)."""
-    try:
-        return signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:
-        return None
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 def _stdout_reader_left() -> bool:

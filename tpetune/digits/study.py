@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tpetune.bundled import SUMMARY_NAME, Settings, require_labels, run_bundled
+from tpetune.bundled import SUMMARY_NAME, Settings, run_bundled
 from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_PRUNER
 from tpetune.digits import plots as digits_plots
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
 from tpetune.errors import ConfigError
+from tpetune.search.space import require_labels
 from tpetune.study.store import TrialRecord
 from tpetune.study.study import Study
 
@@ -95,7 +96,13 @@ class DigitsStudy:
 
     def validate(self, space: Space, objective: DigitsObjective) -> None:
         """The space has the labels the objective reads."""
-        require_labels(space, _NEEDED, objective="digits objective", like="spaces/digits.py")
+        require_labels(
+            space.labels,
+            _NEEDED,
+            objective="digits objective",
+            like="spaces/digits.py",
+            subject=f"space {space.source}",
+        )
 
     def final_report(
         self, objective: DigitsObjective, best: TrialRecord, *, seed: int, out_dir: Path

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tpetune.bundled import Settings, require_labels, run_bundled
+from tpetune.bundled import Settings, run_bundled
 from tpetune.errors import ConfigError
+from tpetune.search.space import require_labels
 from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS
 from tpetune.stock import plots as stock_plots
 from tpetune.study.store import TrialRecord
@@ -93,7 +94,13 @@ class StockStudy:
     def validate(self, space: Space, objective: StockObjective) -> None:
         """The space has the labels the objective reads; the series is long enough for every
         ``time_steps`` the space can propose (when that is a choice of numbers)."""
-        require_labels(space, _NEEDED, objective="stock objective", like="spaces/stock.py")
+        require_labels(
+            space.labels,
+            _NEEDED,
+            objective="stock objective",
+            like="spaces/stock.py",
+            subject=f"space {space.source}",
+        )
         desc = space.describe().get("time_steps", "")
         if desc.startswith("choice"):
             try:
