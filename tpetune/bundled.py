@@ -17,6 +17,7 @@ in :data:`BUNDLED` are imported on first use and import Keras only in ``make_obj
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,11 @@ class BundledStudy(Protocol):
         ...
 
     @property
+    def help(self) -> str:
+        """The command's one-line help in ``tpetune --help``."""
+        ...
+
+    @property
     def default_space(self) -> str:
         """The bundled space (a name under ``spaces/``) used when none is given."""
         ...
@@ -112,6 +118,15 @@ class BundledStudy(Protocol):
         Typed as a callable because each study has its own flags. It raises
         ``DataError`` when the data cannot be read or used, and ``ConfigError`` when it
         differs from what the stored study was made with.
+        """
+        ...
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        """Add the study's own data and model flags to its command's "data and model" group.
+
+        Each flag's ``dest`` is a keyword of :attr:`settings`, which receives it as parsed
+        (``None`` when not given), so a new bundled study touches no CLI file. Must import
+        nothing heavy: ``tpetune --help`` runs it.
         """
         ...
 
