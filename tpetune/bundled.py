@@ -17,6 +17,7 @@ in :data:`BUNDLED` are imported on first use and import Keras only in ``make_obj
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,6 @@ __all__ = [
     "Settings",
     "best_trial_report",
     "bundled_study",
-    "require_labels",
     "run_bundled",
     "stored_settings",
     "write_plots",
@@ -84,6 +84,11 @@ class BundledStudy(Protocol):
         ...
 
     @property
+    def help(self) -> str:
+        """The command's one-line help in ``tpetune --help``."""
+        ...
+
+    @property
     def default_space(self) -> str:
         """The bundled space (a name under ``spaces/``) used when none is given."""
         ...
@@ -116,6 +121,15 @@ class BundledStudy(Protocol):
         """
         ...
 
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        """Add the study's own data and model flags to its command's "data and model" group.
+
+        Each flag's ``dest`` is a keyword of :attr:`settings`, which receives it as parsed
+        (``None`` when not given), so a new bundled study touches no CLI file. Must import
+        nothing heavy: ``tpetune --help`` runs it.
+        """
+        ...
+
     def make_objective(self, settings: Settings) -> Callable[[Any], Any]:
         """The objective for these settings (may import Keras)."""
         ...
@@ -143,22 +157,6 @@ class BundledStudy(Protocol):
     def extra_plots(self, study: Study, out_dir: Path) -> list[Path]:
         """Write this study's own PNGs into ``out_dir`` (nothing when its files are absent)."""
         ...
-
-
-def require_labels(space: Space, labels: Sequence[str], *, objective: str, like: str) -> None:
-    """Refuse a space that lacks a label the objective reads.
-
-    Raises:
-        SpaceError: naming the missing labels and the space file to follow (``like``).
-    """
-    from tpetune.errors import SpaceError
-
-    missing = [label for label in labels if label not in space.labels]
-    if missing:
-        raise SpaceError(
-            f"space {space.source} lacks {', '.join(missing)}; the {objective} needs the "
-            f"labels of {like}"
-        )
 
 
 def bundled_study(name: str) -> BundledStudy:

@@ -161,3 +161,29 @@ def test_not_a_trials_pickle(tmp_path: Path, saved: tuple[Path, Path, Trials]) -
     )
     assert done.returncode == 2
     assert "holds a list, not a hyperopt Trials" in done.stderr
+
+
+def test_a_numpy_array_metric_survives_import_as_a_live_run_keeps_it(
+    saved: tuple[Path, Path, Trials], tmp_path: Path
+) -> None:
+    """One helper decides what is plain data (issue 22): a live run stores an array metric as a
+    list, so an imported trial holding the same array keeps it too."""
+    space_file, _, trials = saved
+    trials.trials[0]["result"]["per_class"] = np.array([0.25, 0.5])
+    trials.trials[0]["result"]["count"] = np.int64(3)
+    pkl = tmp_path / "with_array.pkl"
+    pkl.write_bytes(pickle.dumps(trials))
+    study_dir = tmp_path / "imported"
+    command = ["import", str(pkl), "--space", str(space_file), "--study-dir", str(study_dir)]
+    assert main(command) == 0
+    imported = tpetune.load_study(study_dir).records[0].metrics
+    live = tmp_path / "live"
+    ns = runpy.run_path(str(space_file))
+
+    def objective(p: Any) -> dict[str, Any]:
+        return {**ns["objective"](p), "per_class": np.array([0.25, 0.5]), "count": np.int64(3)}
+
+    tpetune.tune(objective, ns["space"], study_dir=live, max_evals=1)
+    kept = tpetune.load_study(live).records[0].metrics
+    assert imported["per_class"] == kept["per_class"] == [0.25, 0.5]
+    assert imported["count"] == kept["count"] == 3

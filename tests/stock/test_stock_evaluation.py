@@ -72,7 +72,7 @@ def test_block_split_gives_exact_day_counts(n: int, n_val: int, n_block: int) ->
 def test_cli_data_choices_are_the_bundled_series() -> None:
     parser = build_parser()
     stock = parser._subparsers._group_actions[0].choices["stock"]  # type: ignore[union-attr]
-    data = next(a for a in stock._actions if a.dest == "data")
+    data = next(a for a in stock._actions if a.dest == "series")  # the flag --data
     assert tuple(data.choices) == tuple(SERIES)
 
 

@@ -12,14 +12,13 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tpetune import __version__
-from tpetune import digits as digits_defaults  # constants only: no TensorFlow import
+from tpetune._signals import Terminated, sigterm_as_interrupt
 from tpetune.cli.search import (
     add_search_options,
     for_cli,
@@ -60,54 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_options(p, default_evals=50)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("stock", help="tune an LSTM forecasting a stock's next close (main job)")
-    d = p.add_argument_group("data and model")
-    d.add_argument(
-        "--csv", type=Path, help="daily prices (Yahoo or Stooq layout); default: bundled S&P 500"
-    )
-    d.add_argument(
-        # choices = tpetune.stock.series.SERIES (a test checks)
-        "--data", choices=("sp500", "nasdaq", "wti"),
-        help="a bundled daily series, its last 10 years (default sp500; stored on resume)",
-    )  # fmt: skip
-    d.add_argument(
-        "--test-folds", type=positive_int, metavar="K",
-        help="rolling-origin test blocks of the verdict: each retrains the best params on the "
-        "days before it (default 3)",
-    )  # fmt: skip
-    d.add_argument("--space", default="stock", help="space file or bundled name (default: stock)")
-    d.add_argument(
-        "--epochs", type=positive_int,
-        # = stock.objective.DEFAULT_EPOCHS / DEFAULT_PATIENCE (importing them loads Keras)
-        help="max epochs per trial (default 12; early stopping after 3 without improvement; "
-        "stored on resume)",
-    )  # fmt: skip
-    d.add_argument(
-        "--folds", type=positive_int,
-        help="walk-forward folds, loss = mean over folds (default: one chronological "
-        "70/15/15 train/validation/test split; stored on resume)",
-    )  # fmt: skip
-    add_search_options(p, default_evals=None, evals_hint=30)  # = stock.objective.DEFAULT_MAX_EVALS
-    p.set_defaults(func=cmd_stock)
+    from tpetune.bundled import BUNDLED, bundled_study  # each declares its own flags
 
-    p = sub.add_parser("digits", help="tune a dense classifier on handwritten digits (k-fold CV)")
-    d = p.add_argument_group("data and model")
-    d.add_argument(
-        "--mnist", type=Path, metavar="FILE.npz",
-        help="MNIST in Keras' mnist.npz layout; default: scikit-learn's 8x8 digits (offline)",
-    )  # fmt: skip
-    d.add_argument("--space", default="digits", help="space file or bundled name (default: digits)")
-    d.add_argument(
-        "--folds", type=positive_int,
-        help=f"stratified CV folds (default {digits_defaults.DEFAULT_FOLDS}; stored on resume)",
-    )  # fmt: skip
-    add_search_options(
-        p,
-        default_evals=None,
-        evals_hint=digits_defaults.DEFAULT_MAX_EVALS,
-        new_pruner=digits_defaults.DEFAULT_PRUNER,
-    )
-    p.set_defaults(func=cmd_digits)
+    for name in BUNDLED:
+        bundle = bundled_study(name)
+        p = sub.add_parser(name, help=bundle.help)
+        d = p.add_argument_group("data and model")
+        d.add_argument(
+            "--space", default=bundle.default_space,
+            help=f"space file or bundled name (default: {bundle.default_space})",
+        )  # fmt: skip
+        before = len(d._group_actions)
+        bundle.add_arguments(d)
+        add_search_options(
+            p,
+            default_evals=None,
+            evals_hint=bundle.default_max_evals,
+            new_pruner=bundle.default_pruner,
+        )
+        flags = tuple(a.dest for a in d._group_actions[before:])
+        p.set_defaults(func=cmd_bundled, study=name, study_flags=flags)
 
     p = sub.add_parser("show", help="print a study's progress, best trial and trials")
     p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
@@ -181,9 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tpetune._quiet import quiet_tensorflow
 
     quiet_tensorflow(args.verbose)  # before anything imports TensorFlow, workers included
-    previous = _sigterm_as_interrupt()
     try:
-        return int(args.func(args))
+        with sigterm_as_interrupt():
+            return int(args.func(args))
     except BrokenPipeError:  # `tpetune show DIR | head`: the reader left, nothing is wrong
         if not _stdout_reader_left():
             raise  # some other pipe broke: a bug, not the reader of stdout leaving
@@ -194,34 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:
         where = getattr(args, "resolved_study_dir", None) or getattr(args, "study_dir", None)
-        how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         print(
             f"\ntpetune: {how}; finished trials are kept in {where}. "
             "Run the same command again to resume.",
             file=sys.stderr,
         )
-        return 143 if isinstance(exc, _Terminated) else 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM (Slurm, Kubernetes, spot preemption) takes Ctrl-C's path: the driver stops
-    dispatching, stops its workers or Spark jobs, records the elapsed budget; exit 143."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated()
-
-
-def _sigterm_as_interrupt() -> Any:
-    """Route SIGTERM to :class:`_Terminated`; returns the handler to restore (None: none set,
-    e.g. when called outside the main thread)."""
-    try:
-        return signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:
-        return None
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 def _stdout_reader_left() -> bool:
@@ -277,20 +227,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_stock(args: argparse.Namespace) -> int:
-    data = {"csv": args.csv, "epochs": args.epochs, "folds": args.folds, "series": args.data}
-    return _run_study(args, "stock", {**data, "test_folds": args.test_folds})
-
-
-def cmd_digits(args: argparse.Namespace) -> int:
-    return _run_study(args, "digits", {"mnist": args.mnist, "folds": args.folds})
-
-
-def _run_study(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int:
+def cmd_bundled(args: argparse.Namespace) -> int:
     """A bundled study: tune, then print the search summary and the held-out test report."""
     from tpetune.bundled import bundled_study, run_bundled
 
+    name = args.study
     bundle = bundled_study(name)
+    data = {dest: getattr(args, dest) for dest in args.study_flags}
     study_dir = args.study_dir or Path("runs") / name
     args.resolved_study_dir = study_dir
     study, summary = run_bundled(

@@ -15,7 +15,7 @@ from typing import Any
 
 def add_commands(sub: Any) -> None:
     """Add the three subcommands to ``tpetune``'s subparsers."""
-    from tpetune.cli.search import positive_int
+    from tpetune.cli.types import positive_int
     from tpetune.search.algos import ALGOS
 
     p = sub.add_parser(

@@ -12,41 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tpetune.cli.types import finite_float, positive_float, positive_int
 from tpetune.engine.options import Search, Spark, StopRules, Workers
 from tpetune.errors import ConfigError
 from tpetune.pruners.policies import PRUNERS, default_pruner
 from tpetune.search.algos import ALGOS
 from tpetune.study.artifacts import DEFAULT_KEEP  # a constant: models imports only the store
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def add_search_options(

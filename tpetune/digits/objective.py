@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
+from tpetune._io import jsonable
 from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
 from tpetune.digits.model import build_model
@@ -60,7 +61,6 @@ from tpetune.keras.trial import (
     best_epoch,
     fresh_session,
 )
-from tpetune.search.space import jsonable
 
 __all__ = ["DigitsObjective"]
 

@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from tpetune._io import jsonable, plain_number
 from tpetune.engine.options import Callback, StopRules
 from tpetune.errors import ObjectiveError, SearchFailedError
 from tpetune.executors.base import Executor, Job, Outcome
 from tpetune.search import algos
 from tpetune.search.documents import hyperopt_doc
-from tpetune.search.space import Space, jsonable
+from tpetune.search.space import Space
 from tpetune.study.store import Store, TrialRecord, TrialState
 from tpetune.trial.context import TrialContext, derive_seed
 
@@ -132,7 +133,7 @@ class Driver:
             docs = self.suggest([tid], self.space.domain, self.trials, seed)
             if not docs:
                 return None  # the algorithm has nothing left (grid exhausted)
-            vals = {k: _plain(v[0]) for k, v in docs[0]["misc"]["vals"].items() if v}
+            vals = {k: plain_number(v[0]) for k, v in docs[0]["misc"]["vals"].items() if v}
         self.next_tid += 1
         args = self.space.evaluate(vals)
         record = TrialRecord(
@@ -258,13 +259,3 @@ class Driver:
             self._stale = False
         reasons = [cb(self.trials, final) for cb in self.callbacks]
         return next((r for r in reasons if r), None)
-
-
-def _plain(value: Any) -> int | float:
-    """hyperopt hands back numpy scalars; the store and the Trials docs keep Python numbers
-    so that a study rebuilt from JSON is bit-identical to the live one."""
-    if isinstance(value, int) or (
-        getattr(value, "dtype", None) is not None and value.dtype.kind in "iu"
-    ):
-        return int(value)
-    return float(value)

@@ -11,11 +11,11 @@ Errors name the library's own arguments (``Search(algo=...)``); the CLI maps the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tpetune._io import check_int, finite_float
 from tpetune.errors import ConfigError
 from tpetune.search import algos
 
@@ -92,13 +92,13 @@ class StopRules:
     def __post_init__(self) -> None:
         if self.timeout is not None:
             _check_seconds("StopRules(timeout=...)", self.timeout)
-        if self.loss_threshold is not None and not _finite(self.loss_threshold):
+        if self.loss_threshold is not None and finite_float(self.loss_threshold) is None:
             raise ConfigError(
                 f"StopRules(loss_threshold=...) must be a finite number; got {self.loss_threshold}"
             )
         if self.no_progress is not None:
-            check_positive_int("StopRules(no_progress=...)", self.no_progress)
-        check_positive_int("StopRules(max_failures=...)", self.max_failures)
+            check_int("StopRules(no_progress=...)", self.no_progress)
+        check_int("StopRules(max_failures=...)", self.max_failures)
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,8 @@ class Workers:
     recycle_after: int = 20
 
     def __post_init__(self) -> None:
-        check_positive_int("Workers(workers=...)", self.workers)
-        check_positive_int("Workers(recycle_after=...)", self.recycle_after)
+        check_int("Workers(workers=...)", self.workers)
+        check_int("Workers(recycle_after=...)", self.recycle_after)
         if self.trial_timeout is not None:
             _check_seconds("Workers(trial_timeout=...)", self.trial_timeout)
 
@@ -165,7 +165,7 @@ class Spark:
         if not isinstance(self.master, str) or not self.master.strip():
             raise ConfigError(f"Spark(master=...) must be a master URL; got {self.master!r}")
         if self.workers is not None:
-            check_positive_int("Spark(workers=...)", self.workers)
+            check_int("Spark(workers=...)", self.workers)
         if self.trial_timeout is not None:
             _check_seconds("Spark(trial_timeout=...)", self.trial_timeout)
 
@@ -187,18 +187,6 @@ ExecutorOption = Serial | Workers | Spark
 Callback = Callable[[Any, Any], "str | None"]
 
 
-def check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer; got {value!r}")
-
-
-def _finite(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value)) and not isinstance(value, bool)
-    except (TypeError, ValueError):
-        return False
-
-
 def _check_seconds(name: str, value: Any) -> None:
-    if not _finite(value) or not float(value) > 0:
+    if finite_float(value) is None or not float(value) > 0:
         raise ConfigError(f"{name} must be a positive number of seconds; got {value!r}")

@@ -100,8 +100,9 @@ def replay(
         ConfigError: the space file changed (without ``force``), or the objective cannot be
             found.
     """
+    from tpetune._io import jsonable
     from tpetune.executors.base import Job, run_trial
-    from tpetune.search.space import Space, jsonable
+    from tpetune.search.space import Space
     from tpetune.study.study import load_study
     from tpetune.trial.context import TrialContext, derive_seed
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tpetune import __version__
+from tpetune._io import check_int, jsonable
 from tpetune.engine import origin
 from tpetune.engine.driver import Driver
 from tpetune.engine.options import (
@@ -31,12 +32,11 @@ from tpetune.engine.options import (
     Search,
     Serial,
     StopRules,
-    check_positive_int,
 )
 from tpetune.errors import ConfigError, SearchFailedError, SpaceMismatchError
 from tpetune.pruners.policies import NoPruner, Pruner, default_pruner, pruner_from_json
 from tpetune.search import algos
-from tpetune.search.space import Space, jsonable
+from tpetune.search.space import Space
 from tpetune.study import provenance
 from tpetune.study.artifacts import DEFAULT_KEEP, Retention
 from tpetune.study.store import DB_NAME, Store, StudyLock
@@ -103,7 +103,7 @@ def tune(
         KeyboardInterrupt: after recording everything that finished.
     """
     origin.intercept(objective, space)  # `tpetune replay` looking for this call's objective
-    check_positive_int("max_evals", max_evals)
+    check_int("max_evals", max_evals)
     search = search or Search()
     stop = stop or StopRules()
     space = space if isinstance(space, Space) else Space(space)

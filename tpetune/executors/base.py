@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tpetune.search.space import jsonable
+from tpetune._io import jsonable
 from tpetune.study.store import TrialState
 from tpetune.trial.context import TrialContext, trial_scope
 

@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tpetune._io import finite_float
 from tpetune.study.store import TrialRecord
 
 #: How far a fallback range reaches for hyperopt's unbounded normals, in sigmas.
@@ -129,12 +130,16 @@ def parse(description: str) -> Domain | None:
         return None
     if name == "randint":
         low, upper = (0.0, args.get("a0", math.nan)) if len(args) == 1 else _two(args)
-        return Domain("int", low=low, high=upper - 1) if _finite(low, upper) else None
+        return (
+            Domain("int", low=low, high=upper - 1)
+            if None not in (finite_float(low), finite_float(upper))
+            else None
+        )
     names = _ARG_NAMES.get(name)
     if names is None or len(args) != len(names):
         return None
     values = [args.get(f"a{i}", args.get(n, math.nan)) for i, n in enumerate(names)]
-    if not _finite(*values):
+    if any(finite_float(v) is None for v in values):
         return None
     return _numeric(name, *values)
 
@@ -190,10 +195,6 @@ def _numbers(text: str) -> dict[str, float] | None:
 
 def _two(args: Mapping[str, float]) -> tuple[float, float]:
     return args.get("a0", math.nan), args.get("a1", math.nan)
-
-
-def _finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
 
 
 def _down(x: float) -> float:

@@ -11,17 +11,15 @@ exits 0, since stopping is how a dashboard ends).
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from tpetune._signals import sigterm_as_interrupt
 from tpetune.errors import ConfigError
 from tpetune.exporters import require
 from tpetune.exporters.optuna import DEFAULT_TARGET, EXTRA, OptunaExport, storage_url
@@ -70,7 +68,7 @@ def serve(
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             url = f"http://{host}:{server.server_port}/dashboard/studies/{exporter.study_id}"
             if on_ready is not None:
                 on_ready(url)
@@ -95,20 +93,3 @@ class _Server(socketserver.ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # no line per request on stderr
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the dashboard like Ctrl-C (only the main thread may set handlers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

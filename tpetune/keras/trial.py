@@ -57,7 +57,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from tpetune._io import read_json, write_json
-from tpetune.errors import ConfigError, SpaceError
+from tpetune.errors import ConfigError
+from tpetune.search.space import require_labels
 from tpetune.trial.context import TrialContext, current_trial
 
 __all__ = [
@@ -68,7 +69,6 @@ __all__ = [
     "Params",
     "best",
     "best_epoch",
-    "check_params",
     "fresh_session",
     "merge_curves",
 ]
@@ -195,7 +195,7 @@ class KerasTrial(ABC):
         Raises:
             SpaceError: the label is missing (a space made for another objective).
         """
-        check_params(params, (key,), objective=self.name, like=self.space_file)
+        require_labels(params, (key,), objective=self.name, like=self.space_file)
         return int(params[key])
 
     def combine(self, results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -289,22 +289,6 @@ class KerasTrial(ABC):
         )
         history = {k: [float(v) for v in fit.history.get(k, [])] for k in self.logged}
         return model, history
-
-
-def check_params(
-    params: Params, keys: Sequence[str], *, objective: str, like: str | None = None
-) -> None:
-    """Refuse ``params`` that lack one of ``keys`` (a space made for another objective).
-
-    Raises:
-        SpaceError: naming the missing labels and, with ``like``, the space file to follow.
-    """
-    missing = [k for k in keys if k not in params]
-    if missing:
-        where = f"the labels of {like}" if like else f"the label(s) {', '.join(missing)}"
-        raise SpaceError(
-            f"params lack {', '.join(missing)}; the {objective} needs a space with {where}"
-        )
 
 
 def fresh_session(seed: int) -> None:

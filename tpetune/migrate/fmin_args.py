@@ -134,7 +134,7 @@ def default_study_dir(
     import json
 
     name = getattr(fn, "__name__", type(fn).__name__).strip("<>") or "fn"
-    from tpetune.search.space import jsonable
+    from tpetune._io import jsonable
 
     key = json.dumps(
         jsonable([space.fingerprint, algo, dict(options or {}), seed, list(points)]),

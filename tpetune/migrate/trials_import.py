@@ -28,8 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tpetune._io import finite_float, is_json_value, jsonable, plain_number
 from tpetune.errors import ConfigError, SpaceError, StoreError
-from tpetune.search.space import Space, jsonable
+from tpetune.search.space import Space
 from tpetune.study.store import DB_NAME, Store, StudyLock, TrialRecord, TrialState
 
 PICKLE_WARNING = (
@@ -79,7 +80,7 @@ def records_from_trials(trials: Any, space: Space) -> list[TrialRecord]:
             problems.append(f"tid {tid}: appears twice")
             continue
         seen.add(tid)
-        vals = {k: _plain(v[0]) for k, v in doc["misc"]["vals"].items() if len(v)}
+        vals = {k: plain_number(v[0]) for k, v in doc["misc"]["vals"].items() if len(v)}
         why = check_vals(space, vals)
         if why:
             problems.append(f"tid {tid}: {why}")
@@ -305,7 +306,7 @@ def _record(doc: Mapping[str, Any], tid: int, vals: dict[str, Any], space: Space
     finished = _unix(doc.get("refresh_time")) or started
     curves = _curves(result.get("curves"))
     metrics = {
-        str(k): jsonable(v) for k, v in result.items() if k not in _RESULT_KEYS and _is_json(v)
+        str(k): jsonable(v) for k, v in result.items() if k not in _RESULT_KEYS and is_json_value(v)
     }
     common = {
         "tid": tid,
@@ -325,13 +326,13 @@ def _record(doc: Mapping[str, Any], tid: int, vals: dict[str, Any], space: Space
     elif result.get("status") != base.STATUS_OK:
         state = TrialState.FAIL
         error = str(result.get("error") or f"hyperopt status {result.get('status')!r}")
-    elif _finite(loss) is None:
+    elif finite_float(loss) is None:
         state, error = TrialState.FAIL, f"loss is {loss!r}"
     else:
         state = TrialState.OK
     return TrialRecord(
         state=state,
-        loss=_finite(loss) if state is TrialState.OK else None,
+        loss=finite_float(loss) if state is TrialState.OK else None,
         curves=curves,
         metrics=metrics,
         error=error,
@@ -339,17 +340,6 @@ def _record(doc: Mapping[str, Any], tid: int, vals: dict[str, Any], space: Space
         duration_s=round(max(0.0, (finished or 0.0) - (started or 0.0)), 6),
         **common,
     )
-
-
-def _finite(loss: Any) -> float | None:
-    """A result's loss as a finite float (numpy scalars included), else ``None``."""
-    if isinstance(loss, bool | str | bytes):
-        return None
-    try:
-        value = float(loss)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _curves(raw: Any) -> dict[str, list[float]]:
@@ -364,30 +354,9 @@ def _curves(raw: Any) -> dict[str, list[float]]:
     return out
 
 
-def _is_json(value: Any) -> bool:
-    """Plain data (numbers, strings, lists, dicts of them, numpy scalars), not objects."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return True
-    if isinstance(value, list | tuple):
-        return all(_is_json(v) for v in value)
-    if isinstance(value, Mapping):
-        return all(_is_json(v) for v in value.values())
-    return getattr(value, "ndim", None) == 0 and hasattr(value, "item")
-
-
 def _unix(when: Any) -> float | None:
     if not isinstance(when, dt.datetime):
         return None
     if when.tzinfo is not None:
         return when.timestamp()
     return calendar.timegm(when.utctimetuple()) + when.microsecond / 1e6  # hyperopt: naive UTC
-
-
-def _plain(value: Any) -> int | float:
-    """Python numbers, as the driver stores them (ints stay ints: choice indices)."""
-    if isinstance(value, bool | int):
-        return int(value)
-    dtype = getattr(value, "dtype", None)
-    if dtype is not None and dtype.kind in "iub":
-        return int(value)
-    return float(value)

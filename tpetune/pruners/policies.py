@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from tpetune._io import check_int
 from tpetune.errors import ConfigError
 from tpetune.study.steps import Decision  # the record type the store keeps with each step
 
@@ -104,8 +105,8 @@ class MedianPruner:
     monitor: str = "val_loss"
 
     def __post_init__(self) -> None:
-        _check_int("warmup_trials", self.warmup_trials, 1)
-        _check_int("warmup_steps", self.warmup_steps, 1)
+        check_int("warmup_trials", self.warmup_trials, 1)
+        check_int("warmup_steps", self.warmup_steps, 1)
         if not 0 < self.percentile < 100:
             raise ConfigError(f"percentile must lie in (0, 100); got {self.percentile}")
         _check_monitor(self.monitor)
@@ -151,8 +152,8 @@ class ASHAPruner:
     monitor: str = "val_loss"
 
     def __post_init__(self) -> None:
-        _check_int("min_steps", self.min_steps, 1)
-        _check_int("reduction_factor", self.reduction_factor, 2)
+        check_int("min_steps", self.min_steps, 1)
+        check_int("reduction_factor", self.reduction_factor, 2)
         _check_monitor(self.monitor)
 
     def rung_of(self, step: int) -> int | None:
@@ -234,11 +235,6 @@ class MemoryBoard:
 
     def recorded(self, tid: int, rung: int) -> Decision | None:
         return self.rungs.get(rung, {}).get(tid)
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}")
 
 
 def default_pruner() -> Pruner:

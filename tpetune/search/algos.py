@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from tpetune._io import check_int
 from tpetune.errors import ConfigError, MissingDependencyError
 
 Suggest = Callable[[list[int], Any, Any, int], list[dict[str, Any]]]
@@ -153,7 +154,5 @@ def _check_tpe(options: Mapping[str, Any]) -> None:
         raise ConfigError(f"TPE gamma must lie in (0, 1); got {gamma}")
     for key, low in (("n_startup_jobs", 0), ("n_EI_candidates", 1)):
         value = options.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < low
-        ):
-            raise ConfigError(f"TPE {key} must be an integer >= {low}; got {value!r}")
+        if value is not None:
+            check_int(f"TPE {key}", value, low)

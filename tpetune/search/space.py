@@ -25,17 +25,17 @@ import json
 import math
 import re
 import runpy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tpetune._io import jsonable
 from tpetune.errors import SpaceError
 
 #: hyperopt distributions whose samples are whole numbers when their ``q`` is whole.
 _QUANTISED = {"quniform", "qloguniform", "qnormal", "qlognormal"}
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ADDRESS_RE = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def resolve_space_file(spec: str | Path) -> Path:
@@ -100,25 +100,6 @@ def load_file(spec: str | Path, *, need_objective: bool = False) -> dict[str, An
             f"{path} defines no callable `objective`: add `def objective(params): ... return loss`"
         )
     return namespace
-
-
-def jsonable(obj: Any) -> Any:
-    """A JSON-safe copy: numpy scalars become Python numbers, tuples lists, objects names."""
-    if isinstance(obj, bool | int | float | str) or obj is None:
-        return obj
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    item = getattr(obj, "item", None)  # numpy scalars and 0-d arrays
-    if callable(item) and getattr(obj, "ndim", None) == 0:
-        return jsonable(item())
-    tolist = getattr(obj, "tolist", None)
-    if callable(tolist):
-        return jsonable(tolist())
-    if callable(obj) and hasattr(obj, "__qualname__"):
-        return f"{getattr(obj, '__module__', '')}.{obj.__qualname__}".lstrip(".")
-    return _ADDRESS_RE.sub("", repr(obj))
 
 
 @dataclass(frozen=True)
@@ -385,3 +366,28 @@ def load_space(spec: str | Path) -> Space:
 
 
 ObjectiveFn = Callable[[Any], Any]
+
+
+def require_labels(
+    have: Collection[str],
+    needed: Sequence[str],
+    *,
+    objective: str,
+    like: str | None = None,
+    subject: str = "params",
+) -> None:
+    """Refuse a space (or a trial's params) that lacks a label the objective reads.
+
+    ``have`` is what there is (a space's labels, or a trial's params); ``subject`` names it in
+    the message ("space spaces/x.py", or "params").
+
+    Raises:
+        SpaceError: naming the missing labels and, with ``like``, the space file to follow.
+    """
+    missing = [k for k in needed if k not in have]
+    if missing:
+        where = f"the labels of {like}" if like else f"the label(s) {', '.join(missing)}"
+        verb = "lack" if subject == "params" else "lacks"
+        raise SpaceError(
+            f"{subject} {verb} {', '.join(missing)}; the {objective} needs a space with {where}"
+        )

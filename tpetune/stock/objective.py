@@ -40,9 +40,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from tpetune._io import jsonable
 from tpetune.errors import ConfigError
 from tpetune.keras.trial import CallbackSpec, History, KerasTrial, Metrics, Params, best, best_epoch
-from tpetune.search.space import jsonable
 from tpetune.stock import (
     DEFAULT_EPOCHS,
     DEFAULT_MAX_EVALS,

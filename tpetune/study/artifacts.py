@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tpetune._io import check_int, is_json_value
 from tpetune.errors import ConfigError, StoreError
 from tpetune.study.store import Store, TrialRecord, TrialState
 
@@ -121,17 +122,6 @@ def capture(raw: Any, ctx: TrialContext) -> Any:
     return out
 
 
-def is_json_value(value: Any) -> bool:
-    """Plain data: numbers, strings, None, numpy scalars/arrays, lists and dicts of them."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return True
-    if isinstance(value, list | tuple):
-        return all(is_json_value(v) for v in value)
-    if isinstance(value, Mapping):
-        return all(is_json_value(v) for v in value.values())
-    return hasattr(value, "tolist") and hasattr(value, "dtype")
-
-
 def report_non_json(items: Mapping[str, Any]) -> dict[str, Any]:
     """``items`` without the values that are not plain data; each dropped (key, type) is
     logged once per process as a warning naming what to do instead."""
@@ -160,10 +150,7 @@ class Retention:
     """
 
     def __init__(self, study_dir: str | Path, keep: int = DEFAULT_KEEP) -> None:
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-            raise ConfigError(
-                f"keep_models (--keep-models) must be a non-negative integer; got {keep!r}"
-            )
+        check_int("keep_models (--keep-models)", keep, 0)
         self.study_dir = Path(study_dir)
         self.keep = keep
         self._records: dict[int, TrialRecord] | None = None

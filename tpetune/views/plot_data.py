@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from tpetune._io import finite_float
 from tpetune.study.store import TrialRecord, TrialState
 from tpetune.study.study import Study
 
@@ -118,10 +119,6 @@ def _text(value: Any) -> str:
     return json.dumps(value)
 
 
-def _finite(loss: float | None) -> float | None:
-    return loss if loss is not None and math.isfinite(loss) else None
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -197,7 +194,7 @@ def loss_history_data(study: Study) -> LossHistoryData:
     failed: list[int] = []
     running: list[int] = []
     for r in study.records:
-        loss = _finite(r.loss)
+        loss = finite_float(r.loss)
         branch = _text(r.params[blabel]) if blabel and blabel in r.params else None
         if r.state is TrialState.RUNNING:
             running.append(r.tid)
@@ -251,7 +248,7 @@ def learning_curves_data(study: Study, n: int = 4) -> LearningCurvesData:
 
 def params_data(study: Study) -> ParamsData:
     """One panel per label with the ok and pruned trials where it was active."""
-    scored = [r for r in study.records if r.state in _SCORED and _finite(r.loss) is not None]
+    scored = [r for r in study.records if r.state in _SCORED and finite_float(r.loss) is not None]
     panels = []
     for label in _labels(study):
         active = [r for r in scored if label in r.params]
