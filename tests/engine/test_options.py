@@ -45,8 +45,13 @@ def test_defaults_are_written_once_and_the_cli_help_reads_them() -> None:
 
 
 def test_algorithms_come_from_one_table() -> None:
-    assert set(ALGO_TABLE) == {"tpe", "rand", "anneal", "atpe", "grid"}
+    assert set(ALGO_TABLE) == {"tpe", "rand", "anneal", "atpe", "grid", "mix"}
     assert resolve("rand").__module__ == "hyperopt.rand"
+    # mix (hyperopt's mix.suggest, for tpetune.fmin) takes its algorithms as names and knobs
+    mix = resolve("mix", {"p_suggest": [[0.25, "rand", {}], [0.75, "tpe", {"gamma": 0.3}]]})
+    assert [p for p, _ in mix.keywords["p_suggest"]] == [0.25, 0.75]
+    with pytest.raises(ConfigError, match="sum to 1"):
+        resolve("mix", {"p_suggest": [[0.5, "rand", {}]]})
 
 
 def test_tpe_startup_scales_with_the_budget() -> None:
