@@ -10,9 +10,10 @@ What is as in hyperopt (tested against it, and by hyperopt's own tests/unit/test
 - the answers: each proposal's seed is drawn from ``rstate`` (or
   ``default_rng($HYPEROPT_FMIN_SEED)``) as ``hyperopt.fmin`` draws it, one
   ``integers(2**31 - 1)`` per proposal, for ``tpe``, ``rand``, ``anneal``, ``atpe`` and
-  ``mix`` (``functools.partial``/``hyperopt.partial`` knobs included); the generator's
-  position is stored with every trial (:mod:`tpetune.search.seeding`), so a run killed and re-run
-  proposes what an uninterrupted one would, and ``rstate`` is left where hyperopt leaves it;
+  ``mix`` (``functools.partial``/``hyperopt.partial`` knobs included); the study keeps the
+  generator's initial state and each stored trial took one draw (:mod:`tpetune.search.seeding`),
+  so a run killed and re-run proposes what an uninterrupted one would, and ``rstate`` is left
+  where hyperopt leaves it;
 - the parameters and the return value: ``argmin`` in hyperopt's form (choice *indices*, numpy
   scalars) when ``return_argmin`` (so ``space_eval(space, best)`` works), ``space_eval`` of it
   otherwise; ``points_to_evaluate`` first, then ``max_evals`` proposals;
