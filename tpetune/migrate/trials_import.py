@@ -29,8 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from tpetune._io import finite_float, is_json_value, jsonable, plain_number
+from tpetune.engine import tuning
+from tpetune.engine.options import Search, StopRules
 from tpetune.errors import ConfigError, SpaceError, StoreError
 from tpetune.search.space import Space
+from tpetune.study import provenance
 from tpetune.study.store import DB_NAME, Store, StudyLock, TrialRecord, TrialState
 
 PICKLE_WARNING = (
@@ -117,7 +120,6 @@ def import_trials(
         SpaceError: trials that do not fit the space (nothing is written).
         StudyInUseError: another process holds the folder.
     """
-    from tpetune.study import provenance
 
     study_dir = Path(study_dir)
     records = records_from_trials(trials, space)
@@ -168,8 +170,6 @@ def create_study_store(
 
     TPE keeps hyperopt's default ``n_startup_jobs`` (20) unless ``options`` say otherwise:
     the imported search continues as it was run."""
-    from tpetune.engine import tuning
-    from tpetune.engine.options import Search, StopRules
 
     algo = algo or "tpe"
     if options is None:

@@ -27,7 +27,7 @@ from tpetune.study.study import Study
 
 if TYPE_CHECKING:
     from tpetune.search.space import Space
-    from tpetune.stock.objective import StockObjective
+    from tpetune.stock.objective import StockObjective  # imports Keras
 
 __all__ = ["STOCK", "StockStudy", "format_summary", "run_stock_study"]
 
@@ -90,8 +90,8 @@ class StockStudy:
         ``epochs`` and ``folds`` (``None``: the stored value on resume, else the default),
         checked before anything is stored; ``test_folds`` (rolling-origin test blocks of the
         verdict, default 3) goes to the final report only."""
-        from tpetune.stock.data import load_prices
-        from tpetune.stock.evaluation import bundled_series
+        from tpetune.stock.data import load_prices  # imports pandas
+        from tpetune.stock.evaluation import bundled_series  # imports pandas
 
         if csv is not None and series is not None:
             raise ConfigError("--csv and --data both name the prices: pass only one of them")
@@ -116,7 +116,7 @@ class StockStudy:
         return Settings(config, load_prices(csv) if csv is not None else prices, report)
 
     def make_objective(self, settings: Settings) -> StockObjective:
-        from tpetune.stock.objective import StockObjective
+        from tpetune.stock.objective import StockObjective  # imports Keras
 
         config = settings.config
         return StockObjective(prices=settings.data, epochs=config["epochs"], folds=config["folds"])
@@ -152,7 +152,7 @@ class StockStudy:
     ) -> dict[str, Any]:
         summary = objective.final_report(best.args, out_dir=out_dir, seed=seed)
         summary.pop("curves", None)
-        from tpetune.stock.evaluation import verdict_report
+        from tpetune.stock.evaluation import verdict_report  # imports pandas
 
         return {
             "best_trial_loss": best.loss,
@@ -228,6 +228,6 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 
 def _verdict_lines(summary: Mapping[str, Any]) -> list[str]:
-    from tpetune.stock.evaluation import verdict_lines
+    from tpetune.stock.evaluation import verdict_lines  # imports pandas
 
     return verdict_lines(summary)

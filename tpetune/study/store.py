@@ -347,7 +347,7 @@ class StudyLock:
         self._fd: int | None = None
 
     def acquire(self) -> StudyLock:
-        import fcntl
+        import fcntl  # POSIX only: importing the store must work everywhere
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -375,7 +375,7 @@ class StudyLock:
 
     def is_held_elsewhere(self) -> bool:
         """True while another process drives the study (for ``show``); writes nothing."""
-        import fcntl
+        import fcntl  # POSIX only: importing the store must work everywhere
 
         if self._fd is not None or not self.path.exists():
             return False

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tpetune.study.artifacts import save
+
 
 @dataclass(frozen=True)
 class TrialContext:
@@ -56,7 +58,6 @@ class TrialContext:
         """Keep a Keras ``model`` with this trial (``STUDY/models/<tid>.keras``, the best
         trials' files retained); returns its path in the study or ``"unavailable: ..."``.
         See :mod:`tpetune.study.artifacts`."""
-        from tpetune.study.artifacts import save
 
         return save(model, self, key)
 

@@ -39,6 +39,7 @@ from tpetune.pruners.policies import (
     Pruner,
     pruner_from_json,
 )
+from tpetune.study.store import DB_NAME, Store
 from tpetune.trial.context import TrialContext, current_trial
 
 
@@ -72,12 +73,14 @@ class StepLog:
         """Open the study's store on the first report (objectives that never report pay
         nothing), starting from the steps a crashed earlier run of this trial stored."""
         ctx = self.ctx
-        if self._store is None and self._board is None and ctx.study_dir is not None:
-            from tpetune.study.store import DB_NAME, Store
-
-            if (ctx.study_dir / DB_NAME).is_file():
-                self._store = Store.open(ctx.study_dir, readonly=False)
-                self.values = {**dict(self._store.steps(ctx.tid)), **self.values}
+        if (
+            self._store is None
+            and self._board is None
+            and ctx.study_dir is not None
+            and (ctx.study_dir / DB_NAME).is_file()
+        ):
+            self._store = Store.open(ctx.study_dir, readonly=False)
+            self.values = {**dict(self._store.steps(ctx.tid)), **self.values}
 
     def curve(self) -> list[float]:
         """The values up to the latest step reported in this attempt: a re-run that started
@@ -180,7 +183,6 @@ def with_reference(ctx: TrialContext) -> TrialContext:
         return ctx
     if ctx.study_dir is None or not (ctx.study_dir / "study.db").is_file():
         return ctx
-    from tpetune.study.store import Store
 
     monitor = pruner_from_json(ctx.pruner).monitor
     store = Store.open(ctx.study_dir, readonly=True)
