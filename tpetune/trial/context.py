@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tpetune.pruners.policies import NoPruner, Pruner, pruner_from_json
 from tpetune.study.artifacts import save
 
 
@@ -49,6 +51,11 @@ class TrialContext:
     pruner: dict[str, Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def active_pruner(self) -> Pruner:
+        """:attr:`pruner` parsed, once per context (:class:`NoPruner` when there is none)."""
+        return pruner_from_json(self.pruner) if self.pruner else NoPruner()
 
     @property
     def workdir(self) -> Path | None:
