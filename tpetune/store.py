@@ -28,7 +28,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,12 +263,20 @@ class Store(StepsMixin):
             os.close(fd)
         self._last_sync = time.monotonic()
 
-    def records(self) -> list[TrialRecord]:
-        """All trials in id order."""
-        rows = self._conn.execute(
+    def records(self, *, after: int | None = None, tids: Iterable[int] = ()) -> list[TrialRecord]:
+        """All trials in id order; or, given ``after``, only those with a greater tid plus
+        those in ``tids`` (what a reader that follows the study needs: rows change only
+        while ``running``)."""
+        query = (
             "SELECT tid, state, loss, params, vals, args, curves, metrics, error, started, "
-            "finished, duration_s FROM trials ORDER BY tid"
+            "finished, duration_s FROM trials"
         )
+        args: list[int] = []
+        if after is not None:
+            wanted = sorted(set(tids))
+            query += f" WHERE tid > ? OR tid IN ({','.join('?' * len(wanted))})"
+            args = [after, *wanted]
+        rows = self._conn.execute(query + " ORDER BY tid", args)
         try:
             return [_record(row) for row in rows]
         except (ValueError, TypeError) as exc:  # a row SQLite reads but we cannot decode
@@ -282,6 +290,15 @@ class Store(StepsMixin):
             [s.value for s in states],
         )
         return {tid: json.loads(c) for tid, c in rows}
+
+    def count(self) -> int:
+        """How many trials the study holds."""
+        return int(self._conn.execute("SELECT count(*) FROM trials").fetchone()[0])
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes whenever another connection commits, so
+        a reader can tell in one statement that nothing changed since it last looked."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     # -- schema ------------------------------------------------------------------------------
     # (the steps table's methods: tpetune/steps.py)
