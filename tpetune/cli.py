@@ -299,8 +299,13 @@ def _run_study(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int
     )
     _print_summary(study)
     if summary is not None:
+        from tpetune.bundled import SUMMARY_NAME
+
         print()
         print(bundle.format_summary(summary))
+        names = (SUMMARY_NAME, *bundle.report_files)
+        files = [study_dir / n for n in names if (study_dir / n).exists()]
+        print("files: " + ", ".join(str(f) for f in files))
     if not args.no_plots:
         _write_plots(study, only=(name,))
     return 0
@@ -309,7 +314,7 @@ def _run_study(args: argparse.Namespace, name: str, data: dict[str, Any]) -> int
 def _print_summary(study: Any) -> None:
     from tpetune.show import best_block, progress_line
 
-    print(f"\nstudy {study.study_dir}: {progress_line(study)}")
+    print(f"study {study.study_dir}: {progress_line(study)}")
     print(f"stopped: {study.stop_reason}")
     print(best_block(study))
     print(f"(`tpetune show {study.study_dir}` lists the trials; re-run this command to resume)")

@@ -343,6 +343,16 @@ def _record(row: tuple[Any, ...]) -> TrialRecord:
     )
 
 
+def _same_file(fd: int, path: Path) -> bool:
+    """True when ``path`` still names the file open as ``fd``."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -353,6 +363,11 @@ def _fsync(path: Path) -> None:
 
 class StudyLock:
     """An OS file lock on the study folder that dies with its process (``flock``).
+
+    The ``lock`` file (holding the pid) is removed on :meth:`release`, while still locked, so
+    a study left cleanly has no stale pid in it. A process that opened the file just before
+    it was removed locks a file no longer at that path: :meth:`acquire` sees that (another
+    inode at the path, or none) and tries again on the new one.
 
     Raises:
         StudyInUseError: on :meth:`acquire` when another live process holds it.
@@ -366,20 +381,24 @@ class StudyLock:
     def acquire(self) -> StudyLock:
         import fcntl
 
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise from_os_error(exc, self.path.parent, "lock the study") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StudyInUseError(
-                f"study {self.path.parent} is in use by pid {holder}: wait for it to finish, "
-                "stop it, or use another --study-dir"
-            ) from None
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise from_os_error(exc, self.path.parent, "lock the study") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise StudyInUseError(
+                    f"study {self.path.parent} is in use by pid {holder}: wait for it to "
+                    "finish, stop it, or use another --study-dir"
+                ) from None
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # its holder removed it on release: lock the file there now
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -387,6 +406,8 @@ class StudyLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            with contextlib.suppress(OSError):  # removed while locked: no stale pid stays
+                self.path.unlink()
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
