@@ -3,6 +3,7 @@
     python bench/dashboard.py                       # 20,000 trials, baseline d2ff1a0 (~15 min)
     python bench/dashboard.py --n 5000 --idle 20    # a smaller study
     python bench/dashboard.py --baseline-src DIR    # the baseline from a checkout of your own
+    python bench/dashboard.py --no-baseline         # this checkout only
 
 Builds a synthetic study of N finished trials (a nested space like the bundled stock study's:
 a choice with conditional parameters, 12-epoch curves, metrics) straight into the store, then
@@ -148,6 +149,9 @@ def main() -> None:
     p.add_argument("--idle", type=float, default=30.0, help="seconds measured idle (30)")
     p.add_argument("--baseline-rev", default="d2ff1a0", help="git revision of the baseline")
     p.add_argument("--baseline-src", type=Path, help="a checkout to use as the baseline")
+    p.add_argument(
+        "--no-baseline", action="store_true", help="measure this checkout only (no ratios)"
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="tpetune-bench-dash-") as tmp_name:
         tmp = Path(tmp_name)
@@ -156,11 +160,16 @@ def main() -> None:
         print(f"built a {args.n}-trial study in {time.perf_counter() - t:.1f} s", flush=True)
         worktree = None
         base = args.baseline_src
-        if base is None:
+        if base is None and not args.no_baseline:
             worktree = base = baseline_checkout(args.baseline_rev, tmp / "baseline")
+        runs = (
+            [("this checkout", ROOT)]
+            if base is None
+            else [("baseline", base), ("this checkout", ROOT)]
+        )
         try:
             results = {}
-            for name, src in (("baseline", base), ("this checkout", ROOT)):
+            for name, src in runs:
                 db = tmp / ("mirror-" + name.replace(" ", "_")) / "optuna.db"
                 db.parent.mkdir()
                 first = run_dashboard(src, tmp / "study", db, args.idle, tmp / f"{name}.log")
@@ -179,6 +188,8 @@ def main() -> None:
                     ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
                     check=False,
                 )
+        if "baseline" not in results:
+            return
         old, new = results["baseline"], results["this checkout"]
         # /proc counts CPU in clock ticks: below one tick over the window reads as 0.
         tick_pct = 100 / os.sysconf("SC_CLK_TCK") / args.idle

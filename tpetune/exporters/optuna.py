@@ -476,7 +476,7 @@ def _bulk_add(storage: RDBStorage, study_id: int, frozen: list[FrozenTrial]) -> 
             (models.TrialUserAttributeModel, attrs),
         ):
             if table:
-                session.execute(insert(model), table)
+                session.execute(insert(model.__table__), table)  # Core: no ORM bookkeeping
         session.commit()
     except BaseException:
         session.rollback()
