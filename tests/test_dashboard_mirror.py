@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from hyperopt import hp
 
-from tpetune.follow import StudyFollower
 from tpetune.space import Space
 from tpetune.store import Store, TrialRecord, TrialState
 from tpetune.study import load_study
@@ -127,6 +126,8 @@ def test_dashboard_keeps_its_mirror_out_of_the_study_and_survives_a_delete_in_it
 
 
 def test_follower_reads_only_what_changed_since_its_last_poll(tmp_path: Path) -> None:
+    from tpetune.follow import StudyFollower
+
     study_dir = _study(tmp_path / "s", 3)
     follower = StudyFollower(study_dir)
     study, changed = follower.poll()
