@@ -39,8 +39,8 @@ if __package__ in (None, ""):
 
 from hyperopt import hp  # noqa: E402
 
-from tpetune.space import Space  # noqa: E402
-from tpetune.store import Store, TrialRecord, TrialState  # noqa: E402
+from tpetune.search.space import Space  # noqa: E402
+from tpetune.study.store import Store, TrialRecord, TrialState  # noqa: E402
 
 SPACE = Space(
     {

@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, Any
 from tpetune.errors import ConfigError, StoreError
 from tpetune.exporters import Exported, require
 from tpetune.exporters._params import Domain, domains
-from tpetune.store import Store, TrialRecord, TrialState
+from tpetune.study.store import Store, TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.storages import RDBStorage
     from optuna.trial import FrozenTrial
 
-    from tpetune.study import Study
+    from tpetune.study.study import Study
 
 DEFAULT_TARGET = "optuna.db"
 EXTRA = "dashboard"
@@ -107,7 +107,7 @@ class OptunaExport:
     def sync(self, study: Study, changed: Collection[int] | None = None) -> Exported:
         """Add new trials and complete those that finished since the last sync.
 
-        ``changed`` (from :class:`tpetune.follow.StudyFollower`) limits the work to those
+        ``changed`` (from :class:`tpetune.study.follow.StudyFollower`) limits the work to those
         tids; ``None`` looks at every trial. Trials new to the export are written in one
         transaction (:func:`_bulk_add`). A study deleted from the export meanwhile (the
         dashboard's own "Delete study") is written again from ``study`` (counted in
