@@ -41,6 +41,6 @@ def test_a_name_not_found_says_names_are_looked_up_in_spaces(tmp_path: Path) -> 
 
 
 def test_readme_says_how_to_run_the_spark_tests() -> None:
-    assert "TPETUNE_SPARK_MASTER=start python -m pytest tests/test_spark.py" in README
-    fixture = (ROOT / "tests" / "test_spark.py").read_text()
+    assert "TPETUNE_SPARK_MASTER=start python -m pytest tests/executors/test_spark.py" in README
+    fixture = (ROOT / "tests" / "executors" / "test_spark.py").read_text()
     assert 'if url != "start"' in fixture  # the value the README shows is the one it honours

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hyperopt import hp
 
-from tpetune.cli import main
+from tpetune.cli.main import main
 from tpetune.search.space import Space
 from tpetune.study.store import Store, TrialRecord, TrialState
 
