@@ -120,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     p.add_argument(
-        "--db", type=Path, help="the Optuna export kept in step (default: STUDY_DIR/optuna.db)"
-    )
+        "--db", type=Path,
+        help="the Optuna export kept in step (default: one per study in ~/.cache/tpetune; "
+        "the study folder is never written)",
+    )  # fmt: skip
     p.add_argument(
         "--poll", type=positive_float, default=1.0, metavar="SEC",
         help="seconds between looks at the study (default 1)",
@@ -240,8 +242,13 @@ def cmd_bundled(args: argparse.Namespace) -> int:
     )
     _print_summary(study)
     if summary is not None:
+        from tpetune.bundled import SUMMARY_NAME
+
         print()
         print(bundle.format_summary(summary))
+        names = (SUMMARY_NAME, *bundle.report_files)
+        files = [study_dir / n for n in names if (study_dir / n).exists()]
+        print("files: " + ", ".join(str(f) for f in files))
     if not args.no_plots:
         _write_plots(study, only=(name,))
     return 0
@@ -249,7 +256,7 @@ def cmd_bundled(args: argparse.Namespace) -> int:
 
 def _print_summary(study: Any) -> None:
 
-    print(f"\nstudy {study.study_dir}: {progress_line(study)}")
+    print(f"study {study.study_dir}: {progress_line(study)}")
     print(f"stopped: {study.stop_reason}")
     print(best_block(study))
     print(f"(`tpetune show {study.study_dir}` lists the trials; re-run this command to resume)")
@@ -303,8 +310,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; that is how a dashboard ends, so the exit code is 0."""
 
+    urls: list[str] = []
+
     def ready(url: str) -> None:
-        print(f"optuna-dashboard of {args.study_dir}: {url} (Ctrl-C stops)", flush=True)
+        if urls:  # the study was deleted in the dashboard: only its copy was
+            print(
+                f"tpetune: the dashboard's copy of {args.study_dir} was deleted in its UI and "
+                f"written again from the study (delete the folder to delete the study): {url}",
+                flush=True,
+            )
+        else:
+            print(f"optuna-dashboard of {args.study_dir}: {url} (Ctrl-C stops)", flush=True)
+        urls.append(url)
 
     try:
         serve(args.study_dir, port=args.port, db=args.db, poll_s=args.poll, on_ready=ready)

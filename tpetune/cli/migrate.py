@@ -41,6 +41,11 @@ def add_commands(sub: Any) -> None:
         "--tpe-startup", type=positive_int, metavar="N",
         help="TPE: random trials before TPE models the history (default 20, as hyperopt)",
     )  # fmt: skip
+    p.add_argument(
+        "--trust-pickle", action="store_true",
+        help="unpickle any class the file names (runs code from it; only for your own files). "
+        "Without it only what a hyperopt Trials pickle holds is loaded",
+    )  # fmt: skip
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("best-model", help="the best trial's saved Keras model: path or a copy")
@@ -68,8 +73,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     options = None
     if args.tpe_startup is not None:
         options = {"n_startup_jobs": args.tpe_startup}
-    print(PICKLE_WARNING, file=sys.stderr)
-    trials = load_pickle(args.file)
+    if args.trust_pickle:
+        print(PICKLE_WARNING, file=sys.stderr)
+    trials = load_pickle(args.file, trust=args.trust_pickle)
     n = import_trials(
         trials, space, study_dir, seed=args.seed, algo=args.algo, options=options, source=args.file
     )
