@@ -66,12 +66,18 @@ from typing import Any
 
 import numpy as np
 
-from tpetune.errors import ConfigError
+from tpetune._io import atomic_write
+from tpetune.engine.options import Search, Spark, StopRules
+from tpetune.engine.origin import intercept
+from tpetune.engine.tuning import tune
+from tpetune.errors import ConfigError, SearchFailedError
 from tpetune.migrate.fmin_args import algo_spec, default_study_dir, rstate_stream
 from tpetune.migrate.objective import FminObjective
 from tpetune.migrate.trials import EarlyStop, fill_trials
+from tpetune.migrate.trials_import import import_trials
 from tpetune.search.seeding import SeedStream, first_draw, generator_state, state_from_json
 from tpetune.search.space import Space
+from tpetune.study.artifacts import DEFAULT_KEEP
 from tpetune.study.store import Store
 
 log = logging.getLogger("tpetune")
@@ -126,16 +132,10 @@ def fmin(
     """
     from hyperopt.fmin import validate_loss_threshold, validate_timeout
 
-    from tpetune.engine.options import Search, StopRules
-    from tpetune.engine.tuning import tune
-    from tpetune.errors import SearchFailedError
-
     validate_timeout(timeout)
     validate_loss_threshold(loss_threshold)
     if space == "annotated":
         space, fn = _annotated(fn)
-    from tpetune.engine.origin import intercept
-
     intercept(fn, space)  # `tpetune replay` looking for this call's fn and space
     name, options = algo_spec(algo)
     if max_evals is None:
@@ -158,7 +158,6 @@ def fmin(
     if stream is None and not Store.exists(study_dir):  # hyperopt: fresh entropy; here a
         stream = generator_state(np.random.default_rng(0))  # stream a re-run can resume
     _take_trials(trials, trials_save_file, tspace, study_dir, stream, name, options)
-    from tpetune.study.artifacts import DEFAULT_KEEP
 
     capture = FminObjective(fn, raise_errors=not catch_eval_exceptions, domain=domain)
     callbacks: list[Any] = [capture.stop_on_error]
@@ -234,7 +233,6 @@ def _executor_for(trials: Any) -> Any:
     trials run as Spark jobs on the same session's cluster; any other Trials runs serially."""
     if type(trials).__name__ != "SparkTrials" or not hasattr(trials, "_spark_context"):
         return None
-    from tpetune.engine.options import Spark
 
     return Spark(master=trials._spark_context.master, workers=int(trials.parallelism))
 
@@ -285,7 +283,6 @@ def _take_trials(
     docs = list(getattr(trials, "_dynamic_trials", None) or [])
     if not docs or Store.exists(study_dir) or _new_points(trials, space):
         return
-    from tpetune.migrate.trials_import import import_trials
 
     import_trials(trials, space, study_dir, algo=algo, options=options, stream=stream)
 
@@ -303,8 +300,6 @@ def _finish(
 
     trials = fill_trials(trials, study_dir, capture.results, capture.errors)
     if trials_save_file:
-        from tpetune._io import atomic_write
-
         atomic_write(Path(trials_save_file), pickle.dumps(trials, protocol=pickle.HIGHEST_PROTOCOL))
     if capture.error is not None:
         return None  # fmin re-raises fn's exception

@@ -27,7 +27,7 @@ from tpetune.study.study import Study
 
 if TYPE_CHECKING:
     from tpetune.search.space import Space
-    from tpetune.stock.objective import StockObjective
+    from tpetune.stock.objective import StockObjective  # imports Keras
 
 __all__ = ["STOCK", "StockStudy", "format_summary", "run_stock_study"]
 
@@ -46,7 +46,7 @@ class StockStudy:
     default_max_evals: int = DEFAULT_MAX_EVALS
     #: The replay: median pruning neither helps nor hurts here (inside the spread).
     default_pruner: str = "median"
-    report_files: tuple[str, ...] = ("best_model.keras", "test_folds.csv")
+    report_files: tuple[str, ...] = ("best_model.keras", "predictions.csv", "test_folds.csv")
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument(
@@ -90,8 +90,8 @@ class StockStudy:
         ``epochs`` and ``folds`` (``None``: the stored value on resume, else the default),
         checked before anything is stored; ``test_folds`` (rolling-origin test blocks of the
         verdict, default 3) goes to the final report only."""
-        from tpetune.stock.data import load_prices
-        from tpetune.stock.evaluation import bundled_series
+        from tpetune.stock.data import load_prices  # imports pandas
+        from tpetune.stock.evaluation import bundled_series  # imports pandas
 
         if csv is not None and series is not None:
             raise ConfigError("--csv and --data both name the prices: pass only one of them")
@@ -116,7 +116,7 @@ class StockStudy:
         return Settings(config, load_prices(csv) if csv is not None else prices, report)
 
     def make_objective(self, settings: Settings) -> StockObjective:
-        from tpetune.stock.objective import StockObjective
+        from tpetune.stock.objective import StockObjective  # imports Keras
 
         config = settings.config
         return StockObjective(prices=settings.data, epochs=config["epochs"], folds=config["folds"])
@@ -152,7 +152,7 @@ class StockStudy:
     ) -> dict[str, Any]:
         summary = objective.final_report(best.args, out_dir=out_dir, seed=seed)
         summary.pop("curves", None)
-        from tpetune.stock.evaluation import verdict_report
+        from tpetune.stock.evaluation import verdict_report  # imports pandas
 
         return {
             "best_trial_loss": best.loss,
@@ -208,9 +208,11 @@ def run_stock_study(
 
 def format_summary(summary: Mapping[str, Any]) -> str:
     """The honest-evaluation block printed after a stock run."""
-    verdict = (
-        "beats" if summary["rmse_ratio"] < 1.0 else "does not beat"
-    ) + " the naive forecast on RMSE"
+    ratio = summary["rmse_ratio"]
+    # Only the verdict below says whether the model beats naive: a ratio of 0.9993 is a lower
+    # RMSE on these days, not evidence of skill.
+    lower = f"{abs(1 - ratio):.2%} {'lower' if ratio < 1 else 'higher'} than naive's"
+    verdict = _verdict_lines(summary)
     return "\n".join(
         [
             f"test split {summary['test_start']} .. {summary['test_end']} "
@@ -221,13 +223,14 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"{summary['naive_mae']:>10.3f}",
             f"  {'ratio LSTM / naive':<26}{summary['rmse_ratio']:>10.4f}"
             f"{summary['mae_ratio']:>10.4f}",
-            f"  the model {verdict} (price units; ratio < 1 is better than naive)",
-            *_verdict_lines(summary),
+            f"  the model's test RMSE is {lower} (price units)"
+            + ("; whether that is more than noise: the verdict below" if verdict else ""),
+            *verdict,
         ]
     )
 
 
 def _verdict_lines(summary: Mapping[str, Any]) -> list[str]:
-    from tpetune.stock.evaluation import verdict_lines
+    from tpetune.stock.evaluation import verdict_lines  # imports pandas
 
     return verdict_lines(summary)
