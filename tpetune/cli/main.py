@@ -21,7 +21,7 @@ from typing import Any
 from tpetune import __version__
 from tpetune._quiet import quiet_tensorflow
 from tpetune._signals import Terminated, sigterm_as_interrupt
-from tpetune.bundled import BUNDLED, bundled_study, run_bundled, write_plots
+from tpetune.bundled import BUNDLED, SUMMARY_NAME, bundled_study, run_bundled, write_plots
 from tpetune.cli.migrate import add_commands
 from tpetune.cli.search import (
     add_search_options,
@@ -242,8 +242,6 @@ def cmd_bundled(args: argparse.Namespace) -> int:
     )
     _print_summary(study)
     if summary is not None:
-        from tpetune.bundled import SUMMARY_NAME
-
         print()
         print(bundle.format_summary(summary))
         names = (SUMMARY_NAME, *bundle.report_files)

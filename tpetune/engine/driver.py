@@ -27,6 +27,7 @@ from tpetune.errors import ObjectiveError, SearchFailedError
 from tpetune.executors.base import Executor, Job, Outcome
 from tpetune.search import algos
 from tpetune.search.documents import hyperopt_doc
+from tpetune.search.seeding import SeedStream
 from tpetune.search.space import Space
 from tpetune.study.store import Store, TrialRecord, TrialState
 from tpetune.trial.context import TrialContext, derive_seed
@@ -51,8 +52,6 @@ class Driver:
         stream: tuple[dict[str, Any], int] | None = None,
     ) -> None:
         from hyperopt import Trials
-
-        from tpetune.search.seeding import SeedStream
 
         self.store, self.space, self.suggest = store, space, suggest
         self.seed, self.rules, self.pruner = seed, rules, pruner

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tpetune.errors import ConfigError
+from tpetune.search.space import Space
+from tpetune.study.provenance import file_hash
 
 _HUNTING: contextvars.ContextVar[bool] = contextvars.ContextVar("tpetune_origin", default=False)
 
@@ -48,8 +50,6 @@ def intercept(objective: Any, space: Any) -> None:
 def origin_of(objective: Any) -> dict[str, Any]:
     """The meta ``origin`` of a study made in code with ``objective``."""
     import inspect
-
-    from tpetune.study.provenance import file_hash
 
     fn = inspect.unwrap(objective) if callable(objective) else objective
     try:
@@ -80,7 +80,6 @@ def find_objective(
         ConfigError: they cannot be found (one line saying what is missing and what to do),
             or the file changed since the study was made (unless ``force``).
     """
-    from tpetune.study.provenance import file_hash
 
     where = origin.get("file") or origin.get("script")
     name = origin.get("qualname") or "the objective"
@@ -176,7 +175,6 @@ def _fingerprint(tree: Any) -> str | None:
         return str(tree.fingerprint)
     if not isinstance(tree, dict | list | tuple | Apply):
         return None
-    from tpetune.search.space import Space
 
     try:
         return Space(tree).fingerprint

@@ -32,8 +32,10 @@ from typing import Any
 
 from tpetune._io import jsonable
 from tpetune.bundled import BUNDLED, bundled_study
+from tpetune.engine.origin import find_objective
 from tpetune.errors import ConfigError, StoreError, TpetuneError
 from tpetune.executors.base import Job, run_trial
+from tpetune.migrate.objective import FminObjective
 from tpetune.search.space import Space, load_file
 from tpetune.study import provenance
 from tpetune.study.store import TrialRecord
@@ -203,7 +205,6 @@ def _made_in_code(
 ) -> tuple[Any, Callable[[Any], Any]]:
     """The space and objective of a study made in code (``tpetune.fmin`` or ``tune`` in a
     script), found again from its recorded origin (:mod:`tpetune.engine.origin`)."""
-    from tpetune.engine.origin import find_objective
 
     origin = meta.get("origin")
     if not isinstance(origin, dict):
@@ -216,8 +217,6 @@ def _made_in_code(
     via = origin.get("via", "tune")
     if str(via).startswith("fmin"):  # called as tpetune.fmin calls it (dicts, ctrl, errors)
         from hyperopt.base import Domain
-
-        from tpetune.migrate.objective import FminObjective
 
         domain = Domain(fn, space, pass_expr_memo_ctrl=True) if via == "fmin-ctrl" else None
         return space, FminObjective(fn, raise_errors=False, domain=domain)

@@ -36,6 +36,7 @@ from tpetune.engine.options import (
 from tpetune.errors import ConfigError, SearchFailedError, SpaceMismatchError
 from tpetune.pruners.policies import NoPruner, Pruner, default_pruner, pruner_from_json
 from tpetune.search import algos
+from tpetune.search.seeding import first_draw
 from tpetune.search.space import Space
 from tpetune.study import provenance
 from tpetune.study.artifacts import DEFAULT_KEEP, Retention
@@ -189,8 +190,6 @@ def new_study_meta(
     if search.stream is not None:  # hyperopt.fmin's seeding (tpetune.search.seeding)
         stream = {"seed_stream": dict(search.stream), "seed_stream_start": 0}
         if seed is None:
-            from tpetune.search.seeding import first_draw
-
             seed = first_draw(dict(search.stream))
     return {
         **stream,

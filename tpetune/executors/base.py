@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from tpetune._io import jsonable
 from tpetune.study.artifacts import capture, report_non_json
+from tpetune.study.attachments import storable
 from tpetune.study.store import TrialState
 from tpetune.trial.context import TrialContext, trial_scope
 from tpetune.trial.report import TrialPruned, step_scope
@@ -118,8 +119,6 @@ def interpret(raw: Any) -> Outcome:
     outcome = _interpret(raw)
     if isinstance(raw, Mapping) and raw.get("attachments") is not None:
         from dataclasses import replace
-
-        from tpetune.study.attachments import storable
 
         outcome = replace(outcome, attachments=storable(raw["attachments"]))
     return outcome

@@ -22,6 +22,8 @@ from typing import Any
 
 import keras
 
+from tpetune.trial.context import current_trial
+
 __all__ = ["AdaptiveBackup", "EpochLog", "StopOnNaN"]
 
 _log = logging.getLogger("tpetune")
@@ -38,7 +40,6 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
         if loss is None or math.isfinite(float(loss)):
             return
         self.model.stop_training = True
-        from tpetune.trial.context import current_trial
 
         ctx = current_trial()
         key: object = self if ctx is None else (ctx.study_dir, ctx.tid)

@@ -16,6 +16,7 @@ from typing import Any
 
 from tpetune._io import jsonable
 from tpetune.errors import ConfigError
+from tpetune.search.seeding import first_draw, generator_state
 from tpetune.search.space import Space
 
 
@@ -93,8 +94,6 @@ def rstate_stream(rstate: Any) -> dict[str, Any] | None:
     """
     import numpy as np
 
-    from tpetune.search.seeding import generator_state
-
     if rstate is None:
         env = os.environ.get("HYPEROPT_FMIN_SEED", "")
         if not env:
@@ -116,7 +115,6 @@ def study_seed(rstate: Any) -> int | None:
 
     ``None`` when ``rstate`` is ``None`` and ``HYPEROPT_FMIN_SEED`` is not set.
     """
-    from tpetune.search.seeding import first_draw
 
     stream = rstate_stream(rstate)
     return None if stream is None else first_draw(stream)

@@ -13,8 +13,10 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tpetune.migrate.trials import TrialCtrl
 from tpetune.search.documents import RAISED
 from tpetune.study.store import TrialRecord
+from tpetune.trial.context import current_trial
 
 
 class FminObjective:
@@ -39,7 +41,6 @@ class FminObjective:
         self.replay_as = "fmin" if domain is None else "fmin-ctrl"
 
     def __call__(self, params: Any) -> Any:
-        from tpetune.trial.context import current_trial
 
         ctx = current_trial()
         try:
@@ -64,8 +65,6 @@ class FminObjective:
         if self.domain is None:
             return self.fn(params)
         import numpy as np
-
-        from tpetune.migrate.trials import TrialCtrl
 
         vals = dict(ctx.vals) if ctx is not None and ctx.vals is not None else {}
         # hyperopt's memo holds the algorithm's numpy scalars (fn(params) gets Python values)

@@ -31,8 +31,10 @@ from tpetune._io import finite_float, is_json_value, jsonable, plain_number
 from tpetune.engine import tuning
 from tpetune.engine.options import Search, StopRules
 from tpetune.errors import ConfigError, SpaceError, StoreError
+from tpetune.migrate.safe_pickle import UnsafePickleError, load_trials_pickle
 from tpetune.search.space import Space
 from tpetune.study import provenance
+from tpetune.study.attachments import storable
 from tpetune.study.store import DB_NAME, Store, StudyLock, TrialRecord, TrialState
 
 PICKLE_WARNING = (
@@ -50,7 +52,6 @@ def load_pickle(path: str | Path, *, trust: bool = False) -> Any:
         ConfigError: the file is missing, not a pickle, holds no ``Trials``, or (unless
             ``trust``) names a class a Trials pickle does not need.
     """
-    from tpetune.migrate.safe_pickle import UnsafePickleError, load_trials_pickle
 
     path = Path(path)
     if not path.is_file():
@@ -180,7 +181,6 @@ def import_trials(
 
 def _attachments(trials: Any, tid: int) -> dict[str, Any]:
     """Trial ``tid``'s attachments in the Trials (``ATTACH::<tid>::<name>``): bytes and str."""
-    from tpetune.study.attachments import storable
 
     prefix = f"ATTACH::{tid}::"
     found = getattr(trials, "attachments", None) or {}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from tpetune._io import finite_float
+from tpetune.exporters._params import parse
 from tpetune.study.store import TrialRecord, TrialState
 from tpetune.study.study import Study
 
@@ -348,7 +349,6 @@ def _quartiles(values: Sequence[float]) -> tuple[float, float]:
 def readable(description: str) -> str:
     """A stored distribution as an axis reads it: log-uniform ones by their real bounds
     (``log-uniform 0.0001 .. 0.1``, not ``loguniform(-9.210340371976182, ...)``)."""
-    from tpetune.exporters._params import parse  # pure Python: no optional dependency
 
     if not description.startswith(("loguniform", "qloguniform")):
         return description
