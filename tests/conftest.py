@@ -12,6 +12,16 @@ import pytest
 from tpetune.study.store import Store, TrialRecord, TrialState
 from tpetune.study.study import Study, load_study
 
+
+@pytest.fixture(autouse=True)
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dashboards keep their Optuna mirror under $XDG_CACHE_HOME: tests (and the processes
+    they start) write theirs into a temporary folder, not the user's ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 #: A stored space description as ``Space.describe()`` writes it: a nested choice
 #: (``lstm2_nodes`` exists only in the ``lstm_layers == 2`` branch), a log param, a string choice.
 FAKE_SPACE = {

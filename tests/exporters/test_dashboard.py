@@ -79,7 +79,9 @@ def test_dashboard_serves_a_running_study_and_follows_its_growing_trial_count(
     objective.write_text(OBJECTIVE)
     study_dir = tmp_path / "live"
     run_log, dash_log = tmp_path / "run.log", tmp_path / "dashboard.log"
-    args = ["run", str(objective), "--study-dir", str(study_dir), "--max-evals", "60", "--quiet"]
+    # more trials than the test waits for: the run is still going when the dashboard is up,
+    # however slowly a loaded machine starts it (the test stops the run at the end)
+    args = ["run", str(objective), "--study-dir", str(study_dir), "--max-evals", "2000", "--quiet"]
     run = _start(*args, "--no-plots", out=run_log)
     dash = None
     try:
