@@ -136,6 +136,13 @@ class TPESearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no type 
         finally:
             del self._tpe_run
 
+    def __getstate__(self) -> dict[str, Any]:
+        # scikit-learn ships the search itself to joblib workers (n_jobs): without the run
+        # in progress, which holds fit()'s closures.
+        state = dict(super().__getstate__())
+        state.pop("_tpe_run", None)
+        return state
+
     def _format_results(
         self,
         candidate_params: Any,
