@@ -53,7 +53,7 @@ class Counting(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
 
     def fit(self, X: Any, y: Any) -> Counting:
         type(self).fits += 1
-        if self.C > self.fail_above:
+        if self.C > self.fail_above:  # noqa: SIM300 (C is not a constant)
             raise RuntimeError(f"C={self.C} too large")
         self.model_ = LogisticRegression(C=self.C, max_iter=300).fit(X, y)
         self.classes_ = self.model_.classes_
@@ -63,10 +63,11 @@ class Counting(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
         return self.model_.predict(X)
 
 
-@parametrize_with_checks(
-    [TPESearchCV(LogisticRegression(), {"C": loguniform(1e-2, 1e2)}, n_iter=2, cv=2,
-                 random_state=0)]  # fmt: skip
-)
+CHECKED = TPESearchCV(LogisticRegression(), {"C": loguniform(1e-2, 1e2)}, n_iter=2, cv=2,
+                      random_state=0)  # fmt: skip
+
+
+@parametrize_with_checks([CHECKED])
 def test_sklearn_estimator_checks(estimator: Any, check: Any) -> None:
     check(estimator)
 
@@ -83,7 +84,7 @@ def test_cv_results_have_randomized_search_cvs_keys_and_best_is_consistent() -> 
     assert ours.best_index_ == int(np.argmax(res["mean_test_score"]))
     assert ours.best_params_ == res["params"][ours.best_index_]
     assert ours.best_score_ == res["mean_test_score"].max()
-    assert ours.best_estimator_.C == ours.best_params_["C"]
+    assert ours.best_estimator_.C == ours.best_params_["C"]  # noqa: SIM300
     assert list(res["param_C"]) == [p["C"] for p in res["params"]]
     assert np.allclose(
         res["mean_test_score"], np.mean([res[f"split{i}_test_score"] for i in range(3)], axis=0)
@@ -132,7 +133,8 @@ def test_pipeline_step_params_and_list_of_dicts() -> None:
         if isinstance(params["clf"], LogisticRegression):
             assert 0.1 <= params["clf__C"] <= 10.1
     assert {"clf__C[0]", "clf__C[1]"} <= set(search.study_.param_labels)  # one label each
-    assert search.best_estimator_.named_steps["clf"].C == search.best_params_["clf__C"]
+    best = search.best_estimator_.named_steps["clf"]
+    assert best.C == search.best_params_["clf__C"]  # noqa: SIM300
 
 
 def test_hyperopt_space_with_nested_choices() -> None:

@@ -47,6 +47,7 @@ from tpetune.study import Study, load_study
 if TYPE_CHECKING:
     from tpetune.compat import fmin
     from tpetune.space import Space, load_space
+    from tpetune.spark_trials import SparkTrials
     from tpetune.tuning import tune
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "SpaceError",
     "SpaceMismatchError",
     "Spark",
+    "SparkTrials",
     "StopRules",
     "StoreError",
     "Study",
@@ -95,6 +97,10 @@ def __getattr__(name: str) -> Any:
         from tpetune.compat import fmin
 
         return fmin
+    if name == "SparkTrials":  # hyperopt's SparkTrials over tpetune's Spark executor
+        from tpetune.spark_trials import SparkTrials
+
+        return SparkTrials
     if name in ("Space", "load_space"):
         from tpetune import space
 

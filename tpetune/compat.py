@@ -117,6 +117,9 @@ def fmin(
 
     if pass_expr_memo_ctrl:
         raise ConfigError("tpetune.fmin does not support pass_expr_memo_ctrl: call fn(params)")
+    from tpetune.spark_trials import limits
+
+    timeout, loss_threshold = limits(trials, timeout, loss_threshold)  # SparkTrials' own
     validate_timeout(timeout)
     validate_loss_threshold(loss_threshold)
     if space == "annotated":
@@ -172,13 +175,11 @@ def fmin(
 
 
 def _executor_for(trials: Any) -> Any:
-    """hyperopt's ``SparkTrials(parallelism=N)`` becomes ``Spark(master, workers=N)``: the
-    trials run as Spark jobs on the same session's cluster; any other Trials runs serially."""
-    if type(trials).__name__ != "SparkTrials" or not hasattr(trials, "_spark_context"):
-        return None
-    from tpetune.options import Spark
+    """A ``SparkTrials`` (tpetune's or hyperopt's) runs its trials as Spark jobs on its
+    session's cluster; any other Trials runs serially (:mod:`tpetune.spark_trials`)."""
+    from tpetune.spark_trials import executor_for
 
-    return Spark(master=trials._spark_context.master, workers=int(trials.parallelism))
+    return executor_for(trials)
 
 
 def _space(fn: Callable[..., Any], space: Any) -> Space:

@@ -41,7 +41,7 @@ SPLITS_KEY = "cv_splits"
 _UNBOUNDED = 2**31 - 1
 
 
-class TPESearchCV(BaseSearchCV):  # type: ignore[misc]  # sklearn ships no type hints
+class TPESearchCV(BaseSearchCV):  # type: ignore[misc,unused-ignore]  # sklearn: no hints
     """Search over parameters with TPE, as ``RandomizedSearchCV`` does at random.
 
     Same parameters, attributes and methods as ``sklearn.model_selection.RandomizedSearchCV``
@@ -236,7 +236,8 @@ class _Run:
             self.all_failed = exc
             splits = self._failed(time.time() - started)
             return {"status": "fail", "error": _error_line(exc), SPLITS_KEY: splits}
-        splits = [_plain_out(o) for o in self.captured or ()]
+        captured: list[dict[str, Any]] = self.captured or []
+        splits = [_plain_out(o) for o in captured]
         score = _mean_score(splits, self._metric())
         if not math.isfinite(score):
             return {
@@ -271,7 +272,8 @@ class _Run:
 
     def _finish(self, study: Any) -> None:
         """Make the results fit() uses hold every candidate of the study, in trial order."""
-        params, outs = [], []
+        params: list[dict[str, Any]] = []
+        outs: list[dict[str, Any]] = []
         for record in study.records:
             splits = record.metrics.get(SPLITS_KEY)
             if not splits:

@@ -66,8 +66,7 @@ def to_hyperopt(param_distributions: Any) -> Any:
             for name in d:
                 seen[name] = seen.get(name, 0) + 1
         branches = [
-            _dict_space(d, {n: f"{n}[{i}]" for n in d if seen[n] > 1})
-            for i, d in enumerate(dicts)
+            _dict_space(d, {n: f"{n}[{i}]" for n in d if seen[n] > 1}) for i, d in enumerate(dicts)
         ]
         return branches[0] if len(branches) == 1 else hp.choice(DICT_LABEL, branches)
     raise SpaceError(
