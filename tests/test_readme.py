@@ -42,7 +42,8 @@ def test_readme_keras_trial_stream_example_runs(tmp_path: Path) -> None:
     """The README's KerasTrial block (an endless generator into tf.data) runs as a space
     file, through the CLI, two trials."""
     readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(# KerasTrial with an endless generator\n.*?)```", readme, re.S)
+    opening = r"```python\n(# KerasTrial with an endless generator\n.*?)```"
+    blocks = re.findall(opening, readme, re.S)
     assert len(blocks) == 1, "README: expected one ```python block opening # KerasTrial with"
     (tmp_path / "stream.py").write_text(blocks[0])
     cmd = [sys.executable, "-m", "tpetune", "run", "stream.py", "--max-evals", "2",
