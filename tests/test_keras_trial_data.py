@@ -145,3 +145,21 @@ def test_a_hopeless_generator_trial_is_pruned_on_its_first_fold(tmp_path: Path) 
     assert last.metrics["folds_run"] == 1  # the remaining fold was not trained
     assert len(last.curves["val_loss"]) == last.metrics["pruned_at_epoch"] < 5
     assert [r.state for r in load_study(tmp_path).records[:3]] == [TrialState.OK] * 3
+
+
+def test_trial_seed_answers_inside_tf_datas_generator_thread() -> None:
+    seen: list[int] = []
+
+    class LazySeed(StreamTrial):
+        def fit_args(self, params: Mapping[str, Any], fold: np.ndarray) -> dict[str, Any]:
+            def batches() -> Iterator[Any]:
+                seen.append(self.trial_seed())  # runs in a tf.data thread, not this one
+                yield from endless_batches(X, Y, 16, seen[-1])
+
+            data = tf.data.Dataset.from_generator(batches, output_signature=SPEC)
+            return {"x": data, "steps_per_epoch": 2, "epochs": 1,
+                    "validation_data": (X[fold], Y[fold])}  # fmt: skip
+
+    with trial_scope(TrialContext(tid=3, seed=1234, study_dir=None)):
+        LazySeed("generator")({"lr": 0.05})
+    assert seen == [1234]
