@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tpetune.store import Store, TrialRecord, TrialState
-from tpetune.study import Study, load_study
+from tpetune.study.store import Store, TrialRecord, TrialState
+from tpetune.study.study import Study, load_study
 
 HAVE_JAVA = bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
 

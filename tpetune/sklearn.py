@@ -8,7 +8,7 @@ does not.
 from __future__ import annotations
 
 try:
-    from tpetune.sklearn_search import TPESearchCV
+    from tpetune.migrate.sklearn import TPESearchCV
 except ImportError as exc:  # scikit-learn is optional: say what to install
     if "sklearn" not in str(exc):
         raise
