@@ -249,3 +249,47 @@ def test_import_tpetune_does_not_import_sklearn() -> None:
     code = "import sys, tpetune; print('sklearn' in sys.modules, 'pyspark' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+RESUME_SCRIPT = """
+import sys, numpy as np
+from scipy.stats import loguniform
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from tpetune.sklearn import TPESearchCV
+
+def shrink(x):  # a function in the estimator: its repr holds this process's address
+    return x / 10
+
+X, y = load_iris(return_X_y=True)
+pipe = make_pipeline(FunctionTransformer(shrink), LogisticRegression(max_iter=300))
+search = TPESearchCV(pipe, {"logisticregression__C": loguniform(1e-2, 1e2)},
+                     n_iter=int(sys.argv[1]), cv=2, random_state=0, study_dir="study")
+print(len(search.fit(X, y).cv_results_["params"]))
+"""
+
+
+def test_a_new_process_resumes_a_study_whose_estimator_holds_a_function(tmp_path: Path) -> None:
+    (tmp_path / "search.py").write_text(RESUME_SCRIPT)
+    for n_iter in (2, 3):
+        done = subprocess.run(
+            [sys.executable, "search.py", str(n_iter)],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split()[-1] == str(n_iter)
+    assert len(tpetune.load_study(tmp_path / "study").records) == 3
+
+
+def test_a_callable_scoring_giving_a_dict_follows_refit() -> None:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    def scores(est: Any, X: Any, y: Any) -> dict[str, float]:
+        pred = est.predict(X)
+        return {"acc": accuracy_score(y, pred), "f1": f1_score(y, pred, average="macro")}
+
+    search = TPESearchCV(LogisticRegression(max_iter=300), DIST, n_iter=3, cv=2,
+                         scoring=scores, refit="f1", random_state=0).fit(X, Y)  # fmt: skip
+    assert np.allclose([r.loss for r in search.study_.records], -search.cv_results_["mean_test_f1"])

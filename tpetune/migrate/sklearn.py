@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -212,9 +213,9 @@ class _Run:
         """What makes stored scores comparable: a resumed study must match it."""
         cv = self.cv
         return {
-            "estimator": repr(cv.estimator),
-            "scoring": repr(cv.scoring),
-            "cv": repr(cv.cv),
+            "estimator": _stable_repr(cv.estimator),
+            "scoring": _stable_repr(cv.scoring),
+            "cv": _stable_repr(cv.cv),
             "n_splits": int(cv.n_splits_),
             "return_train_score": bool(cv.return_train_score),
             "error_score": repr(cv.error_score),
@@ -250,6 +251,8 @@ class _Run:
     def _metric(self) -> str | None:
         """The score TPE minimises the negative of: the refit metric, else the first one."""
         scoring, refit = self.cv.scoring, self.cv.refit
+        if callable(scoring) and isinstance(refit, str):
+            return refit  # a callable scoring may give a dict of metrics
         if isinstance(scoring, Mapping):
             return refit if isinstance(refit, str) else next(iter(scoring))
         if isinstance(scoring, list | tuple):
@@ -299,11 +302,18 @@ class _Run:
 
 
 def _mean_score(splits: list[dict[str, Any]], metric: str | None) -> float:
-    scores = [o["test_scores"] for o in splits]
-    values = [s[metric] if metric is not None else s for s in scores]
-    if values and isinstance(values[0], Mapping):  # a callable scoring giving a dict
-        values = [next(iter(v.values())) for v in values]
+    """The mean test score over the splits: of ``metric`` when the scores are dicts (a
+    callable scoring that gives a dict: ``metric``, else its first key)."""
+    values = [o["test_scores"] for o in splits]
+    if values and isinstance(values[0], Mapping):
+        key = metric if metric in values[0] else next(iter(values[0]))
+        values = [v[key] for v in values]
     return float(np.mean(values)) if values else math.nan
+
+
+def _stable_repr(obj: Any) -> str:
+    """``repr`` without object addresses (a function's differs in every process)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
 
 
 def _plain_out(out: Mapping[str, Any]) -> dict[str, Any]:
