@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ def _private_cache(
     they start) write theirs into a temporary folder, not the user's ~/.cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
+HAVE_JAVA = bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
 
 #: A stored space description as ``Space.describe()`` writes it: a nested choice
 #: (``lstm2_nodes`` exists only in the ``lstm_layers == 2`` branch), a log param, a string choice.
@@ -116,3 +120,26 @@ def make_study(tmp_path: Path) -> Callable[..., Study]:
         return load_study(study_dir)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def spark_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``TPETUNE_SPARK_MASTER`` (.ci/run starts a cluster and sets it); ``start``: start one
+    here for this session; unset: skip."""
+    url = os.environ.get("TPETUNE_SPARK_MASTER")
+    if not url:
+        pytest.skip("TPETUNE_SPARK_MASTER unset (.ci/run starts a standalone cluster)")
+    if url != "start":
+        yield url
+        return
+    if not HAVE_JAVA:
+        pytest.skip("no Java runtime")
+    pytest.importorskip("pyspark")
+    sys.path.insert(0, str(Path(__file__).parent))
+    import spark_cluster
+
+    folder = tmp_path_factory.mktemp("spark-cluster")
+    try:
+        yield spark_cluster.start(folder)
+    finally:
+        spark_cluster.stop(folder)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING, Any
+
 from tpetune.engine.options import Search, Serial, Spark, StopRules, Workers
 from tpetune.engine.tuning import tune
 from tpetune.errors import (
@@ -45,6 +47,9 @@ from tpetune.study.study import Study, load_study
 from tpetune.trial.context import TrialContext, current_trial
 from tpetune.trial.report import TrialPruned, report, should_prune
 
+if TYPE_CHECKING:
+    from tpetune.migrate.spark_trials import SparkTrials
+
 __all__ = [
     "ASHAPruner",
     "ConfigError",
@@ -60,6 +65,7 @@ __all__ = [
     "SpaceError",
     "SpaceMismatchError",
     "Spark",
+    "SparkTrials",
     "StopRules",
     "StoreError",
     "Study",
@@ -79,3 +85,12 @@ __all__ = [
     "should_prune",
     "tune",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # SparkTrials subclasses hyperopt's Trials: importing it imports hyperopt (2 s of scipy).
+    if name == "SparkTrials":
+        from tpetune.migrate.spark_trials import SparkTrials
+
+        return SparkTrials
+    raise AttributeError(f"module 'tpetune' has no attribute {name!r}")

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,29 +142,6 @@ space = {"x": hp.uniform("x", -5, 5)}
 def objective(p):
     return {"loss": (p["x"] - 1) ** 2, "metrics": {"pid": os.getpid(), "python": sys.executable}}
 """
-
-
-@pytest.fixture(scope="session")
-def spark_master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``TPETUNE_SPARK_MASTER`` (.ci/run starts a cluster and sets it); ``start``: start one
-    here for this session; unset: skip."""
-    url = os.environ.get("TPETUNE_SPARK_MASTER")
-    if not url:
-        pytest.skip("TPETUNE_SPARK_MASTER unset (.ci/run starts a standalone cluster)")
-    if url != "start":
-        yield url
-        return
-    if not HAVE_JAVA:
-        pytest.skip("no Java runtime")
-    pytest.importorskip("pyspark")
-    sys.path.insert(0, str(Path(__file__).parents[1]))
-    import spark_cluster
-
-    folder = tmp_path_factory.mktemp("spark-cluster")
-    try:
-        yield spark_cluster.start(folder)
-    finally:
-        spark_cluster.stop(folder)
 
 
 def _driver_env(**extra: str) -> dict[str, str]:

@@ -28,6 +28,11 @@ loss, ``loss``/``val_loss`` curves averaged over the folds still training at eac
 metrics combined by :attr:`~KerasTrial.combine_rules`, ``folds_run``, and per-fold lists
 ``fold_loss`` plus ``fold_<name>`` for each name in :attr:`~KerasTrial.per_fold`.
 
+``fit_args`` may give ``fit`` arrays, a ``tf.data.Dataset`` or a Python generator (an
+endless one through ``tf.data.Dataset.from_generator`` with ``steps_per_epoch``): build
+them there, per fit (datasets do not pickle for workers, and a fresh stream restarts with
+the trial's seed; :meth:`~KerasTrial.trial_seed` answers in tf.data's threads too).
+
 A user's own objective::
 
     class MyTrial(KerasTrial):
@@ -129,6 +134,7 @@ class KerasTrial(ABC):
         self.seed = seed
         self.verbose = verbose
         self.callbacks = list(callbacks)
+        self._running_seed: int | None = None  # the seed of the trial being trained
 
     # -- what a subclass supplies -------------------------------------------------------------
     @abstractmethod
@@ -158,6 +164,15 @@ class KerasTrial(ABC):
         """Train one model per fold; return ``{"loss", "curves", "metrics"}`` (see module)."""
         ctx = current_trial()
         seed = self.trial_seed()
+        # tf.data runs a generator (Dataset.from_generator) in its own threads, where the
+        # trial's context is not set: trial_seed() there answers from this.
+        self._running_seed = seed
+        try:
+            return self._run_folds(params, ctx, seed)
+        finally:
+            self._running_seed = None
+
+    def _run_folds(self, params: Params, ctx: TrialContext | None, seed: int) -> dict[str, Any]:
         workdir = ctx.ensure_workdir() if ctx is not None else None
         folds = self.fold_data(params)
         results = []
@@ -186,9 +201,13 @@ class KerasTrial(ABC):
         return results[0] if len(folds) == 1 else self.combine(results)
 
     def trial_seed(self) -> int:
-        """The current trial's seed, or :attr:`seed` outside a study."""
+        """The current trial's seed, or :attr:`seed` outside a study (also from the threads
+        in which ``tf.data`` runs a generator while this objective trains)."""
         ctx = current_trial()
-        return ctx.seed if ctx is not None else self.seed
+        if ctx is not None:
+            return ctx.seed
+        running = getattr(self, "_running_seed", None)
+        return self.seed if running is None else int(running)
 
     def int_param(self, params: Mapping[str, Any], key: str) -> int:
         """``params[key]`` as an int.

@@ -67,11 +67,17 @@ from typing import Any
 import numpy as np
 
 from tpetune._io import atomic_write
-from tpetune.engine.options import Search, Spark, StopRules
+from tpetune.engine.options import Search, StopRules
 from tpetune.engine.origin import intercept
 from tpetune.engine.tuning import tune
 from tpetune.errors import ConfigError, SearchFailedError
-from tpetune.migrate.fmin_args import algo_spec, default_study_dir, rstate_stream
+from tpetune.migrate.fmin_args import (
+    algo_spec,
+    default_study_dir,
+    executor_for,
+    rstate_stream,
+    spark_limits,
+)
 from tpetune.migrate.objective import FminObjective
 from tpetune.migrate.trials import EarlyStop, fill_trials
 from tpetune.migrate.trials_import import import_trials
@@ -132,6 +138,7 @@ def fmin(
     """
     from hyperopt.fmin import validate_loss_threshold, validate_timeout
 
+    timeout, loss_threshold = spark_limits(trials, timeout, loss_threshold)  # SparkTrials' own
     validate_timeout(timeout)
     validate_loss_threshold(loss_threshold)
     if space == "annotated":
@@ -229,12 +236,9 @@ def _stored_meta(study_dir: Path) -> dict[str, Any]:
 
 
 def _executor_for(trials: Any) -> Any:
-    """hyperopt's ``SparkTrials(parallelism=N)`` becomes ``Spark(master, workers=N)``: the
-    trials run as Spark jobs on the same session's cluster; any other Trials runs serially."""
-    if type(trials).__name__ != "SparkTrials" or not hasattr(trials, "_spark_context"):
-        return None
-
-    return Spark(master=trials._spark_context.master, workers=int(trials.parallelism))
+    """A ``SparkTrials`` (tpetune's or hyperopt's) runs its trials as Spark jobs on its
+    session's cluster; any other Trials runs serially (:mod:`tpetune.migrate.spark_trials`)."""
+    return executor_for(trials)
 
 
 def _space(fn: Callable[..., Any], space: Any) -> Space:

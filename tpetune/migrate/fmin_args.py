@@ -1,4 +1,5 @@
-"""hyperopt's ``fmin`` arguments in tpetune's terms: the algorithm, the seed, the study folder.
+"""hyperopt's ``fmin`` arguments in tpetune's terms: the algorithm, the seed, the study folder,
+and a ``SparkTrials``' executor and limits.
 
 Used by :func:`tpetune.migrate.fmin.fmin` (the drop-in) and the Trials importer.
 """
@@ -9,6 +10,7 @@ import functools
 import hashlib
 import inspect
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +20,8 @@ from tpetune._io import jsonable
 from tpetune.errors import ConfigError
 from tpetune.search.seeding import first_draw, generator_state
 from tpetune.search.space import Space
+
+log = logging.getLogger("tpetune")
 
 
 def algo_spec(algo: Any) -> tuple[str, dict[str, Any]]:
@@ -139,3 +143,32 @@ def default_study_dir(
         sort_keys=True,
     )
     return Path("runs") / f"fmin-{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def executor_for(trials: Any) -> Any:
+    """The executor option for a ``trials`` argument of :func:`tpetune.fmin`
+    (:class:`tpetune.migrate.spark_trials.SparkTrials` or hyperopt's).
+
+    tpetune's or hyperopt's ``SparkTrials`` becomes ``Spark(master, workers=parallelism)`` on
+    the same session's cluster; any other Trials (or ``None``) runs serially (``None``)."""
+    if type(trials).__name__ != "SparkTrials" or getattr(trials, "_spark_context", None) is None:
+        return None
+    from tpetune.engine.options import Spark
+
+    return Spark(master=trials._spark_context.master, workers=int(trials.parallelism))
+
+
+def spark_limits(trials: Any, timeout: Any, loss_threshold: Any) -> tuple[Any, Any]:
+    """``fmin``'s ``timeout`` and ``loss_threshold`` after a SparkTrials' own, as hyperopt's
+    ``SparkTrials.fmin`` merges them: the Trials' timeout wins (with a warning), fmin's
+    loss_threshold wins."""
+    if type(trials).__name__ != "SparkTrials":
+        return timeout, loss_threshold
+    own = getattr(trials, "timeout", None)
+    if own is not None:
+        if timeout is not None:
+            log.warning("Timeout param was defined in Trials object, ignoring fmin definition")
+        timeout = own
+    if loss_threshold is None:
+        loss_threshold = getattr(trials, "loss_threshold", None)
+    return timeout, loss_threshold
