@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tpetune._io import read_json, write_json
 from tpetune.context import derive_seed
+from tpetune.models import DEFAULT_KEEP
 from tpetune.options import ExecutorOption, Workers
 from tpetune.store import Store, TrialRecord
 from tpetune.study import Study, load_study
@@ -129,11 +130,21 @@ class BundledStudy(Protocol):
         ...
 
     def final_report(
-        self, objective: Any, best: TrialRecord, *, seed: int, out_dir: Path
+        self,
+        objective: Any,
+        best: TrialRecord,
+        *,
+        seed: int,
+        out_dir: Path,
+        executor: ExecutorOption | None = None,
     ) -> dict[str, Any]:
-        """Retrain ``best`` (with ``seed``, its own training seed) and evaluate it once on
-        the held-out test data; write :attr:`report_files` into ``out_dir``. A study whose
-        settings return :attr:`Settings.report` options takes them as keyword arguments."""
+        """Evaluate ``best`` (trained with ``seed``, its own training seed: its kept model, or
+        retrained) once on the held-out test data; write :attr:`report_files` into
+        ``out_dir``. The report's fits run on ``executor``, the study's executor option
+        (:func:`tpetune.report_fits.run_calls`). A study whose settings return
+        :attr:`Settings.report` options takes them as keyword arguments. A study may also
+        name ``keep_models``: the least number of best trials' models the study keeps (its
+        report reads them)."""
         ...
 
     def format_summary(self, summary: Mapping[str, Any]) -> str:
@@ -220,6 +231,9 @@ def run_bundled(
     loaded_space = load_space(space if space is not None else bundle.default_space)
     objective = bundle.make_objective(settings)
     bundle.validate(loaded_space, objective)
+    # The report reads kept models (the stock SPA test's top K): keep at least as many.
+    keep = max(search.pop("keep_models", DEFAULT_KEEP), getattr(bundle, "keep_models", 0))
+    executor = executor or DEFAULT_EXECUTOR
     study = tune(
         objective,
         loaded_space,
@@ -228,12 +242,15 @@ def run_bundled(
         fresh=fresh,
         progress=progress,
         objective_config=settings.config,
-        executor=executor or DEFAULT_EXECUTOR,
+        executor=executor,
+        keep_models=keep,
         **search,
     )
 
     def report(best: TrialRecord, seed: int) -> dict[str, Any]:
-        return bundle.final_report(objective, best, seed=seed, out_dir=study_dir, **settings.report)
+        return bundle.final_report(
+            objective, best, seed=seed, out_dir=study_dir, executor=executor, **settings.report
+        )
 
     return study, best_trial_report(study, bundle.report_files, report)
 

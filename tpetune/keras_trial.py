@@ -91,6 +91,10 @@ class KerasTrial(ABC):
         verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
         callbacks: extra Keras callbacks for every fit; give a zero-argument factory instead
             of an instance when it keeps per-fit state.
+        keep_model: inside a study, save a single-fold trial's trained model (best weights)
+            with the trial (``STUDY/models/<tid>.keras``, the best ``keep_models`` retained;
+            see :mod:`tpetune.models`), so a report can use it instead of training it again.
+            Trials of several folds keep none (no one model is the trial's).
 
     Raises:
         ConfigError: a negative ``patience``.
@@ -121,6 +125,7 @@ class KerasTrial(ABC):
         seed: int = 0,
         verbose: int = 0,
         callbacks: Sequence[CallbackSpec] = (),
+        keep_model: bool = True,
     ) -> None:
         if patience < 0:
             raise ConfigError(f"patience must be >= 0, got {patience}")
@@ -128,6 +133,7 @@ class KerasTrial(ABC):
         self.seed = seed
         self.verbose = verbose
         self.callbacks = list(callbacks)
+        self.keep_model = keep_model
 
     # -- what a subclass supplies -------------------------------------------------------------
     @abstractmethod
@@ -168,7 +174,13 @@ class KerasTrial(ABC):
                 # The pruner judges the trial's first fold only: a trial's reported steps are
                 # one curve, and later folds would report the same epochs again.
                 result = self._fit_fold(
-                    params, fold, seed=seed, workdir=workdir, stem=stem, prune=i == 0
+                    params,
+                    fold,
+                    seed=seed,
+                    workdir=workdir,
+                    stem=stem,
+                    prune=i == 0,
+                    keep=ctx if self.keep_model and len(folds) == 1 and workdir else None,
                 )
                 result = _fold_layout(result)
                 pruned_at = _pruned_at(ctx)
@@ -226,7 +238,9 @@ class KerasTrial(ABC):
         workdir: Path | None,
         stem: str,
         prune: bool,
+        keep: TrialContext | None = None,
     ) -> dict[str, Any]:
+        """Train one fold; with ``keep``, save its model with that trial."""
         from tpetune.keras_callbacks import AdaptiveBackup, EpochLog
 
         callbacks: list[Any] = []
@@ -252,6 +266,8 @@ class KerasTrial(ABC):
             history = log.read()  # includes epochs run before a crash
         values = history.get(self.monitor, [])
         extra = self.fold_metrics(params, fold, model, history)
+        if keep is not None:
+            keep.save_model(model)  # the result then names it (models.capture); never raises
         return {
             "loss": best(values),
             "curves": {k: list(history.get(k, [])) for k in _CURVES},

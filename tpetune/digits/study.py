@@ -23,6 +23,7 @@ from tpetune.study import Study
 
 if TYPE_CHECKING:
     from tpetune.digits.objective import DigitsObjective
+    from tpetune.options import ExecutorOption
     from tpetune.space import Space
 
 __all__ = [
@@ -98,15 +99,27 @@ class DigitsStudy:
         require_labels(space, _NEEDED, objective="digits objective", like="spaces/digits.py")
 
     def final_report(
-        self, objective: DigitsObjective, best: TrialRecord, *, seed: int, out_dir: Path
+        self,
+        objective: DigitsObjective,
+        best: TrialRecord,
+        *,
+        seed: int,
+        out_dir: Path,
+        executor: ExecutorOption | None = None,
     ) -> dict[str, Any]:
-        summary = objective.final_report(
-            best.args,
-            out_dir=out_dir,
-            seed=seed,
-            epochs=max(1, round(float(best.metrics.get("best_epoch", 1)))),
-            cv_loss=best.loss,
-        )
+        """Retrain the best params on all training images (a different fit by design: each
+        trial trained on part of them, one model per fold) and evaluate it on the test split,
+        where the trials ran (``executor``, see :func:`tpetune.report_fits.run_calls`)."""
+        from tpetune.report_fits import Call, run_calls
+
+        kwargs = {
+            "params": best.args,
+            "out_dir": out_dir,
+            "seed": seed,
+            "epochs": max(1, round(float(best.metrics.get("best_epoch", 1)))),
+            "cv_loss": best.loss,
+        }
+        [summary] = run_calls(objective, [Call("final_report", kwargs)], executor=executor)
         return {"cv_val_accuracy": best.metrics.get("val_accuracy"), **summary}
 
     def format_summary(self, summary: Mapping[str, Any]) -> str:

@@ -19,10 +19,12 @@ from tpetune.bundled import Settings, require_labels, run_bundled
 from tpetune.errors import ConfigError
 from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS
 from tpetune.stock import plots as stock_plots
+from tpetune.stock.evaluation import DEFAULT_SPA_TOP
 from tpetune.store import TrialRecord
 from tpetune.study import Study
 
 if TYPE_CHECKING:
+    from tpetune.options import ExecutorOption
     from tpetune.space import Space
     from tpetune.stock.objective import StockObjective
 
@@ -43,6 +45,8 @@ class StockStudy:
     #: The replay: median pruning neither helps nor hurts here (inside the spread).
     default_pruner: str = "median"
     report_files: tuple[str, ...] = ("best_model.keras", "test_folds.csv")
+    #: Kept models: at least the SPA test's top K, whose forecasts come from them.
+    keep_models: int = DEFAULT_SPA_TOP
 
     def settings(
         self,
@@ -112,16 +116,22 @@ class StockStudy:
         seed: int,
         out_dir: Path,
         test_folds: int | None = None,
+        executor: ExecutorOption | None = None,
     ) -> dict[str, Any]:
-        summary = objective.final_report(best.args, out_dir=out_dir, seed=seed)
-        summary.pop("curves", None)
-        from tpetune.stock.evaluation import verdict_report
+        """The best trial on the test split, with the verdict; its fits run on ``executor``
+        (see :mod:`tpetune.stock.report`)."""
+        from tpetune.stock.report import stock_report
+        from tpetune.study import load_study
 
-        return {
-            "best_trial_loss": best.loss,
-            **summary,
-            **verdict_report(objective, best, seed=seed, out_dir=out_dir, folds=test_folds),
-        }
+        return stock_report(
+            objective,
+            load_study(out_dir),
+            best,
+            seed=seed,
+            out_dir=out_dir,
+            test_folds=test_folds,
+            executor=executor,
+        )
 
     def format_summary(self, summary: Mapping[str, Any]) -> str:
         return format_summary(summary)
