@@ -114,6 +114,12 @@ class KerasTrial(ABC):
     backup_every_s: ClassVar[float] = 5.0
     #: ... and only after training for this many times what writing the last backup took.
     backup_cost_factor: ClassVar[float] = 50.0
+    #: Train steps Keras runs per call of its compiled train function, for a model compiled
+    #: without ``steps_per_execution``: fewer trips through Keras' Python loop, the same
+    #: weights (the steps and their order are unchanged). Per-epoch callbacks (early
+    #: stopping, pruning, backups) are unaffected; a per-batch callback is called every this
+    #: many steps. 1 turns it off. See docs/benchmarks.md ("Cheaper fits").
+    steps_per_execution: ClassVar[int] = 8
     #: What the objective is called in messages, and the space file whose labels it needs.
     name: ClassVar[str] = "Keras objective"
     space_file: ClassVar[str | None] = None
@@ -195,6 +201,13 @@ class KerasTrial(ABC):
                 break  # the pruner stopped this fold: the trial is judged already
         results = [{k: r[k] for k in ("loss", "curves", "metrics")} for r in results]
         return results[0] if len(folds) == 1 else self.combine(results)
+
+    def apply_steps_per_execution(self, model: Any) -> Any:
+        """``model`` with :attr:`steps_per_execution` set, unless it was compiled with its own
+        (call it on a model you train outside :meth:`_train`, e.g. in a final report)."""
+        if getattr(model, "steps_per_execution", None) == 1 and self.steps_per_execution > 1:
+            model.steps_per_execution = self.steps_per_execution  # read when fit traces
+        return model
 
     def trial_seed(self) -> int:
         """The current trial's seed, or :attr:`seed` outside a study."""
@@ -288,7 +301,7 @@ class KerasTrial(ABC):
         import keras
 
         fresh_session(seed)
-        model = self.build(params, fold)
+        model = self.apply_steps_per_execution(self.build(params, fold))
         extra = [cb if isinstance(cb, keras.callbacks.Callback) else cb() for cb in self.callbacks]
         early = keras.callbacks.EarlyStopping(
             monitor=self.monitor, patience=self.patience, restore_best_weights=True

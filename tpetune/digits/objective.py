@@ -44,12 +44,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import keras
 import numpy as np
 
 from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
-from tpetune.digits.model import build_model
 from tpetune.digits.plots import CONFUSION_PNG, confusion_title, plot_confusion
 from tpetune.keras_trial import (
     CallbackSpec,
@@ -151,6 +149,8 @@ class DigitsObjective(KerasTrial):
         }
 
     def fit_callbacks(self, params: Mapping[str, Any], fold: Fold) -> list[Any]:
+        import keras  # only where a model trains: the driver needs no TensorFlow
+
         return [keras.callbacks.TerminateOnNaN()]
 
     def fold_metrics(self, params: Params, fold: Fold, model: Any, history: History) -> Metrics:
@@ -191,6 +191,7 @@ class DigitsObjective(KerasTrial):
         Raises:
             SpaceError: ``params`` lack a digits-space label or hold an unknown value.
         """
+        import keras
         from sklearn.metrics import classification_report, confusion_matrix
 
         seed = self.trial_seed() if seed is None else seed
@@ -200,7 +201,7 @@ class DigitsObjective(KerasTrial):
             cv_loss = cv["loss"] if cv_loss is None else cv_loss
         d = self.data
         fresh_session(seed)
-        model = self._build(params, len(d.y_train))
+        model = self.apply_steps_per_execution(self._build(params, len(d.y_train)))
         started = time.perf_counter()
         model.fit(
             d.x_train,
@@ -257,4 +258,6 @@ class DigitsObjective(KerasTrial):
 
     def _build(self, params: Mapping[str, Any], n_train: int) -> Any:
         steps = math.ceil(n_train / self.int_param(params, "batch_size"))
+        from tpetune.digits.model import build_model  # imports Keras
+
         return build_model(params, n_features=self.data.n_features, steps_per_epoch=steps)

@@ -33,6 +33,7 @@ leak, see ``bench/memory.py``: bound it by running trials in recycled worker pro
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -198,19 +199,21 @@ class StockObjective(KerasTrial):
             and ``test_end`` (ISO dates), ``epochs_trained``, ``best_epoch`` and ``curves``.
         """
         ds = self.datasets(self.int_param(params, "time_steps"))[0]
+        kept = None if model is None or hasattr(model, "predict_on_batch") else Path(model)
         if model is None:
             seed = self.trial_seed() if seed is None else seed
             model, history = self._train(params, ds, seed=seed, callbacks=[])
-        elif not hasattr(model, "predict_on_batch"):
-            from tpetune.models import load
-
-            model = load(model)
+        elif kept is not None:
+            model = _load(kept)
         frame = _test_frame(ds, model)
         if out_dir is not None:
             from tpetune.stock.plots import PREDICTIONS_CSV
 
             out_dir.mkdir(parents=True, exist_ok=True)
-            model.save(out_dir / "best_model.keras")
+            if kept is not None:  # the kept file as it is (compiled, optimizer state and all)
+                shutil.copyfile(kept, out_dir / "best_model.keras")
+            else:
+                model.save(out_dir / "best_model.keras")
             frame.to_csv(out_dir / PREDICTIONS_CSV)
         predicted, actual, naive = (
             frame[c].to_numpy(float) for c in ("predicted", "actual", "naive")
@@ -247,10 +250,14 @@ class StockObjective(KerasTrial):
         if model is None:
             model, _ = self._train(params, ds, seed=seed, callbacks=[])
         elif not hasattr(model, "predict_on_batch"):
-            from tpetune.models import load
-
-            model = load(model)
+            model = _load(model)
         return _test_frame(ds, model)
+
+
+def _load(path: str | Path) -> Any:
+    from tpetune.models import load
+
+    return load(path, compile=False)  # to predict only: no optimizer to restore
 
 
 def _test_frame(ds: Dataset, model: Any) -> pd.DataFrame:
