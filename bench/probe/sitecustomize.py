@@ -6,12 +6,12 @@ in every worker process (they inherit the environment). It changes nothing the r
 it wraps a few functions as their modules are first imported and appends one JSON line per
 timed call to ``<folder>/<pid>.jsonl``: ``{"cat": ..., "t0": ..., "t1": ...}`` (``time.time``).
 
-Categories: ``boot`` (this process started), ``import_keras`` (``import keras``, TensorFlow
-or JAX included), ``fit`` (one ``Model.fit``), ``train_step`` / ``val_step`` / ``predict``
+Categories: ``boot`` (this process started), ``import_keras`` (the first ``import`` of Keras,
+TensorFlow or JAX; nested), ``fit`` (one ``Model.fit``), ``train_step`` / ``val_step`` / ``predict``
 (one call of Keras' compiled train/test/predict function after its first), ``trace`` (a
 first call: tracing and compiling; ``trace_fit`` inside ``fit``), ``clear_session``,
-``save`` (``Model.save``), ``trial`` (``tpetune.executors.run_trial``), ``tune``
-(``tpetune.tuning.tune``), ``report`` (``tpetune.bundled.best_trial_report``: the final
+``save`` (``Model.save``), ``trial`` (``run_trial`` of ``tpetune.executors``), ``tune``
+(``tpetune.tune``), ``report`` (``tpetune.bundled.best_trial_report``: the final
 report, wherever its fits run). The same probe runs on the baseline commit's code, which has
 the same functions.
 """
@@ -121,15 +121,25 @@ def _patch_keras(keras: Any) -> None:
 def _patch_module(name: str, module: Any) -> None:
     if name == "keras":
         _patch_keras(module)
-    elif name == "tpetune.executors":
-        module.run_trial = _timed("trial", module.run_trial)
-    elif name == "tpetune.tuning":
+    elif name in ("tpetune.executors", "tpetune.executors.base"):
+        if hasattr(module, "run_trial"):  # the package itself after issue 22's layout
+            module.run_trial = _timed("trial", module.run_trial)
+    elif name in ("tpetune.tuning", "tpetune.engine.tuning"):
         module.tune = _timed("tune", module.tune)
     elif name == "tpetune.bundled":
         module.best_trial_report = _timed("report", module.best_trial_report)
 
 
-_WATCHED = {"keras", "tpetune.executors", "tpetune.tuning", "tpetune.bundled"}
+#: Flat layout (the baseline) and issue 22's folders.
+_IMPORTS = ("keras", "tensorflow", "jax")  # nested imports: bench/breakdown.py takes the union
+_WATCHED = {
+    *_IMPORTS,
+    "tpetune.executors",
+    "tpetune.executors.base",
+    "tpetune.tuning",
+    "tpetune.engine.tuning",
+    "tpetune.bundled",
+}
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -148,7 +158,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         def exec_module(module: Any) -> None:
             t0 = time.time()
             execute(module)
-            if name == "keras":
+            if name in _IMPORTS:
                 _emit("import_keras", t0, time.time())
             _patch_module(name, module)
 

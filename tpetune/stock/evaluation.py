@@ -33,24 +33,27 @@ import numpy as np
 import pandas as pd
 
 from tpetune.errors import ConfigError, DataError, MissingDependencyError
+from tpetune.stock import PREDICTIONS_CSV
 from tpetune.stock.verdict import diebold_mariano, verdict_text
 from tpetune.stock.windows import DEFAULT_SPLIT, split_sizes
 
 if TYPE_CHECKING:
     from tpetune.stock.objective import StockObjective
-    from tpetune.store import TrialRecord
-    from tpetune.study import Study
+    from tpetune.study.store import TrialRecord
+    from tpetune.study.study import Study
 
 __all__ = [
     "DEFAULT_SPA_TOP",
     "DEFAULT_TEST_FOLDS",
     "FOLDS_CSV",
     "FoldMark",
+    "block_forecast",
     "block_split",
     "bundled_series",
     "fold_marks",
     "folds_summary",
     "format_folds",
+    "kept_model",
     "read_forecast",
     "rolling_blocks",
     "rolling_origin",
@@ -64,7 +67,6 @@ DEFAULT_TEST_FOLDS = 3
 DEFAULT_SPA_TOP = 5
 #: The rolling-origin forecasts, in the study folder.
 FOLDS_CSV = "test_folds.csv"
-_PREDICTIONS_CSV = "predictions.csv"
 
 
 def rolling_blocks(
@@ -104,7 +106,7 @@ def block_split(n_rows: int, n_val: int, n_block: int) -> tuple[float, float, fl
 
 def read_forecast(folder: Path) -> pd.DataFrame:
     """A final report's ``predictions.csv`` (``date`` index; actual, predicted, naive)."""
-    return pd.read_csv(folder / _PREDICTIONS_CSV, index_col="date")
+    return pd.read_csv(folder / PREDICTIONS_CSV, index_col="date")
 
 
 def _forecast(objective: StockObjective, params: Any, seed: int) -> pd.DataFrame:
@@ -132,9 +134,6 @@ def rolling_origin(
     Returns:
         ``date``-indexed ``actual, predicted, naive, block`` (block 1..k) over the test split.
     """
-    from tpetune.stock.report import StockReportFits
-
-    fits = StockReportFits(objective)
     n_rows = len(objective.prices)
     _, n_val, _ = split_sizes(n_rows, objective.split)
     parts = []
@@ -143,11 +142,41 @@ def rolling_origin(
             frame = first.iloc[: len(days)].copy()
         else:
             split = block_split(days.stop, n_val, len(days))
-            frame = fits.block(params, seed=seed, stop=days.stop, split=split)
+            frame = block_forecast(objective, params, seed=seed, stop=days.stop, split=split)
         if len(frame) != len(days):
             raise DataError(f"test fold {j + 1} forecast {len(frame)} days, not {len(days)}")
         parts.append(frame.assign(block=j + 1))
     return pd.concat(parts)
+
+
+def block_forecast(
+    objective: StockObjective,
+    params: Any,
+    *,
+    seed: int,
+    stop: int,
+    split: tuple[float, float, float],
+) -> pd.DataFrame:
+    """``params`` retrained (with ``seed``) on ``objective``'s prices before day ``stop``,
+    split by ``split``: the forecast of that split's test part (one rolling-origin block)."""
+    from tpetune.stock.objective import StockObjective
+
+    sub = StockObjective(
+        prices=objective.prices.iloc[:stop],
+        epochs=objective.epochs,
+        patience=objective.patience,
+        split=split,
+    )
+    return sub.test_forecast(params, seed=seed)
+
+
+def kept_model(study: Study, record: TrialRecord) -> str | None:
+    """The path of the model ``record``'s trial kept (``STUDY/models/<tid>.keras``), or
+    ``None`` when it kept none (see :mod:`tpetune.stock.report`)."""
+    from tpetune.study.artifacts import model_path
+
+    path = model_path(Path(study.study_dir), record.tid)
+    return str(path) if path.is_file() else None
 
 
 def top_trial_forecasts(
@@ -160,8 +189,7 @@ def top_trial_forecasts(
     """Test-split forecasts of the ``k`` best trials other than ``best`` (the best one's
     forecast is the final report's), in this process: each trial's kept model, or where it
     kept none, its params retrained with its own training seed."""
-    from tpetune.context import derive_seed
-    from tpetune.stock.report import kept_model
+    from tpetune.trial.context import derive_seed
 
     out = []
     for record in study.top(k):
@@ -232,9 +260,9 @@ def bundled_series(series: str | None, stored: Mapping[str, Any]) -> tuple[str, 
     Raises:
         ConfigError: an unknown series name.
     """
-    from tpetune.data import SERIES, load_series
     from tpetune.stock import DEFAULT_YEARS
     from tpetune.stock.data import recent_years
+    from tpetune.stock.series import SERIES, load_series
 
     stored_id = str(stored.get("data", ""))
     if series is None and stored_id.startswith("bundled:"):

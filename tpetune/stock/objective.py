@@ -21,7 +21,7 @@ here), measured on this project's 2-core CPU machine (TensorFlow
   :meth:`~StockObjective.final_report`) took 446 s: 7.7 s imports, trials 14.0 s mean / 11.1 s
   median / 45.1 s max, 18.7 s final retrain. About 7.5 minutes, inside the 10-minute target.
 
-Per trial the shared machinery (:class:`~tpetune.keras_trial.KerasTrial`) resets Keras'
+Per trial the shared machinery (:class:`~tpetune.keras.trial.KerasTrial`) resets Keras'
 session and seeds it with the trial's seed, early-stops with ``restore_best_weights``, applies the
 study's pruning callback, and inside a study keeps per-epoch losses and an adaptive
 ``BackupAndRestore`` checkpoint in the trial's workdir, so a crashed trial resumes from its last
@@ -41,10 +41,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from tpetune._io import jsonable
 from tpetune.errors import ConfigError
-from tpetune.keras_trial import CallbackSpec, History, KerasTrial, Metrics, Params, best, best_epoch
-from tpetune.space import jsonable
-from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_YEARS
+from tpetune.keras.trial import CallbackSpec, History, KerasTrial, Metrics, Params, best, best_epoch
+from tpetune.stock import (
+    DEFAULT_EPOCHS,
+    DEFAULT_MAX_EVALS,
+    DEFAULT_PATIENCE,
+    DEFAULT_YEARS,
+    PREDICTIONS_CSV,
+)
 from tpetune.stock.data import load_prices, recent_years
 from tpetune.stock.windows import DEFAULT_SPLIT, Dataset, prepare, prepare_folds
 
@@ -207,8 +213,6 @@ class StockObjective(KerasTrial):
             model = _load(kept)
         frame = _test_frame(ds, model)
         if out_dir is not None:
-            from tpetune.stock.plots import PREDICTIONS_CSV
-
             out_dir.mkdir(parents=True, exist_ok=True)
             if kept is not None:  # the kept file as it is (compiled, optimizer state and all)
                 shutil.copyfile(kept, out_dir / "best_model.keras")
@@ -255,7 +259,7 @@ class StockObjective(KerasTrial):
 
 
 def _load(path: str | Path) -> Any:
-    from tpetune.models import load
+    from tpetune.study.artifacts import load
 
     return load(path, compile=False)  # to predict only: no optimizer to restore
 

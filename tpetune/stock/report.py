@@ -21,7 +21,7 @@ each comes from:
 - **Rolling-origin blocks 2..k**: retrained by design, on the days before each block, which no
   trial saw. Block 1 is the best trial's forecast.
 
-The fits and evaluations run as :func:`tpetune.report_fits.run_calls` jobs: in the study's
+The fits and evaluations run as :func:`tpetune.executors.calls.run_calls` jobs: in the study's
 worker processes, with the trials' thread settings, in parallel with ``--workers 2``; retrains
 first (the longest last block first), then the kept models' forecasts.
 """
@@ -35,29 +35,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tpetune.context import derive_seed
 from tpetune.errors import DataError
-from tpetune.models import model_path
-from tpetune.report_fits import Call, run_calls
+from tpetune.executors.calls import Call, run_calls
 from tpetune.stock.evaluation import (
     DEFAULT_SPA_TOP,
     DEFAULT_TEST_FOLDS,
     FOLDS_CSV,
+    block_forecast,
     block_split,
     folds_summary,
+    kept_model,
     read_forecast,
     rolling_blocks,
 )
 from tpetune.stock.verdict import forecast_verdict
 from tpetune.stock.windows import split_sizes
+from tpetune.trial.context import derive_seed
 
 if TYPE_CHECKING:
-    from tpetune.options import ExecutorOption
+    from tpetune.engine.options import ExecutorOption
     from tpetune.stock.objective import StockObjective
-    from tpetune.store import TrialRecord
-    from tpetune.study import Study
+    from tpetune.study.store import TrialRecord
+    from tpetune.study.study import Study
 
-__all__ = ["StockReportFits", "kept_model", "stock_report"]
+__all__ = ["StockReportFits", "stock_report"]
 
 
 class StockReportFits:
@@ -87,24 +88,8 @@ class StockReportFits:
     def block(
         self, params: Any, *, seed: int, stop: int, split: tuple[float, float, float]
     ) -> pd.DataFrame:
-        """``params`` retrained on the prices before day ``stop`` with ``split``: the forecast
-        of its test part (one rolling-origin block)."""
-        from tpetune.stock.objective import StockObjective
-
-        objective = self.objective
-        sub = StockObjective(
-            prices=objective.prices.iloc[:stop],
-            epochs=objective.epochs,
-            patience=objective.patience,
-            split=split,
-        )
-        return sub.test_forecast(params, seed=seed)
-
-
-def kept_model(study: Study, record: TrialRecord) -> str | None:
-    """The path of ``record``'s kept model (see the module docstring), or ``None``."""
-    path = model_path(Path(study.study_dir), record.tid)
-    return str(path) if path.is_file() else None
+        """One rolling-origin block: :func:`~tpetune.stock.evaluation.block_forecast`."""
+        return block_forecast(self.objective, params, seed=seed, stop=stop, split=split)
 
 
 def stock_report(
