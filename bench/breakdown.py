@@ -23,6 +23,7 @@ processes were, not how the wall splits.
     python bench/breakdown.py --study digits --max-evals 4
     python bench/breakdown.py --max-evals 30 --epochs 12 --repeats 3   # the full-size figure
     python bench/breakdown.py --baseline d2ff1a0 -- --workers 2       # extra flags for both
+    python bench/breakdown.py --variant "--backend jax"   # also this tree with these flags
 """
 
 from __future__ import annotations
@@ -143,18 +144,25 @@ def baseline_tree(commit: str, folder: Path) -> Path:
 
 
 def table(runs: dict[str, list[dict[str, float]]]) -> tuple[list[str], list[list[str]]]:
+    """Seconds, share of wall and ratio to the baseline, per category and tree (medians)."""
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
-    base, new = med["baseline"], med["this tree"]
-    columns = ["where the time goes", "baseline s", "share", "this tree s", "share", "ratio"]
-    rows = [["wall", f"{base['wall']:.1f}", "100%", f"{new['wall']:.1f}", "100%",
-             f"{new['wall'] / base['wall']:.2f}x"]]  # fmt: skip
-    for label, key in ROWS:
-        b, n = base[key], new[key]
-        ratio = f"{n / b:.2f}x" if b > 0.05 else "-"
-        rows.append([label, f"{b:.1f}", f"{b / base['wall']:.0%}", f"{n:.1f}",
-                     f"{n / new['wall']:.0%}", ratio])  # fmt: skip
+    base = med["baseline"]
+    columns = ["where the time goes", "baseline s", "share"]
+    for name in list(med)[1:]:
+        columns += [f"{name} s", "share", "ratio"]
+    rows = []
+    for label, key in (("wall", "wall"), *ROWS):
+        row = [label, f"{base[key]:.1f}", f"{base[key] / base['wall']:.0%}"]
+        for name in list(med)[1:]:
+            n = med[name][key]
+            ratio = f"{n / base[key]:.2f}x" if base[key] > 0.05 else "-"
+            row += [f"{n:.1f}", f"{n / med[name]['wall']:.0%}", ratio]
+        rows.append(row)
     for label, key in (("best trial's loss", "best_loss"), ("test figure", "test_ratio")):
-        rows.append([label, f"{base[key]:.5g}", "", f"{new[key]:.5g}", "", ""])
+        row = [label, f"{base[key]:.5g}", ""]
+        for name in list(med)[1:]:
+            row += [f"{med[name][key]:.5g}", "", ""]
+        rows.append(row)
     return columns, rows
 
 
@@ -165,20 +173,30 @@ def main() -> int:
     p.add_argument("--epochs", type=int, help="stock: epochs per trial (default 4)")
     p.add_argument("--repeats", type=int, default=1, help="runs per tree, alternating")
     p.add_argument("--baseline", default=BASELINE, help=f"commit (default {BASELINE})")
+    p.add_argument(
+        "--variant", action="append", default=[], metavar="FLAGS",
+        help="also run this tree with these extra flags (repeatable), e.g. '--backend jax'",
+    )  # fmt: skip
     p.add_argument("extra", nargs="*", help="more flags for both commands (after --)")
     args = p.parse_args()
     started = time.perf_counter()
     argv = [args.study, "--max-evals", str(args.max_evals), "--quiet", "--no-plots", *args.extra]
     if args.study == "stock":
         argv += ["--epochs", str(args.epochs or (2 if args.quick else 4))]
-    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "this tree": []}
+    variants = {"this tree": []} | {f"this tree {v}": v.split() for v in args.variant}
+    runs: dict[str, list[dict[str, float]]] = {"baseline": []} | {k: [] for k in variants}
     with tempfile.TemporaryDirectory(prefix="breakdown-base-") as tmp:
         base = baseline_tree(args.baseline, Path(tmp) / "tree")
         try:
             for i in range(args.repeats):
-                for label, tree in (("baseline", base), ("this tree", common.ROOT)):
+                for label, tree, more in (
+                    ("baseline", base, []),
+                    *((k, common.ROOT, v) for k, v in variants.items()),
+                ):
                     print(f"run {i + 1}/{args.repeats} {label} ...", flush=True)
-                    runs[label].append(run_once(tree, argv, label=label.replace(" ", "-")))
+                    name = "-".join(label.replace("-", "").split())
+                    runs[label].append(run_once(tree, argv + more, label=name))
+                    print(json.dumps({k: round(v, 4) for k, v in runs[label][-1].items()}))
         finally:
             subprocess.run(
                 ["git", "-C", str(common.ROOT), "worktree", "remove", "--force", str(base)],

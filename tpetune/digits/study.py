@@ -20,6 +20,7 @@ from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, D
 from tpetune.digits import plots as digits_plots
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
 from tpetune.errors import ConfigError
+from tpetune.keras.backend import add_backend_argument, study_backend
 from tpetune.search.space import require_labels
 from tpetune.study.store import TrialRecord
 from tpetune.study.study import Study
@@ -68,6 +69,7 @@ class DigitsStudy:
             "--folds", type=positive_int,
             help=f"stratified CV folds (default {DEFAULT_FOLDS}; stored on resume)",
         )  # fmt: skip
+        add_backend_argument(group)
 
     def settings(
         self,
@@ -77,6 +79,7 @@ class DigitsStudy:
         mnist: str | Path | None = None,
         folds: int | None = None,
         limit: int | None = None,
+        backend: str | None = None,
     ) -> Settings:
         """``mnist`` (``None``: scikit-learn's 8x8 digits), ``folds`` and ``limit`` (``None``:
         the stored value on resume, else the default), checked before anything is stored."""
@@ -94,6 +97,8 @@ class DigitsStudy:
             "limit": limit or stored.get("limit"),
             "data": data.source,
         }
+        # Last: it sets KERAS_BACKEND for this process and the workers (see keras.backend).
+        config.update(study_backend(backend, stored, study_dir=study_dir))
         return Settings(config, data)
 
     def make_objective(self, settings: Settings) -> DigitsObjective:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tpetune.bundled import Settings, run_bundled
 from tpetune.cli.types import positive_int
 from tpetune.errors import ConfigError
+from tpetune.keras.backend import add_backend_argument, study_backend
 from tpetune.search.space import require_labels
 from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_YEARS
 from tpetune.stock import plots as stock_plots
@@ -78,6 +79,7 @@ class StockStudy:
             help="walk-forward folds, loss = mean over folds (default: one chronological "
             "70/15/15 train/validation/test split; stored on resume)",
         )  # fmt: skip
+        add_backend_argument(group)
 
     def settings(
         self,
@@ -89,6 +91,7 @@ class StockStudy:
         folds: int | None = None,
         series: str | None = None,
         test_folds: int | None = None,
+        backend: str | None = None,
     ) -> Settings:
         """``csv`` or a bundled ``series`` (``None``: the stored one, else the S&P 500),
         ``epochs`` and ``folds`` (``None``: the stored value on resume, else the default),
@@ -116,6 +119,8 @@ class StockStudy:
             "folds": folds or stored.get("folds"),
             "data": data_id,
         }
+        # Last: it sets KERAS_BACKEND for this process and the workers (see keras.backend).
+        config.update(study_backend(backend, stored, study_dir=study_dir))
         report = {} if test_folds is None else {"test_folds": test_folds}
         return Settings(config, load_prices(csv) if csv is not None else prices, report)
 
