@@ -19,6 +19,10 @@ data of each fold (:meth:`~KerasTrial.fold_data`), the model (:meth:`~KerasTrial
   (a :class:`~tpetune.keras.callbacks.AdaptiveBackup`) and, once the fold finished,
   ``result.json``, written atomically. A trial re-run after a crash reuses finished folds and
   resumes the unfinished one from its last backup.
+- :attr:`~KerasTrial.steps_per_execution` train steps per call of Keras' compiled step (for
+  a model compiled without its own), and, for a trial of one fold inside a study, its trained
+  model kept with the trial (``keep_model``), so a report evaluates it instead of training
+  the same fit again.
 
 A pruned fold ends the trial: the remaining folds would be wasted on a trial the pruner has
 judged; its loss is then the mean over the folds run (that fold's loss, with the first fold
