@@ -121,3 +121,23 @@ def test_at_most_twelve_modules_stand_directly_in_the_package() -> None:
 def test_no_module_is_over_400_lines(name: str) -> None:
     lines = len(modules()[name].read_text().splitlines())
     assert lines <= 400, f"{name}: {lines} lines"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("tpetune.pruning", "tpetune.pruners.keras"),
+        ("tpetune.context", "tpetune.trial.context"),
+        ("tpetune.models", "tpetune.study.artifacts"),
+        ("tpetune.keras_trial", "tpetune.keras.trial"),
+    ],
+)
+def test_documented_old_paths_still_import_and_warn(old: str, new: str) -> None:
+    """For one release the documented module paths stay importable, as the new module itself."""
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(FutureWarning, match=f"{old} moved to {new}"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)

@@ -26,10 +26,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tpetune._io import read_json, write_json
 from tpetune.engine.options import ExecutorOption, Workers
+from tpetune.engine.tuning import tune
+from tpetune.pruners.policies import PRUNERS
+from tpetune.search.space import load_space
 from tpetune.study.artifacts import DEFAULT_KEEP
 from tpetune.study.store import Store, TrialRecord
 from tpetune.study.study import Study, load_study
 from tpetune.trial.context import derive_seed
+from tpetune.views.plots import write_all
 
 if TYPE_CHECKING:
     from tpetune.search.space import Space
@@ -216,9 +220,6 @@ def run_bundled(
         DataError, SpaceError, ConfigError, StoreError, MissingDependencyError: bad input,
             before anything is changed.
     """
-    from tpetune.engine.tuning import tune
-    from tpetune.pruners.policies import PRUNERS
-    from tpetune.search.space import load_space
 
     study_dir = Path(study_dir)
     stored = stored_settings(study_dir, fresh=fresh)
@@ -305,7 +306,6 @@ def write_plots(
         only: names of the bundled studies whose hooks run (default: all of them; each
             writes only what its own files allow).
     """
-    from tpetune.views.plots import write_all
 
     out = Path(out_dir) if out_dir is not None else Path(study.study_dir)
     written = write_all(study, out)

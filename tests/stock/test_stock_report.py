@@ -123,3 +123,10 @@ def test_stock_report_trains_only_the_rolling_origin_blocks(
     assert summary["epochs_trained"] == len(study.best.curves["val_loss"])
     kept = objective.test_forecast(study.best.args, seed=1, model=out / "best_model.keras")
     np.testing.assert_array_equal(read_forecast(out)["predicted"], kept["predicted"])
+
+
+def test_the_stock_study_keeps_the_models_its_report_reads() -> None:
+    from tpetune.stock.evaluation import DEFAULT_SPA_TOP
+    from tpetune.stock.study import STOCK
+
+    assert STOCK.keep_models >= DEFAULT_SPA_TOP

@@ -181,7 +181,7 @@ def test_a_read_only_study_is_read_by_another_user_and_writers_get_one_line(
     open_dir: Path,
 ) -> None:
     study = _study(open_dir, "study", evals=30)
-    assert sorted(p.name for p in study.iterdir()) == ["lock", "study.db"]  # no -wal, no -shm
+    assert sorted(p.name for p in study.iterdir()) == ["study.db"]  # no -wal, -shm, lock
     _read_only(study)
     user = _reader()
     probe = subprocess.run([*user, sys.executable, "-c", "import tpetune"], capture_output=True)
@@ -212,7 +212,7 @@ def test_a_read_only_study_is_read_by_another_user_and_writers_get_one_line(
         ["export", str(study)],
     ):
         _one_line_error(_tpetune(*args, user=user), 2, f"study folder {study} is not writable")
-    assert sorted(p.name for p in study.iterdir()) == ["lock", "study.db"]
+    assert sorted(p.name for p in study.iterdir()) == ["study.db"]
 
 
 def test_a_study_left_with_a_wal_by_a_killed_writer_reads_fully_from_a_read_only_folder(
@@ -266,7 +266,7 @@ def test_a_damaged_store_gives_one_line_from_every_command_and_is_not_written(
     ):
         line = _one_line_error(_tpetune(*args), 2, f"{db} is damaged", "--fresh")
     assert db.read_bytes() == before  # nothing written into it, not even meta
-    assert sorted(p.name for p in study.iterdir()) == ["lock", "study.db"]
+    assert sorted(p.name for p in study.iterdir()) == ["study.db"]
     if shutil.which("sqlite3") and shutil.which("sed"):  # the recovery the message names
         recipe = line.split("`")[1].replace("NEW", str(tmp_path / "new"))
         subprocess.run(recipe, shell=True, check=True, capture_output=True)

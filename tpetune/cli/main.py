@@ -12,13 +12,17 @@ import argparse
 import json
 import logging
 import os
+import select
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tpetune import __version__
+from tpetune._quiet import quiet_tensorflow
 from tpetune._signals import Terminated, sigterm_as_interrupt
+from tpetune.bundled import BUNDLED, bundled_study, run_bundled, write_plots
+from tpetune.cli.migrate import add_commands
 from tpetune.cli.search import (
     add_search_options,
     for_cli,
@@ -26,7 +30,13 @@ from tpetune.cli.search import (
     positive_int,
     search_kwargs,
 )
-from tpetune.errors import ConfigError, TpetuneError
+from tpetune.engine.tuning import tune
+from tpetune.errors import ConfigError, TpetuneError, from_os_error
+from tpetune.exporters import FORMATS, export_to
+from tpetune.exporters.dashboard import serve
+from tpetune.search.space import Space, load_file, resolve_space_file
+from tpetune.study.study import load_study
+from tpetune.views.show import best_block, progress_line, show_text
 
 log = logging.getLogger("tpetune")
 
@@ -59,8 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_options(p, default_evals=50)
     p.set_defaults(func=cmd_run)
 
-    from tpetune.bundled import BUNDLED, bundled_study  # each declares its own flags
-
     for name in BUNDLED:
         bundle = bundled_study(name)
         p = sub.add_parser(name, help=bundle.help)
@@ -92,14 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="folder for the PNGs (default: the study folder)")
     p.set_defaults(func=cmd_plot)
 
-    from tpetune.exporters.files import ALL_FORMATS
-
     p = sub.add_parser(
         "export",
         help="export trials as CSV, JSON, a hyperopt pickle, or to Optuna/TensorBoard/MLflow",
     )
     p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
-    p.add_argument("--format", choices=ALL_FORMATS, default="csv")
+    p.add_argument("--format", choices=tuple(FORMATS), default="csv")
     p.add_argument(
         "-o", "--output", type=Path,
         help="file or folder to write (default: STUDY_DIR/trials.EXT, optuna.db, tensorboard/)",
@@ -114,15 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study_dir", type=Path, metavar="STUDY_DIR")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     p.add_argument(
-        "--db", type=Path, help="the Optuna export kept in step (default: STUDY_DIR/optuna.db)"
-    )
+        "--db", type=Path,
+        help="the Optuna export kept in step (default: one per study in ~/.cache/tpetune; "
+        "the study folder is never written)",
+    )  # fmt: skip
     p.add_argument(
         "--poll", type=positive_float, default=1.0, metavar="SEC",
         help="seconds between looks at the study (default 1)",
     )  # fmt: skip
     p.set_defaults(func=cmd_dashboard)
-
-    from tpetune.cli.migrate import add_commands  # import, best-model, replay
 
     add_commands(sub)
     return parser
@@ -149,7 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see module docstring)."""
     args = build_parser().parse_args(argv)
     _setup_logging()
-    from tpetune._quiet import quiet_tensorflow
 
     quiet_tensorflow(args.verbose)  # before anything imports TensorFlow, workers included
     try:
@@ -176,7 +181,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _stdout_reader_left() -> bool:
     """True when stdout is a pipe whose reader has gone (poll reports an error on it)."""
-    import select
 
     try:
         poller = select.poll()
@@ -212,8 +216,6 @@ def _setup_logging() -> None:
 
 # -- search commands ---------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from tpetune.engine.tuning import tune
-    from tpetune.search.space import Space, load_file, resolve_space_file
 
     path = resolve_space_file(args.file)
     namespace = load_file(path, need_objective=True)
@@ -229,7 +231,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_bundled(args: argparse.Namespace) -> int:
     """A bundled study: tune, then print the search summary and the held-out test report."""
-    from tpetune.bundled import bundled_study, run_bundled
 
     name = args.study
     bundle = bundled_study(name)
@@ -241,17 +242,21 @@ def cmd_bundled(args: argparse.Namespace) -> int:
     )
     _print_summary(study)
     if summary is not None:
+        from tpetune.bundled import SUMMARY_NAME
+
         print()
         print(bundle.format_summary(summary))
+        names = (SUMMARY_NAME, *bundle.report_files)
+        files = [study_dir / n for n in names if (study_dir / n).exists()]
+        print("files: " + ", ".join(str(f) for f in files))
     if not args.no_plots:
         _write_plots(study, only=(name,))
     return 0
 
 
 def _print_summary(study: Any) -> None:
-    from tpetune.views.show import best_block, progress_line
 
-    print(f"\nstudy {study.study_dir}: {progress_line(study)}")
+    print(f"study {study.study_dir}: {progress_line(study)}")
     print(f"stopped: {study.stop_reason}")
     print(best_block(study))
     print(f"(`tpetune show {study.study_dir}` lists the trials; re-run this command to resume)")
@@ -259,7 +264,6 @@ def _print_summary(study: Any) -> None:
 
 def _write_plots(study: Any, *, only: Sequence[str] = ()) -> None:
     """The generic plots, then the extra plots of the bundled studies in ``only``."""
-    from tpetune.bundled import write_plots
 
     paths = write_plots(study, only=only)
     print("plots: " + ", ".join(str(p) for p in paths))
@@ -267,7 +271,6 @@ def _write_plots(study: Any, *, only: Sequence[str] = ()) -> None:
 
 # -- reading commands ----------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
-    from tpetune.study.study import load_study
 
     study = load_study(args.study_dir)
     if args.json:
@@ -275,23 +278,17 @@ def cmd_show(args: argparse.Namespace) -> int:
         doc.setdefault("provenance", study.meta.get("provenance", []))  # what it ran under
         print(json.dumps(doc, indent=2))
     else:
-        from tpetune.views.show import show_text
-
         print(show_text(study, top=args.top, last=None if args.all else 20))
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from tpetune.bundled import write_plots
-    from tpetune.study.study import load_study
 
     study = load_study(args.study_dir)
     if args.out is not None:
         try:
             args.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # --out names a file, or a folder we cannot create
-            from tpetune.errors import from_os_error
-
             raise from_os_error(exc, args.out, "write plots") from None
     for path in write_plots(study, args.out):  # each bundled study adds what its files allow
         print(path)
@@ -299,32 +296,32 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tpetune.exporters.files import TOOL_FORMATS, export
-    from tpetune.study.study import load_study
 
     if args.tracking_uri is not None and args.format != "mlflow":
         raise ConfigError("--tracking-uri is for --format mlflow; give -o for other formats")
     if args.output is not None and args.format == "mlflow":
         raise ConfigError("--format mlflow logs to a tracking server: give --tracking-uri, not -o")
     study = load_study(args.study_dir)
-    if args.format in TOOL_FORMATS:
-        from tpetune.exporters import export_to
-
-        done = export_to(study, args.format, args.tracking_uri or args.output)
-        print(f"wrote {done.summary()}")
-        return 0
-    ext = {"csv": "csv", "json": "json", "pickle": "pkl"}[args.format]
-    out = export(study, args.format, args.output or args.study_dir / f"trials.{ext}")
-    print(f"wrote {out} ({len(study.records)} trials)")
+    done = export_to(study, args.format, args.tracking_uri or args.output)
+    print(f"wrote {done.summary()}")
     return 0
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM; that is how a dashboard ends, so the exit code is 0."""
-    from tpetune.exporters.dashboard import serve
+
+    urls: list[str] = []
 
     def ready(url: str) -> None:
-        print(f"optuna-dashboard of {args.study_dir}: {url} (Ctrl-C stops)", flush=True)
+        if urls:  # the study was deleted in the dashboard: only its copy was
+            print(
+                f"tpetune: the dashboard's copy of {args.study_dir} was deleted in its UI and "
+                f"written again from the study (delete the folder to delete the study): {url}",
+                flush=True,
+            )
+        else:
+            print(f"optuna-dashboard of {args.study_dir}: {url} (Ctrl-C stops)", flush=True)
+        urls.append(url)
 
     try:
         serve(args.study_dir, port=args.port, db=args.db, poll_s=args.poll, on_ready=ready)

@@ -12,11 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tpetune.cli.types import positive_int
+from tpetune.engine.rerun import format_replay, replay
+from tpetune.migrate.trials_import import PICKLE_WARNING, import_trials, load_pickle
+from tpetune.search.algos import ALGOS
+from tpetune.search.space import Space, load_file, resolve_space_file
+from tpetune.study.artifacts import best_model_path, copy_best_model
+from tpetune.study.study import load_study
+
 
 def add_commands(sub: Any) -> None:
     """Add the three subcommands to ``tpetune``'s subparsers."""
-    from tpetune.cli.types import positive_int
-    from tpetune.search.algos import ALGOS
 
     p = sub.add_parser(
         "import", help="turn a hyperopt Trials pickle into a study that `run` continues"
@@ -34,6 +40,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--tpe-startup", type=positive_int, metavar="N",
         help="TPE: random trials before TPE models the history (default 20, as hyperopt)",
+    )  # fmt: skip
+    p.add_argument(
+        "--trust-pickle", action="store_true",
+        help="unpickle any class the file names (runs code from it; only for your own files). "
+        "Without it only what a hyperopt Trials pickle holds is loaded",
     )  # fmt: skip
     p.set_defaults(func=cmd_import)
 
@@ -55,8 +66,6 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from tpetune.migrate.trials_import import PICKLE_WARNING, import_trials, load_pickle
-    from tpetune.search.space import Space, load_file, resolve_space_file
 
     path = resolve_space_file(args.space)
     space = Space(load_file(path)["space"], source=str(path))
@@ -64,8 +73,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     options = None
     if args.tpe_startup is not None:
         options = {"n_startup_jobs": args.tpe_startup}
-    print(PICKLE_WARNING, file=sys.stderr)
-    trials = load_pickle(args.file)
+    if args.trust_pickle:
+        print(PICKLE_WARNING, file=sys.stderr)
+    trials = load_pickle(args.file, trust=args.trust_pickle)
     n = import_trials(
         trials, space, study_dir, seed=args.seed, algo=args.algo, options=options, source=args.file
     )
@@ -75,8 +85,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_best_model(args: argparse.Namespace) -> int:
-    from tpetune.study.artifacts import best_model_path, copy_best_model
-    from tpetune.study.study import load_study
 
     study = load_study(args.study_dir)
     if args.output is None:
@@ -90,8 +98,6 @@ def cmd_best_model(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-
-    from tpetune.engine.rerun import format_replay, replay
 
     result = replay(args.study_dir, args.tid, force=args.force)
     if args.json:

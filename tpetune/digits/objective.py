@@ -18,10 +18,11 @@ on all training images and is the only place the test split is ever looked at.
 
 Per fold the shared machinery (:class:`~tpetune.keras.trial.KerasTrial`) resets Keras'
 session and seeds it with the trial's seed, early-stops with ``restore_best_weights=True``,
-adds ``TerminateOnNaN`` and, on the first fold, the study's pruning callback. A pruned fold
-ends the trial (the remaining folds would be wasted on a trial the pruner has already judged);
-its loss is then the mean of the folds run. Each finished fold's result is written atomically
-to the trial's workdir, so a trial interrupted by a crash re-runs only unfinished folds.
+adds ``StopOnNaN`` (a quiet ``TerminateOnNaN``) and, on the first fold, the study's pruning
+callback. A pruned fold ends the trial (the remaining folds would be wasted on a trial the
+pruner has already judged); its loss is then the mean of the folds run. Each finished fold's
+result is written atomically to the trial's workdir, so a trial interrupted by a crash re-runs
+only unfinished folds.
 
 Default budget of ``tpetune digits`` (the constants live in :mod:`tpetune.digits`), measured on
 this project's 2-core CPU (shared with other jobs), TensorFlow 2.21 / Keras 3, scikit-learn's
@@ -50,6 +51,7 @@ from tpetune._io import jsonable
 from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
 from tpetune.digits.plots import CONFUSION_PNG, confusion_title, plot_confusion
+from tpetune.keras.callbacks import StopOnNaN
 from tpetune.keras.trial import (
     CallbackSpec,
     History,
@@ -149,9 +151,7 @@ class DigitsObjective(KerasTrial):
         }
 
     def fit_callbacks(self, params: Mapping[str, Any], fold: Fold) -> list[Any]:
-        import keras  # only where a model trains: the driver needs no TensorFlow
-
-        return [keras.callbacks.TerminateOnNaN()]
+        return [StopOnNaN()]
 
     def fold_metrics(self, params: Params, fold: Fold, model: Any, history: History) -> Metrics:
         epoch = best_epoch(history["val_loss"])
@@ -191,7 +191,6 @@ class DigitsObjective(KerasTrial):
         Raises:
             SpaceError: ``params`` lack a digits-space label or hold an unknown value.
         """
-        import keras
         from sklearn.metrics import classification_report, confusion_matrix
 
         seed = self.trial_seed() if seed is None else seed
@@ -209,7 +208,7 @@ class DigitsObjective(KerasTrial):
             epochs=int(epochs),
             batch_size=self.int_param(params, "batch_size"),
             verbose=self.verbose,
-            callbacks=[keras.callbacks.TerminateOnNaN()],
+            callbacks=[StopOnNaN()],
         )
         seconds = time.perf_counter() - started
         test_loss, test_accuracy = model.evaluate(

@@ -18,7 +18,7 @@ from tpetune.bundled import SUMMARY_NAME, Settings, run_bundled
 from tpetune.cli.types import positive_int
 from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_PRUNER
 from tpetune.digits import plots as digits_plots
-from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
+from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE, load_digits_data
 from tpetune.errors import ConfigError
 from tpetune.keras.backend import add_backend_argument, study_backend
 from tpetune.search.space import require_labels
@@ -26,7 +26,7 @@ from tpetune.study.store import TrialRecord
 from tpetune.study.study import Study
 
 if TYPE_CHECKING:
-    from tpetune.digits.objective import DigitsObjective
+    from tpetune.digits.objective import DigitsObjective  # imports Keras
     from tpetune.engine.options import ExecutorOption
     from tpetune.search.space import Space
 
@@ -83,7 +83,6 @@ class DigitsStudy:
     ) -> Settings:
         """``mnist`` (``None``: scikit-learn's 8x8 digits), ``folds`` and ``limit`` (``None``:
         the stored value on resume, else the default), checked before anything is stored."""
-        from tpetune.digits.data import load_digits_data
 
         data = load_digits_data(mnist)  # every data error surfaces here, before the study
         if mnist is None and stored.get("data", data.source) != data.source:
@@ -102,7 +101,7 @@ class DigitsStudy:
         return Settings(config, data)
 
     def make_objective(self, settings: Settings) -> DigitsObjective:
-        from tpetune.digits.objective import DigitsObjective
+        from tpetune.digits.objective import DigitsObjective  # imports Keras
 
         config = settings.config
         # Builds the folds now, so a class too rare for them is refused before the study exists.

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from tpetune._io import check_int, finite_float
 from tpetune.errors import ConfigError
+from tpetune.executors.base import SerialExecutor
+from tpetune.executors.processes import ProcessExecutor
+from tpetune.executors.spark import SparkExecutor
 from tpetune.search import algos
 
 if TYPE_CHECKING:
@@ -95,7 +98,6 @@ class Serial:
     workers: int = field(default=1, init=False)
 
     def build(self, objective: Objective) -> Executor:
-        from tpetune.executors.base import SerialExecutor
 
         return SerialExecutor(objective)
 
@@ -123,7 +125,6 @@ class Workers:
             _check_seconds("Workers(trial_timeout=...)", self.trial_timeout)
 
     def build(self, objective: Objective) -> Executor:
-        from tpetune.executors.processes import ProcessExecutor
 
         return ProcessExecutor(
             objective,
@@ -157,7 +158,6 @@ class Spark:
             _check_seconds("Spark(trial_timeout=...)", self.trial_timeout)
 
     def build(self, objective: Objective) -> Executor:
-        from tpetune.executors.spark import SparkExecutor
 
         return SparkExecutor(
             objective,

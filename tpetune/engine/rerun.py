@@ -26,9 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tpetune.errors import ConfigError, StoreError
+from tpetune._io import jsonable
+from tpetune.bundled import BUNDLED, bundled_study
+from tpetune.errors import ConfigError, StoreError, TpetuneError
+from tpetune.executors.base import Job, run_trial
+from tpetune.search.space import Space, load_file
 from tpetune.study import provenance
 from tpetune.study.store import TrialRecord
+from tpetune.study.study import load_study
+from tpetune.trial.context import TrialContext, derive_seed
 
 
 @dataclass(frozen=True)
@@ -96,11 +102,6 @@ def replay(
         ConfigError: the space file changed (without ``force``), or the objective cannot be
             found.
     """
-    from tpetune._io import jsonable
-    from tpetune.executors.base import Job, run_trial
-    from tpetune.search.space import Space
-    from tpetune.study.study import load_study
-    from tpetune.trial.context import TrialContext, derive_seed
 
     study = load_study(study_dir)
     record = _find(study.records, tid, Path(study_dir))
@@ -170,7 +171,6 @@ def _objective_and_space(
     meta: dict[str, Any], study_dir: Path, *, force: bool, notes: list[str]
 ) -> tuple[Any, Callable[[Any], Any]]:
     """The space tree and objective of the study: a bundled study's, or its space file's."""
-    from tpetune.search.space import load_file
 
     source = meta.get("space_source")
     if not source or str(source).startswith("<"):
@@ -202,9 +202,6 @@ def _bundled_objective(
 ) -> tuple[Callable[[Any], Any] | None, list[str]]:
     """The objective of the bundled study (stock, digits) whose stored settings and labels
     fit, rebuilt from the study's ``objective_config``; else ``None`` and why each did not."""
-    from tpetune.bundled import BUNDLED, bundled_study
-    from tpetune.errors import TpetuneError
-    from tpetune.search.space import Space
 
     space = Space(tree, source=source)
     stored = meta.get("objective_config") or {}

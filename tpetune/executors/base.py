@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tpetune._io import jsonable
+from tpetune.study.artifacts import capture, report_non_json
 from tpetune.study.store import TrialState
 from tpetune.trial.context import TrialContext, trial_scope
+from tpetune.trial.report import TrialPruned, step_scope
 
 Objective = Callable[[Any], Any]
 _KNOWN_KEYS = {"loss", "status", "pruned", "curves", "metrics", "error"}
@@ -61,7 +63,6 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
     (``"ok"``/``"fail"``, as in hyperopt). Other JSON-able keys are kept as metrics. Raising
     :class:`tpetune.TrialPruned` ends it as ``pruned`` with the best value it reported.
     """
-    from tpetune.trial.report import TrialPruned, step_scope
 
     started = time.time()
     with trial_scope(job.ctx), step_scope(job.ctx) as steps:
@@ -81,7 +82,6 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
                 finished=time.time(),
                 steps=steps.shipped,
             )
-    from tpetune.study.artifacts import capture
 
     outcome = interpret(capture(raw, job.ctx))  # Keras models -> STUDY/models/<tid>.keras
     state = outcome.state
@@ -116,9 +116,6 @@ def interpret(raw: Any) -> Outcome:
     if isinstance(raw, Mapping):
         status = raw.get("status", "ok")
         curves = {str(k): [float(x) for x in v] for k, v in (raw.get("curves") or {}).items()}
-        from tpetune.study.artifacts import (
-            report_non_json,  # other objects: one warning, not a repr
-        )
 
         metrics = dict(jsonable(report_non_json(raw.get("metrics") or {})))
         extra = report_non_json({str(k): v for k, v in raw.items() if k not in _KNOWN_KEYS})

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from tpetune._quiet import VERBOSE_VAR, quiet_tensorflow
 from tpetune.errors import ExecutorError
 from tpetune.executors.base import Job, Outcome, run_trial, ship
 from tpetune.study.store import TrialState
@@ -64,7 +65,6 @@ def _worker_main(fd: int) -> None:
     # (Slurm, Kubernetes) reach it too, and it stops its workers (their trials stay running).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from tpetune._quiet import VERBOSE_VAR, quiet_tensorflow
 
     quiet_tensorflow(os.environ.get(VERBOSE_VAR) == "1")  # before the objective imports TF
     import cloudpickle

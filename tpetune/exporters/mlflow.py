@@ -16,12 +16,19 @@ Contract:
 - Idempotent by tid: a child whose ``tpetune.state`` tag matches the store is left alone; one
   exported while running is completed in place; one left half-written by a crash is deleted
   and written again. The study store is only read.
+- Names: MLflow accepts only letters, digits, ``_ - . / :`` and spaces in param, metric and tag
+  keys, and no path tricks (``a//b``, ``..``). A label it would refuse (``lr (log)``, ``acc%``)
+  is logged under a key with each refused character replaced by ``_`` (plus a short hash
+  where two names would meet), and the run carries the original as the tag
+  ``tpetune.name.<key>``. Valid names are logged unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,6 +79,7 @@ def export(study: Study, target: str | Path | None = None) -> Exported:
             if "tpetune.tid" in run.data.tags
         }
         doms = domains(study.meta.get("space"))
+        names = _Names(study.records)
         added = updated = 0
         for record in study.records:
             run = children.get(record.tid)
@@ -79,12 +87,12 @@ def export(study: Study, target: str | Path | None = None) -> Exported:
             if stored == record.state.value:
                 continue
             if run is not None and stored == TrialState.RUNNING.value:
-                _complete(client, run.info.run_id, record)
+                _complete(client, run.info.run_id, record, names)
                 updated += 1
                 continue
             if run is not None:  # half-written by an interrupted export
                 client.delete_run(run.info.run_id)
-            _child(client, experiment_id, parent, record, _params(record, doms))
+            _child(client, experiment_id, parent, record, _params(record, doms), names)
             added += run is None
             updated += run is not None
         if not any(r.state is TrialState.RUNNING for r in study.records) and study.records:
@@ -123,35 +131,87 @@ def _parent(client: MlflowClient, experiment_id: str, study: Study) -> str:
     return str(run.info.run_id)
 
 
+class _Names:
+    """Original param and metric names -> the keys MLflow accepts, one mapping for the whole
+    study (so a label has the same key in every run, whatever order runs are written in)."""
+
+    def __init__(self, records: list[TrialRecord]) -> None:
+        self.params = _keys({label for r in records for label in r.params})
+        metrics = {"loss"} | {f"epoch/{n}" for r in records for n in r.curves}
+        metrics |= {n for r in records for n in r.metrics}
+        self.metrics = _keys(metrics)
+
+    def tags(self, record: TrialRecord) -> dict[str, str]:
+        """``tpetune.name.<key>`` -> original, for each renamed name this run logs."""
+        used = [(n, self.params) for n in record.params]
+        used += [(f"epoch/{n}", self.metrics) for n in record.curves]
+        used += [(n, self.metrics) for n in record.metrics]
+        return {f"tpetune.name.{m[n]}": n for n, m in used if m[n] != n}
+
+
+_REFUSED = re.compile(r"[^\w.\- /:]")
+_MAX_KEY = 250  # MLflow's MAX_ENTITY_KEY_LENGTH
+
+
+def _valid(name: str) -> str:
+    """``name`` with each character MLflow refuses replaced, and path tricks removed."""
+    parts = [p for p in _REFUSED.sub("_", name).split("/") if p not in ("", ".")]
+    key = "/".join("__" if p == ".." else p for p in parts)
+    return key or "_"
+
+
+def _keys(names: set[str]) -> dict[str, str]:
+    """Valid names map to themselves; the others to :func:`_valid`, plus a short hash of the
+    original where that key is taken by another name."""
+    out = {n: n for n in names if _valid(n) == n and len(n) <= _MAX_KEY}
+    taken = set(out)
+    wanted: dict[str, list[str]] = {}
+    for n in sorted(set(names) - set(out)):
+        wanted.setdefault(_valid(n)[: _MAX_KEY - 9], []).append(n)
+    for key, originals in wanted.items():
+        for n in originals:
+            unique = key not in taken and len(originals) == 1
+            tag = hashlib.sha1(n.encode()).hexdigest()[:8]
+            out[n] = key if unique else f"{key}_{tag}"
+    return out
+
+
 def _child(
-    client: MlflowClient, experiment_id: str, parent: str, record: TrialRecord, params: dict
+    client: MlflowClient,
+    experiment_id: str,
+    parent: str,
+    record: TrialRecord,
+    params: dict,
+    names: _Names,
 ) -> None:
     from mlflow.entities import Param
 
-    tags = {"mlflow.parentRunId": parent, "tpetune.tid": str(record.tid)}
+    tags = {"mlflow.parentRunId": parent, "tpetune.tid": str(record.tid), **names.tags(record)}
     name = f"trial-{record.tid:05d}"
     run = client.create_run(experiment_id, start_time=_ms(record.started), tags=tags, run_name=name)
     run_id = run.info.run_id
-    client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
-    _complete(client, run_id, record)
+    keyed = [Param(names.params[k], v) for k, v in params.items()]
+    client.log_batch(run_id, params=keyed)
+    _complete(client, run_id, record, names)
 
 
-def _complete(client: MlflowClient, run_id: str, record: TrialRecord) -> None:
+def _complete(client: MlflowClient, run_id: str, record: TrialRecord, names: _Names) -> None:
     """Metrics, the artifact, the state tag (written last: it marks the run complete), status."""
     from mlflow.entities import Metric
 
     when = _ms(record.finished or record.started)
+    key = names.metrics
     metrics = [
-        Metric(f"epoch/{name}", float(v), when, step)
+        Metric(key[f"epoch/{name}"], float(v), when, step)
         for name, values in sorted(record.curves.items())
         for step, v in enumerate(values, start=1)
     ]
     last = max((len(v) for v in record.curves.values()), default=0)
     if record.loss is not None:
-        metrics.append(Metric("loss", float(record.loss), when, last))
-    for key, value in record.metrics.items():
-        if isinstance(value, int | float) and not isinstance(value, bool) and key != "loss":
-            metrics.append(Metric(key, float(value), when, last))
+        metrics.append(Metric(key["loss"], float(record.loss), when, last))
+    for name, value in record.metrics.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and name != "loss":
+            metrics.append(Metric(key[name], float(value), when, last))
     for i in range(0, len(metrics), 1000):  # MLflow's batch limit
         client.log_batch(run_id, metrics=metrics[i : i + 1000])
     if record.state is not TrialState.RUNNING:

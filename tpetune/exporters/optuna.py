@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tpetune.errors import ConfigError, StoreError
 from tpetune.exporters import Exported, require
 from tpetune.exporters._params import Domain, domains
+from tpetune.exporters.optuna_bulk import add_trials, count_trials
 from tpetune.study.store import Store, TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -95,39 +97,55 @@ class OptunaExport:
         self._created: Any = None  # the study's creation time: another one means --fresh
         self._trials: dict[int, tuple[int, TrialState]] = {}  # tid -> (trial_id, state)
         self._reported: dict[int, int] = {}  # tid -> last live step exported while running
+        #: How often the study was written again after it was deleted from the export.
+        self.rewritten = 0
 
     @property
     def study_id(self) -> int | None:
         """The Optuna study id (after the first :meth:`sync`), as in the dashboard's URLs."""
         return self._study_id
 
-    def sync(self, study: Study) -> Exported:
+    def sync(self, study: Study, changed: Collection[int] | None = None) -> Exported:
         """Add new trials and complete those that finished since the last sync.
 
+        ``changed`` (from :class:`tpetune.study.follow.StudyFollower`) limits the work to
+        those tids; ``None`` looks at every trial. Trials new to the export are written in one
+        transaction (:mod:`tpetune.exporters.optuna_bulk`). A study deleted from the export
+        meanwhile (the dashboard's own "Delete study") is written again from ``study``
+        (counted in :attr:`rewritten`).
         Holds an exclusive ``flock`` on the export file meanwhile, so two exporters of one
         file (a dashboard and an ``export`` run) never add a trial twice.
         """
         with _exclusive(self.path):
             study_id = self._open_study(study)
-            if self.storage.get_n_trials(study_id) != len(self._trials):
+            try:
+                n_trials = count_trials(self.storage, study_id)
+            except KeyError:  # deleted from the export: the study itself is untouched
+                self._study_id = None
+                self.rewritten += 1
+                study_id, n_trials, changed = self._open_study(study), len(self._trials), None
+            if n_trials != len(self._trials):
                 self._load_trials(study_id)  # another exporter wrote to this file meanwhile
+                changed = None
+            if changed is None:
+                records = study.records
+            else:
+                records = [r for r in study.records if r.tid in changed]
+            new = [r for r in records if r.tid not in self._trials]
             doms = domains(study.meta.get("space"))
-            added = updated = 0
-            live = _live_steps(study)
-            for record in study.records:
-                known = self._trials.get(record.tid)
-                if known is None:
-                    frozen = _frozen(record, doms)
-                    trial_id = self.storage.create_new_trial(study_id, template_trial=frozen)
-                    self._trials[record.tid] = known = (trial_id, record.state)
-                    added += 1
-                elif known[1] is TrialState.RUNNING and record.state is not TrialState.RUNNING:
-                    self._finish(known[0], record)
-                    self._trials[record.tid] = (known[0], record.state)
+            ids = add_trials(self.storage, study_id, [_frozen(r, doms) for r in new])
+            self._trials.update((r.tid, (i, r.state)) for r, i in zip(new, ids, strict=True))
+            updated = 0
+            live = _live_steps(study, records)
+            for record in records:
+                trial_id, state = self._trials[record.tid]
+                if state is TrialState.RUNNING and record.state is not TrialState.RUNNING:
+                    self._finish(trial_id, record)
+                    self._trials[record.tid] = (trial_id, record.state)
                     updated += 1
                 if record.state is TrialState.RUNNING and live.get(record.tid):
-                    self._report(known[0], record.tid, live[record.tid])
-        return Exported(str(self.path), added, updated, len(study.records))
+                    self._report(trial_id, record.tid, live[record.tid])
+        return Exported(str(self.path), len(new), updated, len(study.records))
 
     def _report(self, trial_id: int, tid: int, steps: list[tuple[int, float]]) -> None:
         """A running trial's values reported so far (``tpetune.report``), as they come."""
@@ -179,11 +197,26 @@ class OptunaExport:
         return study_id
 
     def _load_trials(self, study_id: int) -> None:
+        """tid -> (trial id, state) of the trials in the export (two columns, not whole trials:
+        a dashboard restarted on a 20,000-trial export must not load them all)."""
+        from optuna.storages._rdb import models
+
+        trial, attr = models.TrialModel, models.TrialUserAttributeModel
+        session = self.storage.scoped_session()
+        try:
+            rows = (
+                session.query(trial.trial_id, trial.state, attr.value_json)
+                .join(attr, attr.trial_id == trial.trial_id)
+                .filter(trial.study_id == study_id, attr.key == "tid")
+                .all()
+            )
+        finally:
+            self.storage.scoped_session.remove()
         self._trials = {}
-        for trial in self.storage.get_all_trials(study_id, deepcopy=False):
-            tid = trial.user_attrs.get("tid")
+        for trial_id, state, tid in rows:
+            tid = json.loads(tid)
             if isinstance(tid, int):
-                self._trials[tid] = (trial._trial_id, _TPETUNE_STATE[trial.state.name])
+                self._trials[tid] = (trial_id, _TPETUNE_STATE[state.name])
 
     def _finish(self, trial_id: int, record: TrialRecord) -> None:
         """Complete a trial exported as RUNNING (storage calls allow updates only while so)."""
@@ -272,9 +305,9 @@ _TPETUNE_STATE = {
 }
 
 
-def _live_steps(study: Study) -> dict[int, list[tuple[int, float]]]:
-    """The steps running trials reported so far, read from the store (read-only)."""
-    running = [r.tid for r in study.records if r.state is TrialState.RUNNING]
+def _live_steps(study: Study, records: list[TrialRecord]) -> dict[int, list[tuple[int, float]]]:
+    """The steps running trials among ``records`` reported so far, read from the store."""
+    running = [r.tid for r in records if r.state is TrialState.RUNNING]
     if not running:
         return {}
     try:

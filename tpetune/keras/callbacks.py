@@ -4,6 +4,8 @@
   curves of epochs trained before a crash are not lost with the process.
 - :class:`AdaptiveBackup` wraps ``keras.callbacks.BackupAndRestore`` and writes a backup only
   when the training a crash would lose is worth more than writing it costs.
+- :class:`StopOnNaN` is ``keras.callbacks.TerminateOnNaN`` that says so through logging, once
+  per trial, instead of printing a line per fold on stdout.
 
 Both use only Keras' public callback API. This module imports Keras; import it lazily.
 """
@@ -11,6 +13,7 @@ Both use only Keras' public callback API. This module imports Keras; import it l
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -19,7 +22,30 @@ from typing import Any
 
 import keras
 
-__all__ = ["AdaptiveBackup", "EpochLog"]
+__all__ = ["AdaptiveBackup", "EpochLog", "StopOnNaN"]
+
+_log = logging.getLogger("tpetune")
+_told: set[object] = set()  # trials already told about (one line per trial, not per fold)
+
+
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Stops training at a NaN or infinite batch loss, as ``TerminateOnNaN`` does, and logs
+    it once per trial on the ``tpetune`` logger (Keras prints "Batch N: Invalid loss,
+    terminating training" on stdout for every fold of every such trial)."""
+
+    def on_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        self.model.stop_training = True
+        from tpetune.trial.context import current_trial
+
+        ctx = current_trial()
+        key: object = self if ctx is None else (ctx.study_dir, ctx.tid)
+        if key not in _told:
+            _told.add(key)
+            who = "training" if ctx is None else f"trial {ctx.tid}"
+            _log.info("%s: the loss became %s at batch %d; training stopped", who, loss, batch)
 
 
 class EpochLog(keras.callbacks.Callback):

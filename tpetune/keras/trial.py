@@ -62,6 +62,7 @@ import numpy as np
 
 from tpetune._io import read_json, write_json
 from tpetune.errors import ConfigError
+from tpetune.pruners import keras as pruning  # looked up per fit: tests swap the callback
 from tpetune.search.space import require_labels
 from tpetune.trial.context import TrialContext, current_trial
 
@@ -259,7 +260,7 @@ class KerasTrial(ABC):
         keep: TrialContext | None = None,
     ) -> dict[str, Any]:
         """Train one fold; with ``keep``, save its model with that trial."""
-        from tpetune.keras.callbacks import AdaptiveBackup, EpochLog
+        from tpetune.keras.callbacks import AdaptiveBackup, EpochLog  # imports Keras
 
         callbacks: list[Any] = []
         log = None
@@ -275,9 +276,7 @@ class KerasTrial(ABC):
             callbacks += [log, backup]
         started = time.perf_counter()
         if prune:
-            from tpetune.pruners.keras import keras_pruning_callback
-
-            callbacks.append(keras_pruning_callback())
+            callbacks.append(pruning.keras_pruning_callback())
         model, history = self._train(params, fold, seed=seed, callbacks=callbacks)
         seconds = time.perf_counter() - started
         if log is not None:

@@ -53,11 +53,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tpetune.errors import ConfigError
+from tpetune._io import atomic_write
+from tpetune.engine.options import Search, Spark, StopRules
+from tpetune.engine.tuning import tune
+from tpetune.errors import ConfigError, SearchFailedError
 from tpetune.migrate.fmin_args import algo_spec, default_study_dir, study_seed
 from tpetune.migrate.trials import EarlyStop, fill_trials
+from tpetune.migrate.trials_import import import_trials
 from tpetune.search.space import Space
+from tpetune.study.artifacts import DEFAULT_KEEP
 from tpetune.study.store import Store, TrialRecord
+from tpetune.trial.context import current_trial
 
 log = logging.getLogger("tpetune")
 
@@ -111,10 +117,6 @@ def fmin(
     """
     from hyperopt.fmin import validate_loss_threshold, validate_timeout
 
-    from tpetune.engine.options import Search, StopRules
-    from tpetune.engine.tuning import tune
-    from tpetune.errors import SearchFailedError
-
     if pass_expr_memo_ctrl:
         raise ConfigError("tpetune.fmin does not support pass_expr_memo_ctrl: call fn(params)")
     validate_timeout(timeout)
@@ -134,7 +136,6 @@ def fmin(
         study_dir = default_study_dir(fn, tspace, seed, name, options, points)
     study_dir = Path(study_dir)
     _take_trials(trials, trials_save_file, tspace, study_dir, seed, name, options)
-    from tpetune.study.artifacts import DEFAULT_KEEP
 
     capture = _Capture(fn, raise_errors=not catch_eval_exceptions)
     callbacks: list[Any] = [capture.stop_on_error]
@@ -176,7 +177,6 @@ def _executor_for(trials: Any) -> Any:
     trials run as Spark jobs on the same session's cluster; any other Trials runs serially."""
     if type(trials).__name__ != "SparkTrials" or not hasattr(trials, "_spark_context"):
         return None
-    from tpetune.engine.options import Spark
 
     return Spark(master=trials._spark_context.master, workers=int(trials.parallelism))
 
@@ -227,7 +227,6 @@ def _take_trials(
     docs = list(getattr(trials, "_dynamic_trials", None) or [])
     if not docs or Store.exists(study_dir) or _new_points(trials, space):
         return
-    from tpetune.migrate.trials_import import import_trials
 
     import_trials(trials, space, study_dir, seed=seed, algo=algo, options=options)
 
@@ -249,7 +248,6 @@ class _Capture:
         self.error: BaseException | None = None
 
     def __call__(self, params: Any) -> Any:
-        from tpetune.trial.context import current_trial
 
         ctx = current_trial()
         try:
@@ -293,8 +291,6 @@ def _finish(
 
     trials = fill_trials(trials, study_dir, capture.results, capture.errors)
     if trials_save_file:
-        from tpetune._io import atomic_write
-
         atomic_write(Path(trials_save_file), pickle.dumps(trials, protocol=pickle.HIGHEST_PROTOCOL))
     if capture.error is not None:
         return None  # fmin re-raises fn's exception

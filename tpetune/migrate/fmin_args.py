@@ -6,12 +6,15 @@ Used by :func:`tpetune.migrate.fmin.fmin` (the drop-in) and the Trials importer.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tpetune._io import jsonable
 from tpetune.errors import ConfigError
 from tpetune.search.space import Space
 
@@ -93,11 +96,8 @@ def default_study_dir(
     """``runs/fmin-<fn name>-<hash>``, the hash over the space's fingerprint, algo, its knobs,
     the seed and the points to evaluate first: another function, space, algo, rstate or
     points is another study, and re-running the same script resumes its own."""
-    import hashlib
-    import json
 
     name = getattr(fn, "__name__", type(fn).__name__).strip("<>") or "fn"
-    from tpetune._io import jsonable
 
     key = json.dumps(
         jsonable([space.fingerprint, algo, dict(options or {}), seed, list(points)]),

@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tpetune.search.documents import hyperopt_doc
 from tpetune.study.store import Store, TrialRecord, TrialState
+from tpetune.study.study import load_study
 
 
 class EarlyStop:
@@ -31,7 +33,6 @@ class EarlyStop:
         self.seen: set[int] = set()
 
     def _step(self, record: TrialRecord, labels: list[str]) -> bool:
-        from tpetune.search.documents import hyperopt_doc
 
         if record.tid in self.seen:
             return False
@@ -44,7 +45,6 @@ class EarlyStop:
 
     def replay(self, study_dir: Path) -> bool:
         """Feed the stored finished trials (by finish time); True when they already stop."""
-        from tpetune.study.study import load_study
 
         if not Store.exists(study_dir):
             return False
@@ -76,9 +76,6 @@ def fill_trials(
     hyperopt leaves it.
     """
     from hyperopt import Trials, base
-
-    from tpetune.search.documents import hyperopt_doc
-    from tpetune.study.study import load_study
 
     study = load_study(study_dir)
     labels = list(study.meta.get("space", {})) or study.param_labels

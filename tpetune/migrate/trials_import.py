@@ -12,8 +12,8 @@ labels (a label of a branch the trial did not take, or a missing one) refuse the
 the offending tids. Finished trials keep their tids; trials still new or running in the pickle
 are stored ``running`` and so are run first, with the same params, on resume.
 
-:func:`load_pickle` is the one place tpetune unpickles: only on the explicit ``tpetune import``
-command, since unpickling runs code from the file.
+:func:`load_pickle` is the one place tpetune unpickles, only on the explicit ``tpetune import``
+command, and only the classes a Trials pickle holds unless told to trust the file.
 """
 
 from __future__ import annotations
@@ -22,35 +22,47 @@ import calendar
 import datetime as dt
 import math
 import os
-import pickle
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tpetune._io import finite_float, is_json_value, jsonable, plain_number
+from tpetune.engine import tuning
+from tpetune.engine.options import Search, StopRules
 from tpetune.errors import ConfigError, SpaceError, StoreError
 from tpetune.search.space import Space
+from tpetune.study import provenance
 from tpetune.study.store import DB_NAME, Store, StudyLock, TrialRecord, TrialState
 
 PICKLE_WARNING = (
-    "tpetune: unpickling runs code from the file: import only Trials pickles you made yourself"
+    "tpetune: --trust-pickle: unpickling runs code from the file: use it only for pickles "
+    "you made yourself"
 )
 _RESULT_KEYS = {"loss", "status", "curves", "error", "loss_variance", "true_loss"}
 
 
-def load_pickle(path: str | Path) -> Any:
-    """Unpickle a hyperopt ``Trials`` (runs code from the file: only for one's own files).
+def load_pickle(path: str | Path, *, trust: bool = False) -> Any:
+    """Unpickle a hyperopt ``Trials``, allowing only the classes such a pickle needs
+    (:mod:`tpetune.migrate.safe_pickle`); ``trust`` unpickles anything (runs code from the file).
 
     Raises:
-        ConfigError: the file is missing, not a pickle, or holds no ``Trials``.
+        ConfigError: the file is missing, not a pickle, holds no ``Trials``, or (unless
+            ``trust``) names a class a Trials pickle does not need.
     """
+    from tpetune.migrate.safe_pickle import UnsafePickleError, load_trials_pickle
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"trials file {path} not found: check the path")
     try:
         with open(path, "rb") as fh:
-            trials = pickle.load(fh)
+            trials = load_trials_pickle(fh, trust=trust)
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(
+            f"{path} refers to {exc}, which a hyperopt Trials pickle does not hold: refused "
+            "without running it; if you made this file yourself, add --trust-pickle"
+        ) from None
     except Exception as exc:  # a broken pickle can raise anything while it runs
         raise ConfigError(
             f"{path} is not a readable pickle ({type(exc).__name__}: {exc}); give the file "
@@ -117,7 +129,6 @@ def import_trials(
         SpaceError: trials that do not fit the space (nothing is written).
         StudyInUseError: another process holds the folder.
     """
-    from tpetune.study import provenance
 
     study_dir = Path(study_dir)
     records = records_from_trials(trials, space)
@@ -168,8 +179,6 @@ def create_study_store(
 
     TPE keeps hyperopt's default ``n_startup_jobs`` (20) unless ``options`` say otherwise:
     the imported search continues as it was run."""
-    from tpetune.engine import tuning
-    from tpetune.engine.options import Search, StopRules
 
     algo = algo or "tpe"
     if options is None:

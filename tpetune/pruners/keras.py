@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tpetune.pruners.policies import pruner_from_json
+from tpetune.pruners.policies import NoPruner
 from tpetune.trial.context import current_trial
 from tpetune.trial.report import report, should_prune
 
@@ -35,7 +35,7 @@ def keras_pruning_callback(monitor: str | None = None) -> Any:
     import keras
 
     ctx = current_trial()
-    watched = monitor or pruner_from_json(ctx.pruner if ctx else None).monitor
+    watched = monitor or (ctx.active_pruner if ctx else NoPruner()).monitor
 
     class KerasPruningCallback(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from tpetune._io import check_int
 from tpetune.errors import ConfigError, MissingDependencyError
+from tpetune.search.grid import GridSearch
 
 Suggest = Callable[[list[int], Any, Any, int], list[dict[str, Any]]]
 
@@ -63,7 +64,6 @@ def _atpe(options: Mapping[str, Any], space: Any) -> Suggest:
 
 
 def _grid(options: Mapping[str, Any], space: Any) -> Suggest:
-    from tpetune.search.grid import GridSearch
 
     if space is None:
         raise ConfigError("Search(algo='grid') needs the space")

@@ -59,9 +59,11 @@ def resolve_space_file(spec: str | Path) -> Path:
         if name in bundled:
             return bundled[name]
     known = ", ".join(sorted(bundled_spaces())) or "none"
+    where = f"./spaces/{name}.py, then " if _NAME_RE.match(name) else ""
     raise SpaceError(
-        f"space file {spec} not found: give a path to a .py file or one of the bundled "
-        f"names ({known})"
+        f"space file {spec} not found (a name is looked up as {where}a bundled space): give a "
+        f"path to a .py file, put it at ./spaces/NAME.py, or use one of the bundled names "
+        f"({known})"
     )
 
 

@@ -33,12 +33,14 @@ import numpy as np
 import pandas as pd
 
 from tpetune.errors import ConfigError, DataError, MissingDependencyError
-from tpetune.stock import PREDICTIONS_CSV
-from tpetune.stock.verdict import diebold_mariano, verdict_text
+from tpetune.stock import DEFAULT_YEARS, PREDICTIONS_CSV
+from tpetune.stock.series import SERIES, load_series
+from tpetune.stock.verdict import diebold_mariano, format_verdict, verdict_text
 from tpetune.stock.windows import DEFAULT_SPLIT, split_sizes
+from tpetune.trial.context import derive_seed
 
 if TYPE_CHECKING:
-    from tpetune.stock.objective import StockObjective
+    from tpetune.stock.objective import StockObjective  # imports Keras
     from tpetune.study.store import TrialRecord
     from tpetune.study.study import Study
 
@@ -189,7 +191,6 @@ def top_trial_forecasts(
     """Test-split forecasts of the ``k`` best trials other than ``best`` (the best one's
     forecast is the final report's), in this process: each trial's kept model, or where it
     kept none, its params retrained with its own training seed."""
-    from tpetune.trial.context import derive_seed
 
     out = []
     for record in study.top(k):
@@ -244,7 +245,6 @@ def format_folds(folds: Mapping[str, Any], *, indent: str = "  ") -> str:
 
 def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
     """The printed verdict block; empty for a summary made before the verdict existed."""
-    from tpetune.stock.verdict import format_verdict
 
     sig = summary.get("significance")
     if not isinstance(sig, Mapping):
@@ -260,9 +260,7 @@ def bundled_series(series: str | None, stored: Mapping[str, Any]) -> tuple[str, 
     Raises:
         ConfigError: an unknown series name.
     """
-    from tpetune.stock import DEFAULT_YEARS
-    from tpetune.stock.data import recent_years
-    from tpetune.stock.series import SERIES, load_series
+    from tpetune.stock.data import recent_years  # imports pandas
 
     stored_id = str(stored.get("data", ""))
     if series is None and stored_id.startswith("bundled:"):

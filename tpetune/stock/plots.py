@@ -123,7 +123,7 @@ def _mark_test_folds(ax: Axes, study_dir: str | Path) -> None:
     """Shade the rolling-origin test blocks (``test_folds.csv``) and print their ratios."""
     from matplotlib.dates import date2num
 
-    from tpetune.stock.evaluation import fold_marks
+    from tpetune.stock.evaluation import fold_marks  # imports pandas
 
     for mark in fold_marks(study_dir):
         start, end = float(date2num(mark.start)), float(date2num(mark.end))

@@ -23,14 +23,13 @@ from tpetune.keras.backend import add_backend_argument, study_backend
 from tpetune.search.space import require_labels
 from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_YEARS
 from tpetune.stock import plots as stock_plots
-from tpetune.stock.evaluation import DEFAULT_SPA_TOP
 from tpetune.study.store import TrialRecord
-from tpetune.study.study import Study
+from tpetune.study.study import Study, load_study
 
 if TYPE_CHECKING:
     from tpetune.engine.options import ExecutorOption
     from tpetune.search.space import Space
-    from tpetune.stock.objective import StockObjective
+    from tpetune.stock.objective import StockObjective  # imports Keras
 
 __all__ = ["STOCK", "StockStudy", "format_summary", "run_stock_study"]
 
@@ -49,9 +48,10 @@ class StockStudy:
     default_max_evals: int = DEFAULT_MAX_EVALS
     #: The replay: median pruning neither helps nor hurts here (inside the spread).
     default_pruner: str = "median"
-    report_files: tuple[str, ...] = ("best_model.keras", "test_folds.csv")
-    #: Kept models: at least the SPA test's top K, whose forecasts come from them.
-    keep_models: int = DEFAULT_SPA_TOP
+    report_files: tuple[str, ...] = ("best_model.keras", "predictions.csv", "test_folds.csv")
+    #: Kept models: at least the SPA test's top K, whose forecasts come from them
+    #: (= stock.evaluation.DEFAULT_SPA_TOP, which imports pandas; a test checks).
+    keep_models: int = 5
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument(
@@ -97,8 +97,8 @@ class StockStudy:
         ``epochs`` and ``folds`` (``None``: the stored value on resume, else the default),
         checked before anything is stored; ``test_folds`` (rolling-origin test blocks of the
         verdict, default 3) goes to the final report only."""
-        from tpetune.stock.data import load_prices
-        from tpetune.stock.evaluation import bundled_series
+        from tpetune.stock.data import load_prices  # imports pandas
+        from tpetune.stock.evaluation import bundled_series  # imports pandas
 
         if csv is not None and series is not None:
             raise ConfigError("--csv and --data both name the prices: pass only one of them")
@@ -125,7 +125,7 @@ class StockStudy:
         return Settings(config, load_prices(csv) if csv is not None else prices, report)
 
     def make_objective(self, settings: Settings) -> StockObjective:
-        from tpetune.stock.objective import StockObjective
+        from tpetune.stock.objective import StockObjective  # imports Keras
 
         config = settings.config
         return StockObjective(prices=settings.data, epochs=config["epochs"], folds=config["folds"])
@@ -162,8 +162,7 @@ class StockStudy:
     ) -> dict[str, Any]:
         """The best trial on the test split, with the verdict; its fits run on ``executor``
         (see :mod:`tpetune.stock.report`)."""
-        from tpetune.stock.report import stock_report
-        from tpetune.study.study import load_study
+        from tpetune.stock.report import stock_report  # imports pandas
 
         return stock_report(
             objective,
@@ -223,9 +222,11 @@ def run_stock_study(
 
 def format_summary(summary: Mapping[str, Any]) -> str:
     """The honest-evaluation block printed after a stock run."""
-    verdict = (
-        "beats" if summary["rmse_ratio"] < 1.0 else "does not beat"
-    ) + " the naive forecast on RMSE"
+    ratio = summary["rmse_ratio"]
+    # Only the verdict below says whether the model beats naive: a ratio of 0.9993 is a lower
+    # RMSE on these days, not evidence of skill.
+    lower = f"{abs(1 - ratio):.2%} {'lower' if ratio < 1 else 'higher'} than naive's"
+    verdict = _verdict_lines(summary)
     return "\n".join(
         [
             f"test split {summary['test_start']} .. {summary['test_end']} "
@@ -236,13 +237,14 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             f"{summary['naive_mae']:>10.3f}",
             f"  {'ratio LSTM / naive':<26}{summary['rmse_ratio']:>10.4f}"
             f"{summary['mae_ratio']:>10.4f}",
-            f"  the model {verdict} (price units; ratio < 1 is better than naive)",
-            *_verdict_lines(summary),
+            f"  the model's test RMSE is {lower} (price units)"
+            + ("; whether that is more than noise: the verdict below" if verdict else ""),
+            *verdict,
         ]
     )
 
 
 def _verdict_lines(summary: Mapping[str, Any]) -> list[str]:
-    from tpetune.stock.evaluation import verdict_lines
+    from tpetune.stock.evaluation import verdict_lines  # imports pandas
 
     return verdict_lines(summary)

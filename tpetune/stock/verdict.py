@@ -23,9 +23,10 @@ compares a model's forecasts of a price series with the naive forecast on the sa
   bootstrap, seeded) of naive against the search's top models: it asks whether *any* of
   them beats naive once the number of models tried is accounted for (data snooping).
 
-statsmodels (>= 0.15) and arch are an optional extra (``pip install 'tpetune[verdict]'``);
-without them :func:`forecast_verdict` still returns the plain error measures and says what to
-install. This module imports neither Keras nor matplotlib.
+statsmodels (>= 0.15) and arch are dependencies of tpetune; where they are missing anyway
+(an install with ``--no-deps``, an old statsmodels) :func:`forecast_verdict` still returns
+the plain error measures and says, once, what to install. This module imports neither Keras
+nor matplotlib.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tpetune.errors import DataError, MissingDependencyError
 __all__ = [
     "ALPHA",
     "INSTALL_HINT",
+    "UNTESTED",
     "DMResult",
     "diebold_mariano",
     "directional_accuracy",
@@ -57,7 +59,9 @@ __all__ = [
 #: Significance level the verdict in words uses.
 ALPHA = 0.05
 #: What to install for the significance tests.
-INSTALL_HINT = "pip install 'tpetune[verdict]' (statsmodels>=0.15 and arch)"
+INSTALL_HINT = "pip install 'statsmodels>=0.15' arch"  # fits a clone and a wheel alike
+#: The verdict in words when the tests could not run (the report says why once, elsewhere).
+UNTESTED = "untested (the significance tests did not run)"
 
 _BOOTSTRAP_REPS = 1000
 
@@ -244,7 +248,7 @@ def verdict_text(dm_p: float | None, spa_p: float | None, *, alpha: float = ALPH
     """The verdict in words, from the DM one-sided p (squared errors) and the SPA p."""
     spa = "" if spa_p is None else f"; SPA p {_p(spa_p)}"
     if dm_p is None:
-        return f"no significance test ran ({INSTALL_HINT})"
+        return UNTESTED
     nums = f"DM p {_p(dm_p)}{spa}"
     if dm_p >= alpha:
         if dm_p > 1 - alpha:

@@ -29,15 +29,36 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tpetune._io import check_int, is_json_value
 from tpetune.errors import ConfigError, StoreError
 from tpetune.study.store import Store, TrialRecord, TrialState
 
-if TYPE_CHECKING:
-    from tpetune.study.study import Study
-    from tpetune.trial.context import TrialContext
+
+class TrialContext(Protocol):
+    """What saving needs of a trial (:class:`tpetune.trial.context.TrialContext` is one); a
+    protocol, so the store's side imports nothing of the trial side."""
+
+    @property
+    def tid(self) -> int: ...
+
+    @property
+    def study_dir(self) -> Path | None: ...
+
+    @property
+    def notes(self) -> dict[str, Any]: ...
+
+
+class Study(Protocol):
+    """What finding the best model needs of a study (:class:`tpetune.study.study.Study`)."""
+
+    @property
+    def study_dir(self) -> Path: ...
+
+    @property
+    def best(self) -> TrialRecord | None: ...
+
 
 log = logging.getLogger("tpetune")
 

@@ -22,18 +22,18 @@ Contract:
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tpetune.errors import StoreError, StudyInUseError, from_os_error
+from tpetune.errors import StoreError, from_os_error
+from tpetune.study.lock import LOCK_NAME, StudyLock  # noqa: F401  (their old home)
 from tpetune.study.sqlite import connect_reader, connect_writer, damaged
 from tpetune.study.steps import StepsMixin
 
@@ -42,7 +42,6 @@ from tpetune.study.steps import StepsMixin
 SCHEMA_VERSION = 2
 SYNC_INTERVAL_S = 1.0
 DB_NAME = "study.db"
-LOCK_NAME = "lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -263,12 +262,20 @@ class Store(StepsMixin):
             os.close(fd)
         self._last_sync = time.monotonic()
 
-    def records(self) -> list[TrialRecord]:
-        """All trials in id order."""
-        rows = self._conn.execute(
+    def records(self, *, after: int | None = None, tids: Iterable[int] = ()) -> list[TrialRecord]:
+        """All trials in id order; or, given ``after``, only those with a greater tid plus
+        those in ``tids`` (what a reader that follows the study needs: rows change only
+        while ``running``)."""
+        query = (
             "SELECT tid, state, loss, params, vals, args, curves, metrics, error, started, "
-            "finished, duration_s FROM trials ORDER BY tid"
+            "finished, duration_s FROM trials"
         )
+        args: list[int] = []
+        if after is not None:
+            wanted = sorted(set(tids))
+            query += f" WHERE tid > ? OR tid IN ({','.join('?' * len(wanted))})"
+            args = [after, *wanted]
+        rows = self._conn.execute(query + " ORDER BY tid", args)
         try:
             return [_record(row) for row in rows]
         except (ValueError, TypeError) as exc:  # a row SQLite reads but we cannot decode
@@ -282,6 +289,15 @@ class Store(StepsMixin):
             [s.value for s in states],
         )
         return {tid: json.loads(c) for tid, c in rows}
+
+    def count(self) -> int:
+        """How many trials the study holds."""
+        return int(self._conn.execute("SELECT count(*) FROM trials").fetchone()[0])
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: changes whenever another connection commits, so
+        a reader can tell in one statement that nothing changed since it last looked."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     # -- schema ------------------------------------------------------------------------------
     # (the steps table's methods: tpetune/study/steps.py)
@@ -332,69 +348,3 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class StudyLock:
-    """An OS file lock on the study folder that dies with its process (``flock``).
-
-    Raises:
-        StudyInUseError: on :meth:`acquire` when another live process holds it.
-        NotWritableError: on :meth:`acquire` when the folder cannot be created or written.
-    """
-
-    def __init__(self, study_dir: str | Path) -> None:
-        self.path = Path(study_dir) / LOCK_NAME
-        self._fd: int | None = None
-
-    def acquire(self) -> StudyLock:
-        import fcntl
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise from_os_error(exc, self.path.parent, "lock the study") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StudyInUseError(
-                f"study {self.path.parent} is in use by pid {holder}: wait for it to finish, "
-                "stop it, or use another --study-dir"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
-
-    def is_held_elsewhere(self) -> bool:
-        """True while another process drives the study (for ``show``); writes nothing."""
-        import fcntl
-
-        if self._fd is not None or not self.path.exists():
-            return False
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:  # not ours to read (another user's study): we cannot tell
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)  # also drops the probe's shared lock
-        return False
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[StudyLock]:
-        self.acquire()
-        try:
-            yield self
-        finally:
-            self.release()

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tpetune.search.documents import build_trials  # imports hyperopt 2 s of scipy
+from tpetune.study.artifacts import best_model
 from tpetune.study.store import Store, StudyLock, TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -100,7 +102,6 @@ class Study:
         """The best trial's Keras model (kept by ``tune(keep_models=...)``), loaded in Keras'
         safe mode; see :func:`tpetune.study.artifacts.best_model` for what is raised when it
         is absent."""
-        from tpetune.study.artifacts import best_model
 
         return best_model(self, key)
 
@@ -140,7 +141,6 @@ class Study:
     def trials(self) -> Any:
         """A hyperopt ``Trials`` rebuilt from the store (for code written against hyperopt)."""
         labels = list(self.meta.get("space", {})) or self.param_labels
-        from tpetune.search.documents import build_trials  # imports hyperopt (2 s of scipy)
 
         return build_trials(self.records, labels)
 

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tpetune.pruners.policies import NoPruner, Pruner, pruner_from_json
+from tpetune.study.artifacts import save
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class TrialContext:
     notes: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] | None = None
 
+    @functools.cached_property
+    def active_pruner(self) -> Pruner:
+        """:attr:`pruner` parsed, once per context (:class:`NoPruner` when there is none)."""
+        return pruner_from_json(self.pruner) if self.pruner else NoPruner()
+
     @property
     def workdir(self) -> Path | None:
         return None if self.study_dir is None else self.study_dir / "trials" / str(self.tid)
@@ -56,7 +65,6 @@ class TrialContext:
         """Keep a Keras ``model`` with this trial (``STUDY/models/<tid>.keras``, the best
         trials' files retained); returns its path in the study or ``"unavailable: ..."``.
         See :mod:`tpetune.study.artifacts`."""
-        from tpetune.study.artifacts import save
 
         return save(model, self, key)
 

@@ -37,8 +37,8 @@ from tpetune.pruners.policies import (
     MemoryBoard,
     NoPruner,
     Pruner,
-    pruner_from_json,
 )
+from tpetune.study.store import DB_NAME, Store
 from tpetune.trial.context import TrialContext, current_trial
 
 
@@ -62,7 +62,7 @@ class StepLog:
 
     @classmethod
     def open(cls, ctx: TrialContext) -> StepLog:
-        pruner = pruner_from_json(ctx.pruner) if ctx.pruner else NoPruner()
+        pruner = ctx.active_pruner
         log = cls(ctx, pruner)
         if ctx.reference is not None:
             log._board = _board_from(ctx.reference)
@@ -72,12 +72,14 @@ class StepLog:
         """Open the study's store on the first report (objectives that never report pay
         nothing), starting from the steps a crashed earlier run of this trial stored."""
         ctx = self.ctx
-        if self._store is None and self._board is None and ctx.study_dir is not None:
-            from tpetune.study.store import DB_NAME, Store
-
-            if (ctx.study_dir / DB_NAME).is_file():
-                self._store = Store.open(ctx.study_dir, readonly=False)
-                self.values = {**dict(self._store.steps(ctx.tid)), **self.values}
+        if (
+            self._store is None
+            and self._board is None
+            and ctx.study_dir is not None
+            and (ctx.study_dir / DB_NAME).is_file()
+        ):
+            self._store = Store.open(ctx.study_dir, readonly=False)
+            self.values = {**dict(self._store.steps(ctx.tid)), **self.values}
 
     def curve(self) -> list[float]:
         """The values up to the latest step reported in this attempt: a re-run that started
@@ -176,13 +178,12 @@ def should_prune() -> bool:
 def with_reference(ctx: TrialContext) -> TrialContext:
     """``ctx`` carrying a snapshot of the study's finished curves and rung values, for
     executors that may not see the study folder. Unchanged when the study prunes nothing."""
-    if not ctx.pruner or pruner_from_json(ctx.pruner).to_json()["name"] == "none":
+    if isinstance(ctx.active_pruner, NoPruner):
         return ctx
     if ctx.study_dir is None or not (ctx.study_dir / "study.db").is_file():
         return ctx
-    from tpetune.study.store import Store
 
-    monitor = pruner_from_json(ctx.pruner).monitor
+    monitor = ctx.active_pruner.monitor
     store = Store.open(ctx.study_dir, readonly=True)
     try:
         curves = [c[monitor] for c in store.curves().values() if c.get(monitor)]

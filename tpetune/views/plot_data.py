@@ -67,15 +67,35 @@ class Curve(NamedTuple):
     name: str
     loss: tuple[float, ...]
     val_loss: tuple[float, ...]
+    pruned: bool = False
 
 
 @dataclass(frozen=True)
 class LearningCurvesData:
-    """The trials :func:`plot_learning_curves` draws, best first, then at most one pruned."""
+    """The trials :func:`plot_learning_curves` draws, best first, then at most one pruned.
+
+    Training and validation losses are drawn in panels of their own (a training loss of 0.85
+    and validation losses near 0.40 on one axis squash the validation curves into one line):
+    ``log_y`` decides for both, from each one's own range (``log_y_val`` for validation).
+    """
 
     curves: tuple[Curve, ...]
     log_y: bool
     finished: int  # trials with a final state, to tell "nothing yet" from "no curves stored"
+    log_y_val: bool = False
+
+    @property
+    def title(self) -> str:
+        """``learning curves of the 4 best trials and the best pruned one``: what is drawn."""
+        ok = sum(not c.pruned for c in self.curves)
+        best = "the best trial" if ok == 1 else f"the {ok} best trials"
+        if not any(c.pruned for c in self.curves):
+            return f"learning curves of {best}"
+        return (
+            f"learning curves of {best} and the best pruned one"
+            if ok
+            else ("learning curves of the best pruned trial")
+        )
 
 
 class ParamPanel(NamedTuple):
@@ -97,12 +117,20 @@ class ParamPanel(NamedTuple):
 
 @dataclass(frozen=True)
 class ParamsData:
-    """What :func:`plot_params` draws: one panel per label, in space order."""
+    """What :func:`plot_params` draws: one panel per label, in space order.
+
+    ``y_limits`` is the loss range every panel shows: all losses, except that losses far
+    above the rest (beyond Q3 + 3 IQR, Tukey's "far out") are left out, so one diverged or
+    pruned trial does not flatten every other point into a line. Those are drawn at the top
+    edge, and ``clipped`` counts them. ``None``: no loss to show.
+    """
 
     panels: tuple[ParamPanel, ...]
     best_tid: int | None
     pruned_tids: frozenset[int]
     log_y: bool
+    y_limits: tuple[float, float] | None = None
+    clipped: int = 0
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -241,9 +269,12 @@ def learning_curves_data(study: Study, n: int = 4) -> LearningCurvesData:
     for r in ok + pruned:
         tag = " (pruned)" if r in pruned else " (best)" if best and r.tid == best.tid else ""
         train, val = (tuple(r.curves.get(key, ())) for key in ("loss", "val_loss"))
-        curves.append(Curve(r.tid, f"trial {r.tid}{tag}", train, val))
-    values = [v for c in curves for v in (*c.loss, *c.val_loss) if math.isfinite(v)]
-    return LearningCurvesData(tuple(curves), _log_scale(values), study.progress.done)
+        curves.append(Curve(r.tid, f"trial {r.tid}{tag}", train, val, r in pruned))
+    train_values = [v for c in curves for v in c.loss if math.isfinite(v)]
+    val_values = [v for c in curves for v in c.val_loss if math.isfinite(v)]
+    return LearningCurvesData(
+        tuple(curves), _log_scale(train_values), study.progress.done, _log_scale(val_values)
+    )
 
 
 def params_data(study: Study) -> ParamsData:
@@ -259,7 +290,7 @@ def params_data(study: Study) -> ParamsData:
         panels.append(
             ParamPanel(
                 label=label,
-                description=desc,
+                description=readable(desc),
                 categorical=categorical,
                 log_x=not categorical and "log" in desc and all(v > 0 for v in values),
                 tids=tuple(r.tid for r in active),
@@ -269,9 +300,61 @@ def params_data(study: Study) -> ParamsData:
             )
         )
     best = study.best
+    losses = [float(r.loss or 0.0) for r in scored]
+    log_y = _log_scale(losses)
+    limits, clipped = robust_limits(losses, log=log_y)
     return ParamsData(
         panels=tuple(panels),
         best_tid=None if best is None else best.tid,
         pruned_tids=frozenset(r.tid for r in scored if r.state is TrialState.PRUNED),
-        log_y=_log_scale([float(r.loss or 0.0) for r in scored]),
+        log_y=log_y,
+        y_limits=limits,
+        clipped=clipped,
     )
+
+
+def robust_limits(
+    values: Sequence[float], *, log: bool = False
+) -> tuple[tuple[float, float] | None, int]:
+    """Axis limits over ``values`` leaving out those far above the rest (> Q3 + 3 IQR, on
+    the log scale when ``log``), with a 5% margin; and how many were left out."""
+    if not values:
+        return None, 0
+    scale = [math.log10(v) for v in values] if log else list(values)
+    q1, q3 = (float(q) for q in _quartiles(scale))
+    fence = q3 + 3 * (q3 - q1)
+    kept = [v for v in scale if v <= fence] or scale
+    lo, hi = min(kept), max(kept)
+    pad = 0.05 * (hi - lo) if hi > lo else 0.05 * abs(hi) or 0.05
+    low, high = lo - pad, hi + pad
+    if log:
+        low, high = 10**low, 10**high
+    return (low, high), len(scale) - len(kept)
+
+
+def _quartiles(values: Sequence[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def at(q: float) -> float:  # linear interpolation, as numpy's default percentile
+        pos = q * (n - 1)
+        i = int(pos)
+        j = min(i + 1, n - 1)
+        return ordered[i] + (ordered[j] - ordered[i]) * (pos - i)
+
+    return at(0.25), at(0.75)
+
+
+def readable(description: str) -> str:
+    """A stored distribution as an axis reads it: log-uniform ones by their real bounds
+    (``log-uniform 0.0001 .. 0.1``, not ``loguniform(-9.210340371976182, ...)``)."""
+    from tpetune.exporters._params import parse  # pure Python: no optional dependency
+
+    if not description.startswith(("loguniform", "qloguniform")):
+        return description
+    domain = parse(description)
+    if domain is None:
+        return description
+    step = "" if domain.step is None else f", step {domain.step:g}"
+    kind = "q-log-uniform" if description.startswith("q") else "log-uniform"
+    return f"{kind} {domain.low:.3g} .. {domain.high:.3g}{step}"

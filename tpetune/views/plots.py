@@ -118,32 +118,38 @@ def plot_loss_history(study: Study) -> Figure:
 
 
 def plot_learning_curves(study: Study, n: int = 4) -> Figure:
-    """Train (dashed) and validation (solid) loss per epoch of the best trials, one colour each."""
-    from matplotlib.lines import Line2D
+    """Training (left) and validation (right) loss per epoch of the best trials, one colour
+    per trial, each panel on its own scale (see :class:`LearningCurvesData`)."""
     from matplotlib.ticker import MaxNLocator
 
     data = learning_curves_data(study, n)
-    fig = new_figure(9.5, 5)
-    ax = fig.add_subplot()
-    ax.set(title=_title(study, f"learning curves of the {n} best trials"), xlabel="epoch")
-    ax.set_ylabel("loss per epoch (lower is better)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig = new_figure(12, 5)
+    fig.suptitle(_title(study, data.title))
     if not data.curves:
+        ax = fig.add_subplot(xlabel="epoch")
         _say(ax, "no trial stored per-epoch curves" if data.finished else NO_TRIALS, blank=True)
         return fig
+    train_ax, val_ax = fig.subplots(1, 2, sharex=True)
     few = max(len(c.loss) + len(c.val_loss) for c in data.curves) < 30  # dots only when legible
-    for i, curve in enumerate(data.curves):
-        style: dict[str, Any] = {"color": f"C{i % 10}", "marker": "." if few else None}
-        ax.plot(range(1, len(curve.val_loss) + 1), curve.val_loss, label=curve.name, **style)
-        ax.plot(range(1, len(curve.loss) + 1), curve.loss, linestyle="--", alpha=0.8, **style)
-    if data.log_y:
-        ax.set_yscale("log")
-    handles = [
-        *ax.get_legend_handles_labels()[0],
-        Line2D([], [], color="black", label="solid: validation loss"),
-        Line2D([], [], color="black", linestyle="--", label="dashed: training loss"),
-    ]
-    ax.legend(handles=handles, fontsize="small", **_LEGEND_RIGHT)
+    panels = ((train_ax, "training loss", "loss", data.log_y),
+              (val_ax, "validation loss", "val_loss", data.log_y_val))  # fmt: skip
+    for ax, what, key, log_y in panels:
+        ax.set(title=what, xlabel="epoch", ylabel=f"{what} per epoch (lower is better)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        for i, curve in enumerate(data.curves):
+            values = getattr(curve, key)
+            style: dict[str, Any] = {"color": f"C{i % 10}", "marker": "." if few else None}
+            if curve.pruned:
+                style["linestyle"] = "--"
+            ax.plot(range(1, len(values) + 1), values, label=curve.name, **style)
+        if not any(getattr(c, key) for c in data.curves):
+            _say(ax, f"no trial stored its {what}")
+        if log_y:
+            ax.set_yscale("log")
+    handles, labels = val_ax.get_legend_handles_labels()
+    if not handles:
+        handles, labels = train_ax.get_legend_handles_labels()
+    val_ax.legend(handles, labels, fontsize="small", **_LEGEND_RIGHT)
     return fig
 
 
@@ -168,6 +174,8 @@ def plot_params(study: Study) -> Figure:
             ax.set_ylabel("loss (lower is better)")
     for ax in axes[len(data.panels) :]:
         ax.set_visible(False)
+    if data.y_limits is not None:  # shared axes: one call sets every panel
+        axes[0].set_ylim(*data.y_limits)
     # One legend for the figure: each kind of mark once, from whichever panel has it.
     legend = {lab: h for ax in axes for h, lab in zip(*ax.get_legend_handles_labels(), strict=True)}
     fig.legend(
@@ -204,11 +212,20 @@ def _draw_panel(ax: Axes, panel: ParamPanel, data: ParamsData) -> None:
         ax.set_xticks(range(len(names)), names, fontsize="small")
     elif panel.log_x:
         ax.set_xscale("log")
+    top = math.inf if data.y_limits is None else data.y_limits[1]
     for hollow, label in ((False, "ok trial"), (True, "pruned trial (loss when stopped)")):
-        keep = [(t in data.pruned_tids) is hollow for t in panel.tids]
+        keep = [
+            (t in data.pruned_tids) is hollow and y <= top
+            for t, y in zip(panel.tids, panel.losses, strict=True)
+        ]
         px = [x for x, k in zip(xs, keep, strict=True) if k]
         py = [y for y, k in zip(panel.losses, keep, strict=True) if k]
         _dots(ax, px, py, facecolors="none" if hollow else "C0", edgecolors="C0", label=label)
+    above = [x for x, y in zip(xs, panel.losses, strict=True) if y > top]
+    if above:  # far above the rest: drawn on the top edge, not stretching every panel
+        edge = ax.get_xaxis_transform()
+        label = f"loss far above the rest (top edge; {data.clipped} in all)"
+        ax.scatter(above, [0.97] * len(above), transform=edge, marker="^", color="C3", label=label)
     for x, t, loss in zip(xs, panel.tids, panel.losses, strict=True):
         if t == data.best_tid:
             ax.scatter([x], [loss], zorder=4, label=f"best trial ({t})", **_BEST_STYLE)

@@ -11,6 +11,14 @@ from tpetune.study.study import Study
 _MAX_PARAMS_WIDTH = 110
 
 
+def printable(text: str) -> str:
+    """``text`` with newlines, tabs and other control characters escaped (``\\n``), so a
+    label or value cannot break a table's lines or columns."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def format_value(value: Any) -> str:
     """A param value as people read it: 6 significant digits for floats, JSON for the rest."""
     if isinstance(value, bool):
@@ -18,12 +26,12 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, str):
-        return value
+        return printable(value)
     return json.dumps(value, separators=(",", ":"))
 
 
 def format_params(params: dict[str, Any], width: int = _MAX_PARAMS_WIDTH) -> str:
-    text = ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
+    text = ", ".join(f"{printable(k)}={format_value(v)}" for k, v in params.items())
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -46,7 +54,7 @@ def trial_table(records: list[TrialRecord], *, best_tid: int | None = None) -> s
         mark = "*" if r.tid == best_tid else " "
         detail = format_params(r.params)
         if r.state is TrialState.FAIL and r.error:
-            detail += f"  [{r.error[:60]}]"
+            detail += f"  [{printable(r.error[:60])}]"
         lines.append(
             f"{r.tid:>4}{mark}  {r.state.value:<7} {loss:>12} "
             f"{format_duration(r.duration_s):>7}  {detail}"
@@ -68,8 +76,9 @@ def best_block(study: Study) -> str:
     if best is None:
         return "best: no finished trial yet"
     lines = [f"best: trial {best.tid}, loss {best.loss:.6g}"]
-    width = max((len(k) for k in best.params), default=0)
-    lines += [f"  {k:<{width}} = {format_value(v)}" for k, v in best.params.items()]
+    labels = {k: printable(k) for k in best.params}
+    width = max((len(k) for k in labels.values()), default=0)
+    lines += [f"  {labels[k]:<{width}} = {format_value(v)}" for k, v in best.params.items()]
     return "\n".join(lines)
 
 

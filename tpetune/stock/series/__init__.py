@@ -30,7 +30,7 @@ def load_series(name: str) -> pd.DataFrame:
     Raises:
         ConfigError: ``name`` is not in :data:`SERIES`.
     """
-    from tpetune.stock.data import load_prices
+    from tpetune.stock.data import load_prices  # imports pandas
 
     if name not in SERIES:
         raise ConfigError(
