@@ -29,6 +29,7 @@ from tpetune.engine.options import ExecutorOption, Workers
 from tpetune.engine.tuning import tune
 from tpetune.pruners.policies import PRUNERS
 from tpetune.search.space import load_space
+from tpetune.study.artifacts import DEFAULT_KEEP
 from tpetune.study.store import Store, TrialRecord
 from tpetune.study.study import Study, load_study
 from tpetune.trial.context import derive_seed
@@ -147,11 +148,21 @@ class BundledStudy(Protocol):
         ...
 
     def final_report(
-        self, objective: Any, best: TrialRecord, *, seed: int, out_dir: Path
+        self,
+        objective: Any,
+        best: TrialRecord,
+        *,
+        seed: int,
+        out_dir: Path,
+        executor: ExecutorOption | None = None,
     ) -> dict[str, Any]:
-        """Retrain ``best`` (with ``seed``, its own training seed) and evaluate it once on
-        the held-out test data; write :attr:`report_files` into ``out_dir``. A study whose
-        settings return :attr:`Settings.report` options takes them as keyword arguments."""
+        """Evaluate ``best`` (trained with ``seed``, its own training seed: its kept model, or
+        retrained) once on the held-out test data; write :attr:`report_files` into
+        ``out_dir``. The report's fits run on ``executor``, the study's executor option
+        (:func:`tpetune.executors.calls.run_calls`). A study whose settings return
+        :attr:`Settings.report` options takes them as keyword arguments. A study may also
+        name ``keep_models``: the least number of best trials' models the study keeps (its
+        report reads them)."""
         ...
 
     def format_summary(self, summary: Mapping[str, Any]) -> str:
@@ -219,6 +230,9 @@ def run_bundled(
     loaded_space = load_space(space if space is not None else bundle.default_space)
     objective = bundle.make_objective(settings)
     bundle.validate(loaded_space, objective)
+    # The report reads kept models (the stock SPA test's top K): keep at least as many.
+    keep = max(search.pop("keep_models", DEFAULT_KEEP), getattr(bundle, "keep_models", 0))
+    executor = executor or DEFAULT_EXECUTOR
     study = tune(
         objective,
         loaded_space,
@@ -227,12 +241,15 @@ def run_bundled(
         fresh=fresh,
         progress=progress,
         objective_config=settings.config,
-        executor=executor or DEFAULT_EXECUTOR,
+        executor=executor,
+        keep_models=keep,
         **search,
     )
 
     def report(best: TrialRecord, seed: int) -> dict[str, Any]:
-        return bundle.final_report(objective, best, seed=seed, out_dir=study_dir, **settings.report)
+        return bundle.final_report(
+            objective, best, seed=seed, out_dir=study_dir, executor=executor, **settings.report
+        )
 
     return study, best_trial_report(study, bundle.report_files, report)
 

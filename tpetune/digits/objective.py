@@ -50,7 +50,6 @@ import numpy as np
 from tpetune._io import jsonable
 from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
-from tpetune.digits.model import build_model
 from tpetune.digits.plots import CONFUSION_PNG, confusion_title, plot_confusion
 from tpetune.keras.callbacks import StopOnNaN
 from tpetune.keras.trial import (
@@ -201,7 +200,7 @@ class DigitsObjective(KerasTrial):
             cv_loss = cv["loss"] if cv_loss is None else cv_loss
         d = self.data
         fresh_session(seed)
-        model = self._build(params, len(d.y_train))
+        model = self.apply_steps_per_execution(self._build(params, len(d.y_train)))
         started = time.perf_counter()
         model.fit(
             d.x_train,
@@ -258,4 +257,6 @@ class DigitsObjective(KerasTrial):
 
     def _build(self, params: Mapping[str, Any], n_train: int) -> Any:
         steps = math.ceil(n_train / self.int_param(params, "batch_size"))
+        from tpetune.digits.model import build_model  # imports Keras
+
         return build_model(params, n_features=self.data.n_features, steps_per_epoch=steps)

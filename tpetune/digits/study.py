@@ -20,12 +20,15 @@ from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, D
 from tpetune.digits import plots as digits_plots
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE, load_digits_data
 from tpetune.errors import ConfigError
+from tpetune.executors.calls import Call, run_calls
+from tpetune.keras.backend import add_backend_argument, study_backend
 from tpetune.search.space import require_labels
 from tpetune.study.store import TrialRecord
 from tpetune.study.study import Study
 
 if TYPE_CHECKING:
     from tpetune.digits.objective import DigitsObjective  # imports Keras
+    from tpetune.engine.options import ExecutorOption
     from tpetune.search.space import Space
 
 __all__ = [
@@ -67,6 +70,7 @@ class DigitsStudy:
             "--folds", type=positive_int,
             help=f"stratified CV folds (default {DEFAULT_FOLDS}; stored on resume)",
         )  # fmt: skip
+        add_backend_argument(group)
 
     def settings(
         self,
@@ -76,6 +80,7 @@ class DigitsStudy:
         mnist: str | Path | None = None,
         folds: int | None = None,
         limit: int | None = None,
+        backend: str | None = None,
     ) -> Settings:
         """``mnist`` (``None``: scikit-learn's 8x8 digits), ``folds`` and ``limit`` (``None``:
         the stored value on resume, else the default), checked before anything is stored."""
@@ -92,6 +97,8 @@ class DigitsStudy:
             "limit": limit or stored.get("limit"),
             "data": data.source,
         }
+        # Last: it sets KERAS_BACKEND for this process and the workers (see keras.backend).
+        config.update(study_backend(backend, stored, study_dir=study_dir))
         return Settings(config, data)
 
     def make_objective(self, settings: Settings) -> DigitsObjective:
@@ -117,15 +124,26 @@ class DigitsStudy:
         )
 
     def final_report(
-        self, objective: DigitsObjective, best: TrialRecord, *, seed: int, out_dir: Path
+        self,
+        objective: DigitsObjective,
+        best: TrialRecord,
+        *,
+        seed: int,
+        out_dir: Path,
+        executor: ExecutorOption | None = None,
     ) -> dict[str, Any]:
-        summary = objective.final_report(
-            best.args,
-            out_dir=out_dir,
-            seed=seed,
-            epochs=max(1, round(float(best.metrics.get("best_epoch", 1)))),
-            cv_loss=best.loss,
-        )
+        """Retrain the best params on all training images (a different fit by design: each
+        trial trained on part of them, one model per fold) and evaluate it on the test split,
+        where the trials ran (``executor``, see :func:`tpetune.executors.calls.run_calls`)."""
+
+        kwargs = {
+            "params": best.args,
+            "out_dir": out_dir,
+            "seed": seed,
+            "epochs": max(1, round(float(best.metrics.get("best_epoch", 1)))),
+            "cv_loss": best.loss,
+        }
+        [summary] = run_calls(objective, [Call("final_report", kwargs)], executor=executor)
         return {"cv_val_accuracy": best.metrics.get("val_accuracy"), **summary}
 
     def format_summary(self, summary: Mapping[str, Any]) -> str:

@@ -6,9 +6,8 @@ data of each fold (:meth:`~KerasTrial.fold_data`), the model (:meth:`~KerasTrial
 ``fit`` arguments (:meth:`~KerasTrial.fit_args`), and may add per-fold metrics
 (:meth:`~KerasTrial.fold_metrics`). The instance is then a tpetune objective. Per fold:
 
-- ``keras.backend.clear_session()`` (Keras' graphs pile up trial after trial otherwise) and
-  ``keras.utils.set_random_seed`` with the trial's seed (:attr:`KerasTrial.seed` outside a
-  study), so a trial trains the same weights on resume and on any worker;
+- ``keras.backend.clear_session()`` (graphs pile up otherwise) and the trial's seed
+  (:attr:`KerasTrial.seed` outside a study): the same weights on resume and on any worker;
 - ``EarlyStopping(restore_best_weights=True)`` on :attr:`~KerasTrial.monitor` and the user's
   extra callbacks; on the first fold also the study's pruning callback
   (:func:`tpetune.pruners.keras.keras_pruning_callback`: it reports each epoch through
@@ -19,19 +18,21 @@ data of each fold (:meth:`~KerasTrial.fold_data`), the model (:meth:`~KerasTrial
   (a :class:`~tpetune.keras.callbacks.AdaptiveBackup`) and, once the fold finished,
   ``result.json``, written atomically. A trial re-run after a crash reuses finished folds and
   resumes the unfinished one from its last backup.
+- :attr:`~KerasTrial.steps_per_execution` train steps per call of Keras' compiled step (for
+  a model compiled without its own), and, for a trial of one fold inside a study, its trained
+  model kept with the trial (``keep_model``), so a report evaluates it instead of training
+  the same fit again.
 
-A pruned fold ends the trial: the remaining folds would be wasted on a trial the pruner has
-judged; its loss is then the mean over the folds run (that fold's loss, with the first fold
-pruned). The result is
-``{"loss", "curves", "metrics"}``: one fold's result as it is, or for several folds the mean
-loss, ``loss``/``val_loss`` curves averaged over the folds still training at each epoch, the
-metrics combined by :attr:`~KerasTrial.combine_rules`, ``folds_run``, and per-fold lists
-``fold_loss`` plus ``fold_<name>`` for each name in :attr:`~KerasTrial.per_fold`.
+A pruned fold ends the trial (the rest would be wasted); its loss is then the mean over the
+folds run. The result is ``{"loss", "curves", "metrics"}``: one fold's result as it is, or for
+several folds the mean loss, ``loss``/``val_loss`` curves averaged over the folds still
+training at each epoch, the metrics combined by :attr:`~KerasTrial.combine_rules`,
+``folds_run``, and per-fold ``fold_loss`` and ``fold_<name>`` (:attr:`~KerasTrial.per_fold`).
 
 ``fit_args`` may give ``fit`` arrays, a ``tf.data.Dataset`` or a Python generator (an
 endless one through ``tf.data.Dataset.from_generator`` with ``steps_per_epoch``): build
-them there, per fit (datasets do not pickle for workers, and a fresh stream restarts with
-the trial's seed; :meth:`~KerasTrial.trial_seed` answers in tf.data's threads too).
+them per fit (datasets do not pickle for workers; a fresh stream restarts with the trial's
+seed, which :meth:`~KerasTrial.trial_seed` gives in tf.data's threads too).
 
 A user's own objective::
 
@@ -97,6 +98,11 @@ class KerasTrial(ABC):
         verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
         callbacks: extra Keras callbacks for every fit; give a zero-argument factory instead
             of an instance when it keeps per-fit state.
+        keep_model: inside a study, save a single-fold trial's trained model (best weights)
+            with the trial (``STUDY/models/<tid>.keras``, the best ``keep_models`` retained;
+            see :mod:`tpetune.study.artifacts`), so a report can use it instead of training
+            it again.
+            Trials of several folds keep none (no one model is the trial's).
 
     Raises:
         ConfigError: a negative ``patience``.
@@ -116,6 +122,12 @@ class KerasTrial(ABC):
     backup_every_s: ClassVar[float] = 5.0
     #: ... and only after training for this many times what writing the last backup took.
     backup_cost_factor: ClassVar[float] = 50.0
+    #: Train steps Keras runs per call of its compiled train function, for a model compiled
+    #: without ``steps_per_execution``: fewer trips through Keras' Python loop, the same
+    #: weights (the steps and their order are unchanged). Per-epoch callbacks (early
+    #: stopping, pruning, backups) are unaffected; a per-batch callback is called every this
+    #: many steps. 1 turns it off. See docs/benchmarks.md ("Cheaper fits").
+    steps_per_execution: ClassVar[int] = 8
     #: What the objective is called in messages, and the space file whose labels it needs.
     name: ClassVar[str] = "Keras objective"
     space_file: ClassVar[str | None] = None
@@ -127,6 +139,7 @@ class KerasTrial(ABC):
         seed: int = 0,
         verbose: int = 0,
         callbacks: Sequence[CallbackSpec] = (),
+        keep_model: bool = True,
     ) -> None:
         if patience < 0:
             raise ConfigError(f"patience must be >= 0, got {patience}")
@@ -135,6 +148,7 @@ class KerasTrial(ABC):
         self.verbose = verbose
         self.callbacks = list(callbacks)
         self._running_seed: int | None = None  # the seed of the trial being trained
+        self.keep_model = keep_model
 
     # -- what a subclass supplies -------------------------------------------------------------
     @abstractmethod
@@ -184,7 +198,13 @@ class KerasTrial(ABC):
                 # The pruner judges the trial's first fold only: a trial's reported steps are
                 # one curve, and later folds would report the same epochs again.
                 result = self._fit_fold(
-                    params, fold, seed=seed, workdir=workdir, stem=stem, prune=i == 0
+                    params,
+                    fold,
+                    seed=seed,
+                    workdir=workdir,
+                    stem=stem,
+                    prune=i == 0,
+                    keep=ctx if self.keep_model and len(folds) == 1 and workdir else None,
                 )
                 result = _fold_layout(result)
                 pruned_at = _pruned_at(ctx)
@@ -199,6 +219,13 @@ class KerasTrial(ABC):
                 break  # the pruner stopped this fold: the trial is judged already
         results = [{k: r[k] for k in ("loss", "curves", "metrics")} for r in results]
         return results[0] if len(folds) == 1 else self.combine(results)
+
+    def apply_steps_per_execution(self, model: Any) -> Any:
+        """``model`` with :attr:`steps_per_execution` set, unless it was compiled with its own
+        (call it on a model you train outside :meth:`_train`, e.g. in a final report)."""
+        if getattr(model, "steps_per_execution", None) == 1 and self.steps_per_execution > 1:
+            model.steps_per_execution = self.steps_per_execution  # read when fit traces
+        return model
 
     def trial_seed(self) -> int:
         """The current trial's seed, or :attr:`seed` outside a study (also from the threads
@@ -246,7 +273,9 @@ class KerasTrial(ABC):
         workdir: Path | None,
         stem: str,
         prune: bool,
+        keep: TrialContext | None = None,
     ) -> dict[str, Any]:
+        """Train one fold; with ``keep``, save its model with that trial."""
         from tpetune.keras.callbacks import AdaptiveBackup, EpochLog  # imports Keras
 
         callbacks: list[Any] = []
@@ -270,6 +299,8 @@ class KerasTrial(ABC):
             history = log.read()  # includes epochs run before a crash
         values = history.get(self.monitor, [])
         extra = self.fold_metrics(params, fold, model, history)
+        if keep is not None:
+            keep.save_model(model)  # the result then names it (artifacts.capture); never raises
         return {
             "loss": best(values),
             "curves": {k: list(history.get(k, [])) for k in _CURVES},
@@ -290,7 +321,7 @@ class KerasTrial(ABC):
         import keras
 
         fresh_session(seed)
-        model = self.build(params, fold)
+        model = self.apply_steps_per_execution(self.build(params, fold))
         extra = [cb if isinstance(cb, keras.callbacks.Callback) else cb() for cb in self.callbacks]
         early = keras.callbacks.EarlyStopping(
             monitor=self.monitor, patience=self.patience, restore_best_weights=True

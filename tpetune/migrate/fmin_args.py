@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tpetune._io import jsonable
+from tpetune.engine.options import Spark
 from tpetune.errors import ConfigError
 from tpetune.search.seeding import first_draw, generator_state
 from tpetune.search.space import Space
@@ -153,7 +154,6 @@ def executor_for(trials: Any) -> Any:
     the same session's cluster; any other Trials (or ``None``) runs serially (``None``)."""
     if type(trials).__name__ != "SparkTrials" or getattr(trials, "_spark_context", None) is None:
         return None
-    from tpetune.engine.options import Spark
 
     return Spark(master=trials._spark_context.master, workers=int(trials.parallelism))
 

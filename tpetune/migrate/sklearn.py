@@ -33,9 +33,13 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
+from tpetune.engine.options import Search, StopRules
+from tpetune.engine.tuning import tune
 from tpetune.errors import SearchFailedError, TpetuneError
 from tpetune.migrate.sklearn_space import flatten_candidate, to_hyperopt
 from tpetune.search.space import Space, jsonable
+from tpetune.study.store import Store
+from tpetune.study.study import load_study
 
 #: The trial metric holding a candidate's per-split results (scikit-learn's ``out`` dicts).
 SPLITS_KEY = "cv_splits"
@@ -174,10 +178,6 @@ class _Run:
         self.captured = out
 
     def search(self, study_dir: Path) -> None:
-        from tpetune.engine.options import Search, StopRules
-        from tpetune.engine.tuning import tune
-        from tpetune.study.store import Store
-        from tpetune.study.study import load_study
 
         cv = self.cv
         seed = None

@@ -27,6 +27,9 @@ from typing import Any
 from hyperopt import Trials, base
 from hyperopt.fmin import validate_loss_threshold, validate_timeout
 
+from tpetune.executors.spark import _check_available
+from tpetune.migrate.fmin import fmin
+
 log = logging.getLogger("tpetune")
 
 
@@ -60,7 +63,6 @@ class SparkTrials(Trials):  # type: ignore[misc,unused-ignore]  # hyperopt: no h
         super().__init__(exp_key=None, refresh=False)
         validate_timeout(timeout)
         validate_loss_threshold(loss_threshold)
-        from tpetune.executors.spark import _check_available
 
         _check_available()
         import os
@@ -113,7 +115,6 @@ class SparkTrials(Trials):  # type: ignore[misc,unused-ignore]  # hyperopt: no h
 
     def fmin(self, fn: Any, space: Any, **kwargs: Any) -> Any:
         """What ``hyperopt.fmin(..., trials=self)`` calls: :func:`tpetune.fmin` instead."""
-        from tpetune.migrate.fmin import fmin
 
         kwargs.pop("allow_trials_fmin", None)
         return fmin(fn, space, trials=self, **kwargs)

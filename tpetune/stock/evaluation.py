@@ -1,7 +1,7 @@
 """The stock study's verdict beyond one number: rolling-origin test blocks and the search's top K.
 
-:func:`honest_evaluation` runs after the final report (which retrained the best params on the
-train split and forecast the test split once, ``predictions.csv``) and adds:
+:func:`tpetune.stock.report.stock_report` makes the final report (the best params' model,
+trained on the train split, forecasts the test split once: ``predictions.csv``) and adds:
 
 - **Rolling-origin evaluation** over ``test_folds`` consecutive blocks of the test split. For
   block ``j`` the best params are retrained on everything before it (the validation part, for
@@ -13,19 +13,17 @@ train split and forecast the test split once, ``predictions.csv``) and adds:
   chose them. Written to ``test_folds.csv`` (``date, actual, predicted, naive, block``); the
   summary gets each block's RMSE ratio and the Diebold–Mariano test on the pooled errors.
 - **Top-K forecasts** for Hansen's SPA test: the ``spa_top`` best trials (by validation loss,
-  the best included) retrained with their own params and seeds, forecasting the test split.
-  Only the top K of the N trials are retrained (a retrain costs about one trial), so the SPA
-  test accounts for those K, not for all N trials.
+  the best included), each the model its trial trained (kept with the trial; retrained with
+  its own params and seed only where none was kept), forecasting the test split. Only the
+  top K of the N trials are candidates, so the SPA test accounts for those K, not for all N.
 
 Then :func:`tpetune.stock.verdict.forecast_verdict` turns the arrays into the significance
-tests and the verdict in words. Retraining needs Keras (through
+tests and the verdict in words. Forecasting needs Keras (through
 :class:`~tpetune.stock.objective.StockObjective`); this module imports it lazily.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +35,9 @@ import pandas as pd
 from tpetune.errors import ConfigError, DataError, MissingDependencyError
 from tpetune.stock import DEFAULT_YEARS, PREDICTIONS_CSV
 from tpetune.stock.series import SERIES, load_series
-from tpetune.stock.verdict import diebold_mariano, forecast_verdict, format_verdict, verdict_text
+from tpetune.stock.verdict import diebold_mariano, format_verdict, verdict_text
 from tpetune.stock.windows import DEFAULT_SPLIT, split_sizes
-from tpetune.study.study import load_study
+from tpetune.study.artifacts import model_path
 from tpetune.trial.context import derive_seed
 
 if TYPE_CHECKING:
@@ -52,17 +50,18 @@ __all__ = [
     "DEFAULT_TEST_FOLDS",
     "FOLDS_CSV",
     "FoldMark",
+    "block_forecast",
     "block_split",
     "bundled_series",
     "fold_marks",
+    "folds_summary",
     "format_folds",
-    "honest_evaluation",
+    "kept_model",
     "read_forecast",
     "rolling_blocks",
     "rolling_origin",
     "top_trial_forecasts",
     "verdict_lines",
-    "verdict_report",
 ]
 
 #: Test blocks of the rolling-origin evaluation (``tpetune stock --test-folds``).
@@ -115,9 +114,7 @@ def read_forecast(folder: Path) -> pd.DataFrame:
 
 def _forecast(objective: StockObjective, params: Any, seed: int) -> pd.DataFrame:
     """Retrain ``params`` on ``objective``'s train split and forecast its test split once."""
-    with tempfile.TemporaryDirectory(prefix="tpetune-verdict-") as tmp:
-        objective.final_report(params, out_dir=Path(tmp), seed=seed)
-        return read_forecast(Path(tmp))
+    return objective.test_forecast(params, seed=seed)
 
 
 def rolling_origin(
@@ -140,27 +137,48 @@ def rolling_origin(
     Returns:
         ``date``-indexed ``actual, predicted, naive, block`` (block 1..k) over the test split.
     """
-    from tpetune.stock.objective import StockObjective  # imports Keras
-
-    prices = objective.prices
-    n_rows = len(prices)
+    n_rows = len(objective.prices)
     _, n_val, _ = split_sizes(n_rows, objective.split)
     parts = []
     for j, days in enumerate(rolling_blocks(n_rows, k, split=objective.split)):
         if j == 0:
             frame = first.iloc[: len(days)].copy()
         else:
-            sub = StockObjective(
-                prices=prices.iloc[: days.stop],
-                epochs=objective.epochs,
-                patience=objective.patience,
-                split=block_split(days.stop, n_val, len(days)),
-            )
-            frame = _forecast(sub, params, seed)
+            split = block_split(days.stop, n_val, len(days))
+            frame = block_forecast(objective, params, seed=seed, stop=days.stop, split=split)
         if len(frame) != len(days):
             raise DataError(f"test fold {j + 1} forecast {len(frame)} days, not {len(days)}")
         parts.append(frame.assign(block=j + 1))
     return pd.concat(parts)
+
+
+def block_forecast(
+    objective: StockObjective,
+    params: Any,
+    *,
+    seed: int,
+    stop: int,
+    split: tuple[float, float, float],
+) -> pd.DataFrame:
+    """``params`` retrained (with ``seed``) on ``objective``'s prices before day ``stop``,
+    split by ``split``: the forecast of that split's test part (one rolling-origin block)."""
+    from tpetune.stock.objective import StockObjective
+
+    sub = StockObjective(
+        prices=objective.prices.iloc[:stop],
+        epochs=objective.epochs,
+        patience=objective.patience,
+        split=split,
+    )
+    return sub.test_forecast(params, seed=seed)
+
+
+def kept_model(study: Study, record: TrialRecord) -> str | None:
+    """The path of the model ``record``'s trial kept (``STUDY/models/<tid>.keras``), or
+    ``None`` when it kept none (see :mod:`tpetune.stock.report`)."""
+
+    path = model_path(Path(study.study_dir), record.tid)
+    return str(path) if path.is_file() else None
 
 
 def top_trial_forecasts(
@@ -170,15 +188,17 @@ def top_trial_forecasts(
     *,
     k: int,
 ) -> list[np.ndarray]:
-    """Test-split forecasts of the ``k`` best trials other than ``best``, each retrained with
-    its own params and training seed (the best one's forecast is the final report's)."""
+    """Test-split forecasts of the ``k`` best trials other than ``best`` (the best one's
+    forecast is the final report's), in this process: each trial's kept model, or where it
+    kept none, its params retrained with its own training seed."""
 
     out = []
     for record in study.top(k):
         if record.tid == best.tid:
             continue
         seed = derive_seed(int(study.meta["seed"]), record.tid, "objective")
-        out.append(_forecast(objective, record.args, seed)["predicted"].to_numpy(float))
+        frame = objective.test_forecast(record.args, seed=seed, model=kept_model(study, record))
+        out.append(frame["predicted"].to_numpy(float))
     return out
 
 
@@ -188,7 +208,8 @@ def _ratio(frame: pd.DataFrame) -> float:
     return float(np.sqrt(np.mean(err_m**2) / np.mean(err_n**2)))
 
 
-def _folds_summary(folds: pd.DataFrame) -> dict[str, Any]:
+def folds_summary(folds: pd.DataFrame) -> dict[str, Any]:
+    """Per-block RMSE ratios, the pooled ratio and the pooled Diebold–Mariano test."""
     blocks = []
     for block in sorted(folds["block"].unique()):
         frame = folds[folds["block"] == block]
@@ -213,39 +234,6 @@ def _folds_summary(folds: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def honest_evaluation(
-    objective: StockObjective,
-    study: Study,
-    best: TrialRecord,
-    *,
-    seed: int,
-    out_dir: Path,
-    test_folds: int = DEFAULT_TEST_FOLDS,
-    spa_top: int = DEFAULT_SPA_TOP,
-) -> dict[str, Any]:
-    """The verdict of the final report in ``out_dir`` (which holds its ``predictions.csv``).
-
-    Returns:
-        :func:`~tpetune.stock.verdict.forecast_verdict`'s keys (the test split, best model
-        against naive, SPA over the top ``spa_top`` trials) plus ``test_folds`` (per-block
-        ratios, pooled ratio, pooled DM p-value and its verdict); writes ``test_folds.csv``.
-    """
-    main = read_forecast(out_dir)
-    n_train, _, _ = split_sizes(len(objective.prices), objective.split)
-    train_close = objective.prices["Close"].to_numpy(float)[:n_train]
-    alternatives: list[np.ndarray] = []
-    if spa_top > 1 and importlib.util.find_spec("arch") is not None:  # else no SPA: no retrains
-        alternatives = top_trial_forecasts(objective, study, best, k=spa_top)
-    # A diverged alternative (NaN forecast) is no candidate; the SPA tests the others.
-    alternatives = [a for a in alternatives if np.isfinite(a).all()]
-    y, f, b = (main[c].to_numpy(float) for c in ("actual", "predicted", "naive"))
-    summary = forecast_verdict(y, f, b, train=train_close, alternatives=alternatives, seed=seed)
-    folds = rolling_origin(objective, best.args, seed=seed, k=test_folds, first=main)
-    folds.to_csv(out_dir / FOLDS_CSV)
-    summary["test_folds"] = _folds_summary(folds)
-    return summary
-
-
 def format_folds(folds: Mapping[str, Any], *, indent: str = "  ") -> str:
     """The rolling-origin lines of the printed report."""
     ratios = ", ".join(f"{b['start']}..{b['end']} {b['rmse_ratio']:.4f}" for b in folds["blocks"])
@@ -253,34 +241,6 @@ def format_folds(folds: Mapping[str, Any], *, indent: str = "  ") -> str:
         f"{indent}rolling origin, {len(folds['blocks'])} test blocks (RMSE ratio): {ratios}\n"
         f"{indent}  pooled ratio {folds['pooled_rmse_ratio']:.4f}: {folds['verdict']}"
     )
-
-
-def verdict_report(
-    objective: StockObjective,
-    best: TrialRecord,
-    *,
-    seed: int,
-    out_dir: Path,
-    folds: int | None = None,
-    spa_top: int = DEFAULT_SPA_TOP,
-) -> dict[str, Any]:
-    """The summary keys the stock study's final report adds: ``verdict`` (words) and
-    ``significance`` (:func:`honest_evaluation`'s numbers); ``folds`` ``None`` means
-    :data:`DEFAULT_TEST_FOLDS`."""
-
-    try:
-        significance = honest_evaluation(
-            objective,
-            load_study(out_dir),
-            best,
-            seed=seed,
-            out_dir=out_dir,
-            test_folds=DEFAULT_TEST_FOLDS if folds is None else folds,
-            spa_top=spa_top,
-        )
-    except DataError as exc:  # e.g. a diverged forecast or too many --test-folds: say so
-        return {"verdict": f"no verdict: {exc}"}
-    return {"verdict": significance["verdict"], "significance": significance}
 
 
 def verdict_lines(summary: Mapping[str, Any]) -> list[str]:

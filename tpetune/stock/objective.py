@@ -33,6 +33,7 @@ leak, see ``bench/memory.py``: bound it by running trials in recycled worker pro
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,8 +52,8 @@ from tpetune.stock import (
     PREDICTIONS_CSV,
 )
 from tpetune.stock.data import load_prices, recent_years
-from tpetune.stock.model import build_model
 from tpetune.stock.windows import DEFAULT_SPLIT, Dataset, prepare, prepare_folds
+from tpetune.study.artifacts import load
 
 __all__ = [
     "DEFAULT_EPOCHS",
@@ -146,6 +147,8 @@ class StockObjective(KerasTrial):
         return self.datasets(self.int_param(params, "time_steps"), folds=self.folds)
 
     def build(self, params: Mapping[str, Any], fold: Dataset) -> Any:
+        from tpetune.stock.model import build_model  # imports Keras: only where a model trains
+
         return build_model(params, time_steps=fold.time_steps, n_features=fold.n_features)
 
     def fit_args(self, params: Mapping[str, Any], fold: Dataset) -> dict[str, Any]:
@@ -172,9 +175,16 @@ class StockObjective(KerasTrial):
 
     # -- the final report ---------------------------------------------------------------------
     def final_report(
-        self, params: Mapping[str, Any], *, out_dir: Path | None, seed: int | None = None
+        self,
+        params: Mapping[str, Any],
+        *,
+        out_dir: Path | None,
+        seed: int | None = None,
+        model: Any = None,
+        history: History | None = None,
     ) -> dict[str, Any]:
-        """Retrain ``params`` on the train split and evaluate it on the test split.
+        """Retrain ``params`` on the train split (or take the given ``model``) and evaluate
+        it on the test split.
 
         Args:
             params: the best params (values).
@@ -182,6 +192,12 @@ class StockObjective(KerasTrial):
                 ``date, actual, predicted, naive``), or ``None`` to write nothing.
             seed: training seed; ``None`` means the current trial's seed, else ``self.seed``.
                 Pass the best trial's seed to retrain it as it was trained.
+            model: the model these params already trained on this objective's train split
+                (a ``.keras`` path, e.g. the trial's kept model, or a Keras model): it is
+                evaluated instead of training another. Same seed, data and fit: a retrain
+                gives the same weights (``tests/test_stock_report.py``).
+            history: that model's per-epoch ``loss``/``val_loss`` (the trial's curves), for
+                the summary's ``val_loss``, ``epochs_trained`` and ``best_epoch``.
 
         Returns:
             A JSON-able summary: ``params``, ``val_loss``, test ``rmse``/``mae`` in price
@@ -189,22 +205,27 @@ class StockObjective(KerasTrial):
             ``mae_ratio`` (model / naive), ``n_train``/``n_val``/``n_test``, ``test_start``
             and ``test_end`` (ISO dates), ``epochs_trained``, ``best_epoch`` and ``curves``.
         """
-        seed = self.trial_seed() if seed is None else seed
         ds = self.datasets(self.int_param(params, "time_steps"))[0]
-        model, history = self._train(params, ds, seed=seed, callbacks=[])
-        predicted = ds.to_price(_predict(model, ds.part("test")[0]), "test")
-        actual, naive = ds.actual_price("test"), ds.naive_price("test")
-        rmse, mae = _rmse(predicted, actual), _mae(predicted, actual)
-        naive_rmse, naive_mae = _rmse(naive, actual), _mae(naive, actual)
-        dates = ds.dates("test")
+        kept = None if model is None or hasattr(model, "predict_on_batch") else Path(model)
+        if model is None:
+            seed = self.trial_seed() if seed is None else seed
+            model, history = self._train(params, ds, seed=seed, callbacks=[])
+        elif kept is not None:
+            model = _load(kept)
+        frame = _test_frame(ds, model)
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
-            model.save(out_dir / "best_model.keras")
-            pd.DataFrame(
-                {"actual": actual, "predicted": predicted, "naive": naive},
-                index=pd.Index(dates.strftime("%Y-%m-%d"), name="date"),
-            ).to_csv(out_dir / PREDICTIONS_CSV)
-        val_loss = history["val_loss"]
+            if kept is not None:  # the kept file as it is (compiled, optimizer state and all)
+                shutil.copyfile(kept, out_dir / "best_model.keras")
+            else:
+                model.save(out_dir / "best_model.keras")
+            frame.to_csv(out_dir / PREDICTIONS_CSV)
+        predicted, actual, naive = (
+            frame[c].to_numpy(float) for c in ("predicted", "actual", "naive")
+        )
+        rmse, mae = _rmse(predicted, actual), _mae(predicted, actual)
+        naive_rmse, naive_mae = _rmse(naive, actual), _mae(naive, actual)
+        val_loss = list((history or {}).get("val_loss", []))
         return {
             "params": jsonable(params),
             "val_loss": best(val_loss),
@@ -217,12 +238,42 @@ class StockObjective(KerasTrial):
             "n_train": ds.size("train"),
             "n_val": ds.size("val"),
             "n_test": ds.size("test"),
-            "test_start": str(dates[0].date()),
-            "test_end": str(dates[-1].date()),
+            "test_start": str(frame.index[0]),
+            "test_end": str(frame.index[-1]),
             "epochs_trained": len(val_loss),
             "best_epoch": best_epoch(val_loss),
-            "curves": history,
+            "curves": {k: list(v) for k, v in (history or {}).items()},
         }
+
+    def test_forecast(
+        self, params: Mapping[str, Any], *, seed: int, model: Any = None
+    ) -> pd.DataFrame:
+        """The test split's forecast (``date``-indexed ``actual, predicted, naive``, as in
+        ``predictions.csv``) of ``model`` (a ``.keras`` path or a model of these params), or,
+        when ``None``, of ``params`` trained on the train split with ``seed``."""
+        ds = self.datasets(self.int_param(params, "time_steps"))[0]
+        if model is None:
+            model, _ = self._train(params, ds, seed=seed, callbacks=[])
+        elif not hasattr(model, "predict_on_batch"):
+            model = _load(model)
+        return _test_frame(ds, model)
+
+
+def _load(path: str | Path) -> Any:
+
+    return load(path, compile=False)  # to predict only: no optimizer to restore
+
+
+def _test_frame(ds: Dataset, model: Any) -> pd.DataFrame:
+    dates = ds.dates("test")
+    return pd.DataFrame(
+        {
+            "actual": ds.actual_price("test"),
+            "predicted": ds.to_price(_predict(model, ds.part("test")[0]), "test"),
+            "naive": ds.naive_price("test"),
+        },
+        index=pd.Index(dates.strftime("%Y-%m-%d"), name="date"),
+    )
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:

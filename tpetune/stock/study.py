@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 from tpetune.bundled import Settings, run_bundled
 from tpetune.cli.types import positive_int
 from tpetune.errors import ConfigError
+from tpetune.keras.backend import add_backend_argument, study_backend
 from tpetune.search.space import require_labels
 from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_YEARS
 from tpetune.stock import plots as stock_plots
 from tpetune.study.store import TrialRecord
-from tpetune.study.study import Study
+from tpetune.study.study import Study, load_study
 
 if TYPE_CHECKING:
+    from tpetune.engine.options import ExecutorOption
     from tpetune.search.space import Space
     from tpetune.stock.objective import StockObjective  # imports Keras
 
@@ -47,6 +49,9 @@ class StockStudy:
     #: The replay: median pruning neither helps nor hurts here (inside the spread).
     default_pruner: str = "median"
     report_files: tuple[str, ...] = ("best_model.keras", "predictions.csv", "test_folds.csv")
+    #: Kept models: at least the SPA test's top K, whose forecasts come from them
+    #: (= stock.evaluation.DEFAULT_SPA_TOP, which imports pandas; a test checks).
+    keep_models: int = 5
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument(
@@ -74,6 +79,7 @@ class StockStudy:
             help="walk-forward folds, loss = mean over folds (default: one chronological "
             "70/15/15 train/validation/test split; stored on resume)",
         )  # fmt: skip
+        add_backend_argument(group)
 
     def settings(
         self,
@@ -85,6 +91,7 @@ class StockStudy:
         folds: int | None = None,
         series: str | None = None,
         test_folds: int | None = None,
+        backend: str | None = None,
     ) -> Settings:
         """``csv`` or a bundled ``series`` (``None``: the stored one, else the S&P 500),
         ``epochs`` and ``folds`` (``None``: the stored value on resume, else the default),
@@ -112,6 +119,8 @@ class StockStudy:
             "folds": folds or stored.get("folds"),
             "data": data_id,
         }
+        # Last: it sets KERAS_BACKEND for this process and the workers (see keras.backend).
+        config.update(study_backend(backend, stored, study_dir=study_dir))
         report = {} if test_folds is None else {"test_folds": test_folds}
         return Settings(config, load_prices(csv) if csv is not None else prices, report)
 
@@ -149,16 +158,21 @@ class StockStudy:
         seed: int,
         out_dir: Path,
         test_folds: int | None = None,
+        executor: ExecutorOption | None = None,
     ) -> dict[str, Any]:
-        summary = objective.final_report(best.args, out_dir=out_dir, seed=seed)
-        summary.pop("curves", None)
-        from tpetune.stock.evaluation import verdict_report  # imports pandas
+        """The best trial on the test split, with the verdict; its fits run on ``executor``
+        (see :mod:`tpetune.stock.report`)."""
+        from tpetune.stock.report import stock_report  # imports pandas
 
-        return {
-            "best_trial_loss": best.loss,
-            **summary,
-            **verdict_report(objective, best, seed=seed, out_dir=out_dir, folds=test_folds),
-        }
+        return stock_report(
+            objective,
+            load_study(out_dir),
+            best,
+            seed=seed,
+            out_dir=out_dir,
+            test_folds=test_folds,
+            executor=executor,
+        )
 
     def format_summary(self, summary: Mapping[str, Any]) -> str:
         return format_summary(summary)

@@ -235,11 +235,12 @@ def best_model_path(study: Study, key: str = "model") -> Path:
     return path
 
 
-def load(path: str | Path) -> Any:
-    """Load a ``.keras`` file with Keras' safe mode (stored code is never run)."""
+def load(path: str | Path, *, compile: bool = True) -> Any:
+    """Load a ``.keras`` file with Keras' safe mode (stored code is never run);
+    ``compile=False`` skips restoring the optimizer, enough (and faster) to predict."""
     import keras
 
-    return keras.saving.load_model(str(path), safe_mode=True)
+    return keras.saving.load_model(str(path), safe_mode=True, compile=compile)
 
 
 def best_model(study: Study, key: str = "model") -> Any:

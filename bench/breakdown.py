@@ -1,0 +1,224 @@
+"""Where the main job's wall time goes, now and at a baseline commit, measured in one run.
+
+Runs the real command, ``python -m tpetune stock`` (or ``digits``), as a user would, on this
+tree and on a baseline commit's tree (a ``git worktree`` made for the run), alternately, each
+in a fresh study folder. Every Python process of a run (driver, workers) loads the time probe
+``bench/probe/sitecustomize.py``, which wraps Keras' compiled step functions, ``Model.fit``,
+``clear_session``, ``Model.save``, ``tpetune.executors.run_trial``, ``tpetune.tune`` and the
+final report, and logs each call's start and end; both trees get the same probe. Printed per
+tree (median over ``--repeats``):
+
+- wall time of the command, and its ratio to the baseline's (the figure of issue 23);
+- seconds (summed over processes) and share of wall in: train steps (Keras' compiled train
+  step after its first call), tracing/compiling (first calls of the train, test and predict
+  functions), Keras' loop and validation (the rest of ``fit``), predict outside ``fit``,
+  Keras/TensorFlow import, worker start (process start to its first job, import included),
+  ``clear_session``, saving models; the search phase (``tune``) and the final report's wall;
+  and the rest (driver start, TPE, store, IPC, plots).
+
+With two workers the summed seconds can exceed the wall: shares then say how busy the
+processes were, not how the wall splits.
+
+    python bench/breakdown.py                       # stock, 6 trials of 4 epochs, 1 repeat
+    python bench/breakdown.py --study digits --max-evals 4
+    python bench/breakdown.py --max-evals 30 --epochs 12 --repeats 3   # the full-size figure
+    python bench/breakdown.py --baseline d2ff1a0 -- --workers 2       # extra flags for both
+    python bench/breakdown.py --variant "--backend jax"   # also this tree with these flags
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common
+
+PROBE = Path(__file__).resolve().parent / "probe"
+BASELINE = "d2ff1a0"  # issue 23's baseline: the project before the fewer-fits work
+
+#: Rows of the printed table: (label, key).
+ROWS = (
+    ("train steps", "train_step"),
+    ("tracing / compiling (first step calls)", "trace"),
+    ("Keras loop + validation (rest of fit)", "keras_loop"),
+    ("predict outside fit", "predict"),
+    ("import Keras + backend", "import_keras"),
+    ("worker start (to first job, import incl.)", "worker_start"),
+    ("clear_session", "clear_session"),
+    ("save models", "save"),
+    ("search phase (tune), wall", "tune_wall"),
+    ("final report, wall", "report_wall"),
+    ("rest of wall (driver start, TPE, store, IPC, plots)", "rest_wall"),
+)
+
+
+def breakdown(folder: Path, wall: float) -> dict[str, float]:
+    """Seconds per category from the probe's logs of one run (see the module docstring)."""
+    sums: dict[str, float] = defaultdict(float)
+    tune_wall = report_wall = 0.0
+    for path in folder.glob("*.jsonl"):
+        events = [json.loads(line) for line in path.read_text().splitlines() if line]
+        boot = min((e["t0"] for e in events if e["cat"] == "boot"), default=None)
+        jobs = [e["t0"] for e in events if e["cat"] == "trial"]
+        sums["import_keras"] += _union(
+            [(e["t0"], e["t1"]) for e in events if e["cat"] == "import_keras"]
+        )
+        for e in events:
+            if e["cat"] != "import_keras":
+                sums[e["cat"]] += e["t1"] - e["t0"]
+            if e["cat"] == "tune":
+                tune_wall += e["t1"] - e["t0"]
+            if e["cat"] == "report":
+                report_wall += e["t1"] - e["t0"]
+        if boot is not None and jobs and not any(e["cat"] == "tune" for e in events):
+            sums["worker_start"] += min(jobs) - boot  # a worker: start to its first job
+    fit_traces = sums["trace_fit"]
+    return {
+        "wall": wall,
+        "train_step": sums["train_step"],
+        "trace": sums["trace"] + fit_traces,
+        "keras_loop": max(0.0, sums["fit"] - sums["train_step"] - fit_traces),
+        "predict": sums["predict"],
+        "import_keras": sums["import_keras"],
+        "worker_start": sums["worker_start"],
+        "clear_session": sums["clear_session"],
+        "save": sums["save"],
+        "tune_wall": tune_wall,
+        "report_wall": report_wall,
+        "rest_wall": max(0.0, wall - tune_wall - report_wall),
+    }
+
+
+def _union(spans: list[tuple[float, float]]) -> float:
+    """Seconds covered by ``spans`` (nested imports count once)."""
+    total, end = 0.0, float("-inf")
+    for t0, t1 in sorted(spans):
+        if t1 > end:
+            total += t1 - max(t0, end)
+            end = t1
+    return total
+
+
+def run_once(tree: Path, argv: list[str], *, label: str) -> dict[str, float]:
+    """One command on ``tree`` (its code first on ``PYTHONPATH``), probed; its breakdown."""
+    with tempfile.TemporaryDirectory(prefix=f"breakdown-{label}-") as tmp:
+        logs = Path(tmp) / "probe"
+        logs.mkdir()
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(PROBE), str(tree)]),
+            "TPETUNE_BREAKDOWN": str(logs),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+        cmd = [sys.executable, "-m", "tpetune", *argv, "--study-dir", f"{tmp}/study"]
+        started = time.perf_counter()
+        done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise SystemExit(f"{label}: {' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+        result = breakdown(logs, wall)
+        summary = json.loads((Path(tmp) / "study" / "summary.json").read_text())
+        result["best_loss"] = float(summary.get("best_trial_loss", summary.get("cv_loss", 0)))
+        result["test_ratio"] = float(summary.get("rmse_ratio", summary.get("test_accuracy", 0)))
+        return result
+
+
+def baseline_tree(commit: str, folder: Path) -> Path:
+    """A checkout of ``commit`` (a git worktree in ``folder``, removed by the caller)."""
+    subprocess.run(
+        ["git", "-C", str(common.ROOT), "worktree", "add", "--detach", str(folder), commit],
+        check=True,
+        capture_output=True,
+    )
+    return folder
+
+
+def table(runs: dict[str, list[dict[str, float]]]) -> tuple[list[str], list[list[str]]]:
+    """Seconds, share of wall and ratio to the baseline, per category and tree (medians)."""
+    med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
+    base = med["baseline"]
+    columns = ["where the time goes", "baseline s", "share"]
+    for name in list(med)[1:]:
+        columns += [f"{name} s", "share", "ratio"]
+    rows = []
+    for label, key in (("wall", "wall"), *ROWS):
+        row = [label, f"{base[key]:.1f}", f"{base[key] / base['wall']:.0%}"]
+        for name in list(med)[1:]:
+            n = med[name][key]
+            ratio = f"{n / base[key]:.2f}x" if base[key] > 0.05 else "-"
+            row += [f"{n:.1f}", f"{n / med[name]['wall']:.0%}", ratio]
+        rows.append(row)
+    for label, key in (("best trial's loss", "best_loss"), ("test figure", "test_ratio")):
+        row = [label, f"{base[key]:.5g}", ""]
+        for name in list(med)[1:]:
+            row += [f"{med[name][key]:.5g}", "", ""]
+        rows.append(row)
+    return columns, rows
+
+
+def main() -> int:
+    p = common.parser(__doc__ or "")
+    p.add_argument("--study", choices=("stock", "digits"), default="stock")
+    p.add_argument("--max-evals", type=int, default=6)
+    p.add_argument("--epochs", type=int, help="stock: epochs per trial (default 4)")
+    p.add_argument("--repeats", type=int, default=1, help="runs per tree, alternating")
+    p.add_argument("--baseline", default=BASELINE, help=f"commit (default {BASELINE})")
+    p.add_argument(
+        "--variant", action="append", default=[], metavar="FLAGS",
+        help="also run this tree with these extra flags (repeatable), e.g. '--backend jax'",
+    )  # fmt: skip
+    p.add_argument("extra", nargs="*", help="more flags for both commands (after --)")
+    args = p.parse_args()
+    started = time.perf_counter()
+    argv = [args.study, "--max-evals", str(args.max_evals), "--quiet", "--no-plots", *args.extra]
+    if args.study == "stock":
+        argv += ["--epochs", str(args.epochs or (2 if args.quick else 4))]
+    variants = {"this tree": []} | {f"this tree {v}": v.split() for v in args.variant}
+    runs: dict[str, list[dict[str, float]]] = {"baseline": []} | {k: [] for k in variants}
+    with tempfile.TemporaryDirectory(prefix="breakdown-base-") as tmp:
+        base = baseline_tree(args.baseline, Path(tmp) / "tree")
+        try:
+            for i in range(args.repeats):
+                for label, tree, more in (
+                    ("baseline", base, []),
+                    *((k, common.ROOT, v) for k, v in variants.items()),
+                ):
+                    print(f"run {i + 1}/{args.repeats} {label} ...", flush=True)
+                    name = "-".join(label.replace("-", "").split())
+                    runs[label].append(run_once(tree, argv + more, label=name))
+                    print(json.dumps({k: round(v, 4) for k, v in runs[label][-1].items()}))
+        finally:
+            subprocess.run(
+                ["git", "-C", str(common.ROOT), "worktree", "remove", "--force", str(base)],
+                capture_output=True,
+            )
+    columns, rows = table(runs)
+    print(f"python -m tpetune {' '.join(argv)}; median of {args.repeats} run(s) per tree")
+    common.print_table(columns, rows)
+    new, old = (statistics.median(r["wall"] for r in runs[k]) for k in ("this tree", "baseline"))
+    train = statistics.median(r["train_step"] / r["wall"] for r in runs["this tree"])
+    figures = {"wall_ratio": new / old, "train_step_share": train, "wall_s": new}
+    common.Report(
+        "breakdown",
+        {**vars(args), "argv": argv},
+        figures,
+        (columns, rows),
+        target="wall ratio <= 0.5 (stock) / 0.6 (digits); >= 60% of wall in train steps",
+        target_met=new / old <= (0.5 if args.study == "stock" else 0.6) and train >= 0.6,
+        runs=[{"tree": k, **r} for k, v in runs.items() for r in v],
+    ).write(args, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
