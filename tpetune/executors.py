@@ -152,13 +152,18 @@ def _contract(message: str) -> Outcome:
     return Outcome(TrialState.FAIL, error=message, contract_error=True)
 
 
-def ship(objective: Objective) -> bytes:
+def ship(objective: Objective, *, space_files_there: bool = False) -> bytes:
     """Pickle an objective for another process or machine.
 
     A module that is not installed (the user's own script or test file) is pickled by value,
     so the receiving side needs only the installed packages, not the user's source tree.
+    ``space_files_there``: the receiver loads this process's space files first
+    (:mod:`tpetune.user_modules`; local worker processes do), so an objective from one goes
+    by reference and its module's functions pickle by reference there too.
     """
     import cloudpickle
+
+    from tpetune.user_modules import is_space_module
 
     name = getattr(objective, "__module__", None) or type(objective).__module__
     module = sys.modules.get(name)
@@ -166,6 +171,7 @@ def ship(objective: Objective) -> bytes:
     path = getattr(module, "__file__", None) or ""
     by_value = (
         module is not None
+        and not (space_files_there and is_space_module(objective))
         and name != "__main__"  # cloudpickle already ships __main__ by value
         and not name.startswith("tpetune")
         and not any(path.startswith(p) for p in installed)

@@ -42,6 +42,7 @@ from typing import Any
 from tpetune.errors import ExecutorError
 from tpetune.executors import Job, Outcome, run_trial, ship
 from tpetune.store import TrialState
+from tpetune.user_modules import worker_env
 
 log = logging.getLogger("tpetune")
 #: Workers dying before they loaded the objective, in a row, before the executor gives up.
@@ -68,9 +69,13 @@ def _worker_main(fd: int) -> None:
     quiet_tensorflow(os.environ.get(VERBOSE_VAR) == "1")  # before the objective imports TF
     import cloudpickle
 
+    from tpetune.user_modules import load_from_env
+
     conn = Connection(fd)
     try:
-        objective = cloudpickle.loads(conn.recv_bytes())
+        blob = conn.recv_bytes()
+        load_from_env()  # the driver's space files, as modules: the objective may live in one
+        objective = cloudpickle.loads(blob)
     except EOFError:
         return
     except Exception as exc:  # e.g. a module the objective needs is not installed here
@@ -145,9 +150,10 @@ class ProcessExecutor:
         self.workers = workers
         self.trial_timeout = trial_timeout
         self.recycle_after = recycle_after
-        self._blob = ship(objective)
+        self._blob = ship(objective, space_files_there=True)
         per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
         self._env = {**os.environ, **{var: str(per_worker) for var in _THREAD_VARS}}
+        self._env.update(worker_env(objective))  # workers load its space file (user_modules)
         self._env["TF_NUM_INTEROP_THREADS"] = "1"
         self._workers: list[_Worker] = []
         self._queue: deque[Job] = deque()
