@@ -122,8 +122,8 @@ def test_report_and_should_prune_work_from_a_training_thread(tmp_path: Path) -> 
         max_evals=10, pruner=pruner, progress=False,
     )  # fmt: skip
     records = study.records
-    assert all(len(r.curves.get("loss", [])) >= 1 for r in records), [r.curves for r in records]
-    assert records[0].curves["loss"] == [pytest.approx(records[0].params["x"] ** 2 + 1 / e)
+    assert all(len(r.curves.get("val_loss", [])) >= 1 for r in records), [r.curves for r in records]
+    assert records[0].curves["val_loss"] == [pytest.approx(records[0].params["x"] ** 2 + 1 / e)
                                          for e in range(1, 6)]  # fmt: skip
     assert any(r.state is TrialState.PRUNED for r in records)  # should_prune saw the pruner
 
@@ -134,7 +134,7 @@ def test_report_from_a_thread_in_a_worker_process(tmp_path: Path) -> None:
         pruner=MedianPruner(warmup_trials=2, warmup_steps=1), executor=Workers(2),
         progress=False,
     )  # fmt: skip
-    assert all(len(r.curves.get("loss", [])) >= 1 for r in study.records)
+    assert all(len(r.curves.get("val_loss", [])) >= 1 for r in study.records)
 
 
 def test_report_from_a_thread_when_several_trials_share_the_process_is_a_clear_error() -> None:

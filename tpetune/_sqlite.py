@@ -150,7 +150,11 @@ class StoreConnection(sqlite3.Connection):
 
 
 def _open(uri: str, db: Path, *, writer: bool) -> StoreConnection:
-    conn = sqlite3.connect(uri, uri=True, timeout=30, factory=StoreConnection)
+    # check_same_thread=False: an objective may report from a thread of its own; SQLite is
+    # built serialized and StepLog lets one thread at a time use its connection.
+    conn = sqlite3.connect(
+        uri, uri=True, timeout=30, factory=StoreConnection, check_same_thread=False
+    )
     conn.db, conn.writer = db, writer
     return conn
 
