@@ -42,9 +42,12 @@ space = {"x": hp.uniform("x", -2, 2)}
 def square(v):
     return v * v
 def objective(params):
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(2) as pool:
+    pool = multiprocessing.get_context("fork").Pool(2)
+    try:
         parts = pool.map(square, [params["x"] - 1.0, 0.5])
+    finally:  # close+join: `with Pool` terminates, which can hang in CPython itself
+        pool.close()
+        pool.join()
     return sum(parts)
 """
 

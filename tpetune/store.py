@@ -22,27 +22,26 @@ Contract:
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tpetune._sqlite import connect_reader, connect_writer, damaged
-from tpetune.errors import StoreError, StudyInUseError, from_os_error
+from tpetune.errors import StoreError, from_os_error
 from tpetune.steps import StepsMixin
+from tpetune.study_lock import LOCK_NAME, StudyLock  # noqa: F401  (re-exported: its old home)
 
 # 2: the ``steps`` table (intermediate values and rung decisions). A version-1 study gains the
 # table when a writer opens it (:meth:`Store.migrate`); readers treat a missing table as empty.
 SCHEMA_VERSION = 2
 SYNC_INTERVAL_S = 1.0
 DB_NAME = "study.db"
-LOCK_NAME = "lock"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -332,69 +331,3 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class StudyLock:
-    """An OS file lock on the study folder that dies with its process (``flock``).
-
-    Raises:
-        StudyInUseError: on :meth:`acquire` when another live process holds it.
-        NotWritableError: on :meth:`acquire` when the folder cannot be created or written.
-    """
-
-    def __init__(self, study_dir: str | Path) -> None:
-        self.path = Path(study_dir) / LOCK_NAME
-        self._fd: int | None = None
-
-    def acquire(self) -> StudyLock:
-        import fcntl
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise from_os_error(exc, self.path.parent, "lock the study") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise StudyInUseError(
-                f"study {self.path.parent} is in use by pid {holder}: wait for it to finish, "
-                "stop it, or use another --study-dir"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
-
-    def is_held_elsewhere(self) -> bool:
-        """True while another process drives the study (for ``show``); writes nothing."""
-        import fcntl
-
-        if self._fd is not None or not self.path.exists():
-            return False
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:  # not ours to read (another user's study): we cannot tell
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)  # also drops the probe's shared lock
-        return False
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[StudyLock]:
-        self.acquire()
-        try:
-            yield self
-        finally:
-            self.release()

@@ -1,0 +1,104 @@
+"""Nothing stuck, nothing stale (issue 26, items 1-4, 6-8): real forks, real signals, a second
+SQLite connection holding the write lock, real `tpetune` processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tpetune import TrialState, load_study
+from tpetune.errors import StudyInUseError
+from tpetune.store import StudyLock
+
+FORKS = """
+import os, pathlib, sys, time
+from hyperopt import hp
+from tpetune.context import current_trial
+space = {"x": hp.uniform("x", -5, 5)}
+GATE = pathlib.Path(os.environ["GATE"])
+def objective(params):
+    tid = current_trial().tid
+    if tid == 1:
+        pid = os.fork()  # a data loader, a fork-mode Pool: a child living on
+        if pid == 0:
+            time.sleep(120)
+            os._exit(0)
+        (GATE / f"child-{pid}").touch()
+        while True:
+            time.sleep(0.05)
+    return (params["x"] - 1) ** 2
+"""
+
+
+def _until(predicate: Any, what: str, limit: float = 120.0) -> None:
+    deadline = time.time() + limit
+    while not predicate():
+        assert time.time() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+def _cli_argv(script: Path, study: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tpetune", "run", str(script), "--study-dir", str(study),
+            "--quiet", "--no-plots", *extra]  # fmt: skip
+
+
+def test_a_forked_child_of_a_killed_driver_does_not_keep_the_study_locked(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    script = tmp_path / "forks.py"
+    script.write_text(FORKS)
+    study = tmp_path / "study"
+    env = {**os.environ, "GATE": str(gate)}
+    driver = subprocess.Popen(_cli_argv(script, study, "--max-evals", "3"), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    child = 0
+    try:
+        _until(lambda: list(gate.glob("child-*")), "the objective's forked child")
+        child = int(next(gate.glob("child-*")).name.split("-")[1])
+        driver.kill()  # kill -9: the driver's lock dies with it; the child lives on
+        driver.wait()
+        lock = StudyLock(study).acquire()  # before the fix: "in use by pid <the dead driver>"
+        lock.release()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        if child:
+            os.kill(child, signal.SIGKILL)
+
+
+def test_a_lock_held_by_another_process_names_it_and_says_when_the_locker_is_dead(
+    tmp_path: Path,
+) -> None:
+    study = tmp_path / "study"
+    study.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid = int(dead.stdout)
+    # A process holding the flock with a dead pid written in the file: what an older tpetune's
+    # forked child left, or a lock handed to a child by other means.
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(study / 'lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        f"os.write(fd, b'{dead_pid}')\n"
+        "print('held', flush=True)\n"
+        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StudyInUseError) as info:
+            StudyLock(study).acquire()
+        message = str(info.value)
+        assert f"pid {dead_pid}" in message and "exited" in message, message
+        assert f"pid {holder.pid}" in message, message  # the process that holds it now
+    finally:
+        holder.kill()
+        holder.wait()
