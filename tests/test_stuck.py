@@ -102,3 +102,89 @@ def test_a_lock_held_by_another_process_names_it_and_says_when_the_locker_is_dea
     finally:
         holder.kill()
         holder.wait()
+
+
+RAISES_KI = """
+from hyperopt import hp
+from tpetune.context import current_trial
+space = {"x": hp.uniform("x", -5, 5)}
+def objective(params):
+    if current_trial().tid == 1:
+        raise KeyboardInterrupt  # the objective's own, not a Ctrl-C
+    return (params["x"] - 1) ** 2
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_objective_raising_keyboard_interrupt_fails_its_trial_and_the_study_goes_on(
+    tmp_path: Path, workers: int
+) -> None:
+    script = tmp_path / "raises.py"
+    script.write_text(RAISES_KI)
+    study = tmp_path / "study"
+    argv = _cli_argv(script, study, "--max-evals", "4", "--workers", str(workers))
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    records = load_study(study).records
+    assert [r.state for r in records] == [TrialState.OK, TrialState.FAIL, TrialState.OK,
+                                          TrialState.OK]  # fmt: skip
+    assert "KeyboardInterrupt" in (records[1].error or "")
+    assert "not a Ctrl-C" in (records[1].error or "")
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=600)  # resumable
+    assert again.returncode == 0 and len(load_study(study).records) == 4, again.stderr
+
+
+HELD = """
+import os, pathlib, time
+from hyperopt import hp
+from tpetune.context import current_trial
+space = {"x": hp.uniform("x", -5, 5)}
+GATE = pathlib.Path(os.environ["GATE"])
+def objective(params):
+    tid = current_trial().tid
+    (GATE / f"started-{tid}").touch()
+    while tid == 1 and not (GATE / "go").exists():
+        time.sleep(0.02)
+    return (params["x"] - 1) ** 2
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_is_recorded_as_interrupted_not_as_a_crash(tmp_path: Path, sig: int) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    script = tmp_path / "held.py"
+    script.write_text(HELD)
+    study = tmp_path / "study"
+    env = {**os.environ, "GATE": str(gate)}
+    argv = [sys.executable, "-m", "tpetune", "run", str(script), "--study-dir", str(study),
+            "--no-plots", "--max-evals", "3"]  # fmt: skip (progress bar on: messages must not glue)
+    driver = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        _until(lambda: (gate / "started-1").exists(), "trial 1 to start")
+        os.kill(driver.pid, sig)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    how = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+    assert driver.returncode == (130 if sig == signal.SIGINT else 143), err
+    assert "Traceback" not in err
+    shown = subprocess.run([sys.executable, "-m", "tpetune", "show", str(study)],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "running" not in shown.stdout.split("\n")[1], shown.stdout  # the progress line
+    assert "1 interrupted" in shown.stdout, shown.stdout
+    assert f"interrupted by {how}" in shown.stdout, shown.stdout
+    (gate / "go").touch()
+    resumed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    lines = resumed.stderr.split("\n")
+    assert any(
+        line.startswith(f"re-running trial 1, interrupted by {how}, with the same params")
+        for line in lines
+    ), resumed.stderr
+    assert "crash" not in resumed.stderr
+    assert [r.state for r in load_study(study).records] == [TrialState.OK] * 3

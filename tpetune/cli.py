@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:
         where = getattr(args, "resolved_study_dir", None) or getattr(args, "study_dir", None)
-        how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+        how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted (Ctrl-C)"
         print(
             f"\ntpetune: {how}; finished trials are kept in {where}. "
             "Run the same command again to resume.",
@@ -211,6 +211,9 @@ class _Terminated(KeyboardInterrupt):
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    from tpetune import interrupts
+
+    interrupts.mark(signum)  # a stop, not the objective's own KeyboardInterrupt
     raise _Terminated()
 
 

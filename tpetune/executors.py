@@ -6,7 +6,8 @@ objectives and hands back :class:`Outcome` values. Contract every executor meets
 - ``workers`` trials may be in flight at once; ``submit`` never blocks.
 - ``wait()`` returns at least one finished ``(tid, Outcome)`` while anything is in flight.
 - An exception in the objective never escapes: it becomes a ``fail`` outcome carrying the
-  error text. ``KeyboardInterrupt`` does escape, so Ctrl-C stops the study.
+  error text. ``KeyboardInterrupt`` escapes only when Ctrl-C or SIGTERM caused it, so that
+  stops the study; one the objective raised itself fails its trial (:mod:`tpetune.interrupts`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tpetune import interrupts
 from tpetune.context import TrialContext, trial_scope
 from tpetune.space import jsonable
 from tpetune.store import TrialState
@@ -69,18 +71,14 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
             raw = objective(job.args)
         except TrialPruned:
             raw = _pruned_result(steps.curve(), steps.pruner.monitor)
+        except KeyboardInterrupt as exc:
+            if interrupts.signalled() is not None:
+                raise  # Ctrl-C or SIGTERM: the study stops, this trial re-runs on resume
+            return _failed(exc, started, steps.shipped, " (raised by the objective, not a Ctrl-C)")
         # The objective is user code: any failure fails this trial only. SystemExit too
         # (a sys.exit() in it), else a serial study would end, its trial left running.
         except (Exception, SystemExit) as exc:
-            last = traceback.extract_tb(exc.__traceback__)[-1:]
-            where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-            return Outcome(
-                TrialState.FAIL,
-                error=f"{type(exc).__name__}: {exc}{where}",
-                started=started,
-                finished=time.time(),
-                steps=steps.shipped,
-            )
+            return _failed(exc, started, steps.shipped)
     from tpetune.models import capture
 
     outcome = interpret(capture(raw, job.ctx))  # Keras models -> STUDY/models/<tid>.keras
@@ -101,6 +99,18 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
             "finished": time.time(),
             "steps": steps.shipped,
         }
+    )
+
+
+def _failed(exc: BaseException, started: float, steps: list[list[Any]], note: str = "") -> Outcome:
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+    return Outcome(
+        TrialState.FAIL,
+        error=f"{type(exc).__name__}{note}: {exc}{where}",
+        started=started,
+        finished=time.time(),
+        steps=steps,
     )
 
 

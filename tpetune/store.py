@@ -250,6 +250,17 @@ class Store(StepsMixin):
         if time.monotonic() - self._last_sync >= SYNC_INTERVAL_S:
             self.sync()
 
+    def mark_interrupted(self, tids: list[int], why: str) -> None:
+        """Note on ``running`` trials that a clean stop (Ctrl-C, SIGTERM), not a crash, ended
+        them; they stay ``running`` and re-run on resume (:meth:`begin_trial` clears it)."""
+        if not tids:
+            return
+        with self._conn:
+            self._conn.executemany(
+                "UPDATE trials SET error=? WHERE tid=? AND state='running'",
+                [(why, tid) for tid in tids],
+            )
+
     def sync(self) -> None:
         """fsync the write-ahead log: what is committed now survives power loss."""
         wal = self.study_dir / f"{DB_NAME}-wal"
