@@ -158,8 +158,18 @@ def test_ctrl_c_is_recorded_as_interrupted_not_as_a_crash(tmp_path: Path, sig: i
     script.write_text(HELD)
     study = tmp_path / "study"
     env = {**os.environ, "GATE": str(gate)}
-    argv = [sys.executable, "-m", "tpetune", "run", str(script), "--study-dir", str(study),
-            "--no-plots", "--max-evals", "3"]  # fmt: skip (progress bar on: messages must not glue)
+    argv = [
+        sys.executable,
+        "-m",
+        "tpetune",
+        "run",
+        str(script),
+        "--study-dir",
+        str(study),
+        "--no-plots",
+        "--max-evals",
+        "3",
+    ]  # fmt: skip (progress bar on: messages must not glue)
     driver = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)  # fmt: skip
     try:
@@ -188,3 +198,54 @@ def test_ctrl_c_is_recorded_as_interrupted_not_as_a_crash(tmp_path: Path, sig: i
     ), resumed.stderr
     assert "crash" not in resumed.stderr
     assert [r.state for r in load_study(study).records] == [TrialState.OK] * 3
+
+
+LOCKS_DB = """
+import sqlite3, threading
+from hyperopt import hp
+from tpetune.context import current_trial
+space = {"x": hp.uniform("x", -5, 5)}
+HOLD_S = float("{hold}")
+held = []
+def objective(params):
+    ctx = current_trial()
+    if ctx.tid == 1:  # a DB browser opens the study and starts writing: it holds the lock
+        other = sqlite3.connect(ctx.study_dir / "study.db", check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        held.append(other)
+        if HOLD_S > 0:
+            threading.Timer(HOLD_S, other.rollback).start()
+    return (params["x"] - 1) ** 2
+"""
+
+
+@pytest.mark.parametrize("hold", ["forever", "briefly"])
+def test_another_connection_holding_the_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    hold: str,
+) -> None:  # fmt: skip
+    from tpetune import _sqlite
+    from tpetune.cli import main
+
+    monkeypatch.setattr(
+        _sqlite, "BUSY_TIMEOUT_S", 0.2, raising=False
+    )  # SQLite's own wait per statement
+    monkeypatch.setattr(_sqlite, "BUSY_GIVE_UP_S", 3.0, raising=False)  # tpetune's, with a message
+    script = tmp_path / "locks.py"
+    script.write_text(LOCKS_DB.replace("{hold}", "0" if hold == "forever" else "1.0"))
+    study = tmp_path / "study"
+    argv = ["run", str(script), "--study-dir", str(study), "--max-evals", "3", "--quiet",
+            "--no-plots"]  # fmt: skip
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "locked by another program" in err, err  # said while waiting
+    if hold == "briefly":
+        assert code == 0, err
+        assert [r.state for r in load_study(study).records] == [TrialState.OK] * 3
+        return
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "run the same command again to resume" in errors[0], err
+    records = load_study(study).records  # nothing lost: trial 0 kept, trial 1 re-runs
+    assert [r.state for r in records] == [TrialState.OK, TrialState.RUNNING]

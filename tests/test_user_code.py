@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -163,7 +162,7 @@ def test_report_from_a_thread_when_several_trials_share_the_process_is_a_clear_e
         def stray() -> None:
             try:
                 tpetune.report(1, 0.5)
-            except BaseException as exc:  # noqa: BLE001 - what the thread met
+            except BaseException as exc:  # what the thread met
                 failures.append(exc)
 
         t3 = threading.Thread(target=stray)
