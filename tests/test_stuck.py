@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -230,7 +229,7 @@ def test_another_connection_holding_the_write_lock(
     monkeypatch.setattr(
         _sqlite, "BUSY_TIMEOUT_S", 0.2, raising=False
     )  # SQLite's own wait per statement
-    monkeypatch.setattr(_sqlite, "BUSY_GIVE_UP_S", 3.0, raising=False)  # tpetune's, with a message
+    monkeypatch.setattr(_sqlite, "BUSY_GIVE_UP_S", 3.0)  # tpetune's, with a message
     script = tmp_path / "locks.py"
     script.write_text(LOCKS_DB.replace("{hold}", "0" if hold == "forever" else "1.0"))
     study = tmp_path / "study"
