@@ -15,6 +15,11 @@ The driver alone writes the store.
 - Memory: a worker is replaced after ``recycle_after`` trials, so whatever a framework leaks
   per trial is returned to the OS.
 - ``trial_timeout``: a trial running longer is killed with its worker and recorded as failed.
+- Process groups: each worker leads a process group of its own, and leaves as a group: on a
+  trial timeout, when it dies, when it is recycled and when the executor closes (the study
+  ends, stops on failures, or is stopped), whatever processes its trials started and left
+  (data loaders, tools, a ``multiprocessing`` pool) are killed with it. Workers read stdin
+  from ``/dev/null`` (a process group in the background stops when it reads the terminal).
 - Threads: each worker gets ``cores // N`` intra-op threads (TensorFlow, OpenMP, BLAS), so N
   workers do not oversubscribe the machine.
 - Ctrl-C and SIGTERM: workers ignore both (a signal sent to the whole process group reaches
@@ -115,6 +120,16 @@ def _parent_death_hook() -> Callable[[], Any] | None:
     return functools.partial(prctl, 1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
 
 
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group ``process`` leads (itself and what its trials started)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole group has ended
+        pass
+    except PermissionError:  # pragma: no cover - a member became another user's (setuid)
+        process.kill()
+
+
 @dataclass
 class _Worker:
     process: subprocess.Popen[bytes]
@@ -165,6 +180,8 @@ class ProcessExecutor:
             [sys.executable, "-m", "tpetune.workers", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             env=self._env,
+            stdin=subprocess.DEVNULL,
+            process_group=0,  # its own group: its trials' children leave with it (_retire)
             preexec_fn=_parent_death_hook(),
         )
         theirs.close()
@@ -184,12 +201,15 @@ class ProcessExecutor:
             except OSError:
                 kill = True
         if kill:
-            worker.process.kill()
+            _kill_group(worker.process)
         try:
             worker.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            worker.process.kill()
+            _kill_group(worker.process)
             worker.process.wait()
+        # What its trials started and left behind (the group outlives its reaped leader, and
+        # its id is not reused while any member lives).
+        _kill_group(worker.process)
         worker.conn.close()
         self._workers.remove(worker)
 
