@@ -248,3 +248,113 @@ def test_another_connection_holding_the_write_lock(
     assert len(errors) == 1 and "run the same command again to resume" in errors[0], err
     records = load_study(study).records  # nothing lost: trial 0 kept, trial 1 re-runs
     assert [r.state for r in records] == [TrialState.OK, TrialState.RUNNING]
+
+
+QUICK = """
+from hyperopt import hp
+space = {"x": hp.uniform("x", -5, 5)}
+def objective(params):
+    return (params["x"] - 1) ** 2
+"""
+
+
+def _quick_study(tmp_path: Path, evals: int = 3) -> tuple[list[str], Path]:
+    script = tmp_path / "quick.py"
+    script.write_text(QUICK)
+    study = tmp_path / "study"
+    argv = _cli_argv(script, study, "--max-evals", str(evals))
+    assert subprocess.run(argv, capture_output=True, timeout=600).returncode == 0
+    return argv, study
+
+
+def test_fresh_on_a_stored_study_without_a_terminal_needs_yes(tmp_path: Path) -> None:
+    argv, study = _quick_study(tmp_path)
+    refused = subprocess.run([*argv, "--fresh"], capture_output=True, text=True, timeout=600,
+                             stdin=subprocess.DEVNULL)  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert "would discard the 3 trials" in refused.stderr and "--yes" in refused.stderr
+    assert len(load_study(study).records) == 3  # nothing discarded
+    done = subprocess.run([*argv, "--fresh", "--yes", "--max-evals", "1"], capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "discarded the 3 trials of study" in done.stderr, done.stderr
+    assert len(load_study(study).records) == 1
+
+
+@pytest.mark.parametrize("answer", ["n", "y"])
+def test_fresh_on_a_terminal_asks_first(tmp_path: Path, answer: str) -> None:
+    import pty
+
+    argv, study = _quick_study(tmp_path)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: tpetune on a terminal
+        os.execv(sys.executable, [*argv, "--fresh", "--max-evals", "1"])
+    seen = b""
+    while b"[y/N]" not in seen:
+        seen += os.read(fd, 1024)
+    assert b"discard the 3 trials" in seen, seen
+    os.write(fd, f"{answer}\n".encode())
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    records = load_study(study).records
+    if answer == "n":
+        assert os.waitstatus_to_exitcode(status) == 2, seen
+        assert b"nothing discarded" in seen, seen
+        assert len(records) == 3
+    else:
+        assert os.waitstatus_to_exitcode(status) == 0, seen
+        assert len(records) == 1
+
+
+def test_an_interrupted_fresh_run_says_to_resume_without_fresh(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    script = tmp_path / "held.py"
+    script.write_text(HELD)
+    study = tmp_path / "study"
+    env = {**os.environ, "GATE": str(gate)}
+    argv = _cli_argv(script, study, "--max-evals", "3", "--fresh", "--yes")
+    driver = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        _until(lambda: (gate / "started-1").exists(), "trial 1 to start")
+        os.kill(driver.pid, signal.SIGINT)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    assert driver.returncode == 130, err
+    assert "Run the same command without --fresh to resume" in err, err
+
+
+def test_fresh_leaves_nothing_of_the_discarded_study_to_serve(tmp_path: Path) -> None:
+    argv, study = _quick_study(tmp_path)
+    (study / "notes.txt").write_text("the user's own")  # not tpetune's: stays
+    stale = ["summary.json", "best_model.keras", "predictions.csv", "test_folds.csv",
+             "loss_history.png", "predictions.png", "models/0.keras"]  # fmt: skip
+    for name in stale:
+        (study / name).parent.mkdir(parents=True, exist_ok=True)
+        (study / name).write_text("the discarded study's")
+    done = subprocess.run([*argv, "--fresh", "--yes", "--max-evals", "2"], capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for name in stale:
+        assert not (study / name).exists(), name
+        assert (study / "discarded" / name).exists(), name  # kept aside, until the next --fresh
+    best = subprocess.run([sys.executable, "-m", "tpetune", "best-model", str(study)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert best.returncode == 2 and "kept no model" in best.stderr, best.stderr
+    plotted = subprocess.run([sys.executable, "-m", "tpetune", "plot", str(study)],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert plotted.returncode == 0 and "predictions.png" not in plotted.stdout
+    assert len(load_study(study / "discarded").records) == 3  # the old study, readable there
+    assert (study / "notes.txt").read_text() == "the user's own"

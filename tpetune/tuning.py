@@ -16,6 +16,7 @@ pieces (the space's ``Domain``, ``Trials`` documents, the ``suggest`` algorithms
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,7 +24,13 @@ from typing import Any
 
 from tpetune import __version__, algos, provenance
 from tpetune.driver import Driver
-from tpetune.errors import ConfigError, SearchFailedError, SpaceMismatchError
+from tpetune.errors import (
+    ConfigError,
+    SearchFailedError,
+    SpaceMismatchError,
+    StoreError,
+    from_os_error,
+)
 from tpetune.models import DEFAULT_KEEP, Retention
 from tpetune.options import (
     Callback,
@@ -35,7 +42,7 @@ from tpetune.options import (
 )
 from tpetune.pruners import NoPruner, Pruner, default_pruner, pruner_from_json
 from tpetune.space import Space, jsonable
-from tpetune.store import DB_NAME, Store, StudyLock
+from tpetune.store import Store, StudyLock
 from tpetune.study import Study
 
 log = logging.getLogger("tpetune")
@@ -76,7 +83,9 @@ def tune(
             new study, the stored one on resume. Only objectives that report values (Keras
             ones through the pruning callback) are ever pruned.
         executor: where trials run: :class:`Serial` (default), :class:`Workers`, :class:`Spark`.
-        fresh: discard an existing study in ``study_dir`` and start over.
+        fresh: discard an existing study in ``study_dir`` and start over: everything in the
+            folder tpetune wrote (database, trial folders, models, reports, plots) moves to
+            ``study_dir/discarded/``, which replaces the one an earlier fresh start left.
         objective_config: JSON-able settings that change what the objective computes (e.g.
             epochs, data file). Stored with a new study; resuming with other values is refused
             because the old and new trials would not be comparable.
@@ -149,11 +158,55 @@ def tune(
         lock.release()
 
 
+#: Where ``fresh`` puts the study it discards (inside the study folder; the next one replaces it).
+DISCARDED_DIR = "discarded"
+#: What tpetune writes into a study folder (the store, trial folders, models, the bundled
+#: studies' reports, plots, default exports): ``fresh`` moves these aside, and only these,
+#: so a study folder shared with other files (``--study-dir .``) keeps them in place.
+STUDY_FILES = (
+    "study.db*", ".study.db.new*", "trials", "models", "summary.json", "*.png", "*.keras",
+    "predictions.csv", "test_folds.csv", "classification_report.txt", "trials.csv",
+    "trials.json", "trials.pkl", "optuna.db", "tensorboard", "mlflow.db",
+)  # fmt: skip
+
+
+def stored_trial_count(study_dir: str | Path) -> int | None:
+    """How many trials the study in ``study_dir`` holds: 0 without one, ``None`` when its
+    database cannot be read (a damaged study, which ``fresh`` is also there to replace)."""
+    if not Store.exists(study_dir):
+        return 0
+    try:
+        store = Store.open(study_dir, readonly=True)
+    except StoreError:
+        return None
+    try:
+        return len(store.records())
+    except StoreError:
+        return None
+    finally:
+        store.close()
+
+
 def _discard(study_dir: Path) -> None:
-    """Remove a study's database and trial folders (``fresh``); the lock file stays, held."""
-    for suffix in ("", "-wal", "-shm"):
-        (study_dir / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
-    shutil.rmtree(study_dir / "trials", ignore_errors=True)
+    """``fresh``: move the old study's files (:data:`STUDY_FILES`) into ``discarded/``.
+
+    Nothing of the old study stays where plots, reports and ``best-model`` look (summary,
+    models, predictions, PNGs), and an unintended fresh start can still be undone by hand.
+    """
+    count = stored_trial_count(study_dir)
+    entries = sorted({p for pattern in STUDY_FILES for p in study_dir.glob(pattern)})
+    if not entries:
+        return
+    aside = study_dir / DISCARDED_DIR
+    try:
+        shutil.rmtree(aside, ignore_errors=True)
+        aside.mkdir()
+        for entry in entries:
+            os.replace(entry, aside / entry.name)
+    except OSError as exc:
+        raise from_os_error(exc, study_dir, "discard the study") from None
+    what = "an unreadable study" if count is None else f"the {count} trials of study {study_dir}"
+    log.warning("discarded %s (kept in %s until the next fresh start)", what, aside)
 
 
 def new_study_meta(
