@@ -358,3 +358,51 @@ def test_fresh_leaves_nothing_of_the_discarded_study_to_serve(tmp_path: Path) ->
     assert plotted.returncode == 0 and "predictions.png" not in plotted.stdout
     assert len(load_study(study / "discarded").records) == 3  # the old study, readable there
     assert (study / "notes.txt").read_text() == "the user's own"
+
+
+FMIN_SCRIPT = """
+from hyperopt import hp
+import numpy as np
+import tpetune
+
+def fn(x):
+    return (x - {target}) ** 2
+
+print(tpetune.fmin(fn, hp.uniform("x", -5, 5), algo=None, max_evals=4,
+                   rstate=np.random.default_rng(1), show_progressbar=False))
+"""
+
+
+def test_fmin_says_when_it_resumes_a_study_made_by_other_objective_code(tmp_path: Path) -> None:
+    def run(target: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "search.py").write_text(FMIN_SCRIPT.replace("{target}", target))
+        return subprocess.run([sys.executable, "search.py"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+
+    first = run("1.0")
+    assert first.returncode == 0, first.stderr
+    same = run("1.0")  # the same code: a plain resume, nothing to say
+    assert same.returncode == 0 and "code" not in same.stderr, same.stderr
+    changed = run("3.0")  # the objective's code changed; hyperopt would search afresh
+    assert changed.returncode == 0, changed.stderr
+    assert "objective `fn`" in changed.stderr and "code changed" in changed.stderr, changed.stderr
+    assert "4 trials" in changed.stderr and "delete" in changed.stderr, changed.stderr
+    again = run("3.0")  # said once: the study now records the new code
+    assert "code changed" not in again.stderr, again.stderr
+
+
+def test_fmin_fresh_searches_afresh_as_hyperopt_does(tmp_path: Path) -> None:
+    from hyperopt import hp
+
+    import tpetune
+
+    calls: list[float] = []
+
+    def fn(x: float) -> float:
+        calls.append(x)
+        return x**2
+
+    for _ in range(2):
+        tpetune.fmin(fn, hp.uniform("x", -1, 1), max_evals=3, study_dir=tmp_path / "s",
+                     fresh=True, show_progressbar=False, verbose=False)  # fmt: skip
+    assert len(calls) == 6 and len(load_study(tmp_path / "s").records) == 3

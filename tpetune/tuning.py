@@ -120,8 +120,9 @@ def tune(
         if fresh:
             _discard(study_dir)
         store, meta = _open_store(
-            study_dir, space, search, pruner, max_evals, stop, config, point_vals
-        )
+            study_dir, space, search, pruner, max_evals, stop, config, point_vals,
+            code=provenance.objective_code(objective),
+        )  # fmt: skip
         try:
             stored_points = meta.get("points")
             if stored_points is not None:  # the points a study was made with stay its own
@@ -245,11 +246,15 @@ def _open_store(
     stop: StopRules,
     config: dict[str, Any],
     point_vals: list[dict[str, Any]],
+    *,
+    code: dict[str, str] | None = None,
 ) -> tuple[Store, dict[str, Any]]:
-    """Create the study, or reopen it after checking that it is the same search."""
+    """Create the study, or reopen it after checking that it is the same search (and saying
+    so when the objective's code changed: :func:`provenance.objective_changed`)."""
     if not Store.exists(study_dir):
         meta = new_study_meta(space, search, pruner, max_evals, stop.timeout)
         meta["points"] = point_vals
+        meta[provenance.OBJECTIVE_KEY] = code
         data_files = provenance.data_files_in(config)
         meta["provenance"], _ = provenance.on_open(None, space.source, data_files=data_files)
         store = Store.create(study_dir, {**meta, "objective_config": config})
@@ -267,6 +272,11 @@ def _open_store(
     updates["provenance"], warning = provenance.on_open(meta, space.source, data_files=data_files)
     if warning:  # other versions may compute other numbers: say so, but do not refuse
         log.warning("warning: study %s: %s", study_dir, warning)
+    changed = provenance.objective_changed(meta, code, len(store.records()))
+    if changed:  # hyperopt.fmin would search afresh; say what resuming means, once
+        log.warning("warning: study %s: %s", study_dir, changed)
+    if code is not None:
+        updates[provenance.OBJECTIVE_KEY] = code
     if "algo_options" not in meta:  # a study made before knobs were stored: they were
         updates["algo_options"] = dict(search.options)  # passed on each run, as now
     if "pruner" not in meta:
