@@ -142,7 +142,7 @@ class _Cursor(sqlite3.Cursor):
     def executescript(self, script: str, /) -> _Cursor:
         run = sqlite3.Cursor.executescript
         try:
-            return _waiting_for_lock(self.connection, lambda: run(self, script))  # type: ignore[arg-type, return-value]
+            return _waiting_for_lock(self.connection, lambda: run(self, script))  # type: ignore[return-value]
         except sqlite3.Error as exc:
             _raise(exc, self._fail(exc))
 
