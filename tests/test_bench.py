@@ -141,7 +141,7 @@ def test_replay_loop_proposes_and_prunes_exactly_as_tpetune_tune(tmp_path: Path)
     """The simulator's driver loop equals the real driver: same params, states and losses."""
     import tpetune
     from bench.replay_sim import Sim, hyperopt_space, run_tpetune
-    from tpetune.tuning import tune
+    from tpetune.engine.tuning import tune
 
     table = _table()
     for pruner in (None, tpetune.ASHAPruner()):

@@ -21,11 +21,10 @@ Importing this package loads neither TensorFlow nor matplotlib nor hyperopt.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
-from tpetune.context import TrialContext, current_trial
+from tpetune.engine.options import Search, Serial, Spark, StopRules, Workers
+from tpetune.engine.tuning import tune
 from tpetune.errors import (
     ConfigError,
     DataError,
@@ -38,16 +37,13 @@ from tpetune.errors import (
     StudyInUseError,
     TpetuneError,
 )
-from tpetune.options import Search, Serial, Spark, StopRules, Workers
-from tpetune.pruners import ASHAPruner, MedianPruner, NoPruner
-from tpetune.reporting import TrialPruned, report, should_prune
-from tpetune.store import TrialRecord, TrialState
-from tpetune.study import Study, load_study
-
-if TYPE_CHECKING:
-    from tpetune.compat import fmin
-    from tpetune.space import Space, load_space
-    from tpetune.tuning import tune
+from tpetune.migrate.fmin import fmin
+from tpetune.pruners.policies import ASHAPruner, MedianPruner, NoPruner
+from tpetune.search.space import Space, load_space
+from tpetune.study.store import TrialRecord, TrialState
+from tpetune.study.study import Study, load_study
+from tpetune.trial.context import TrialContext, current_trial
+from tpetune.trial.report import TrialPruned, report, should_prune
 
 __all__ = [
     "ASHAPruner",
@@ -83,20 +79,3 @@ __all__ = [
     "should_prune",
     "tune",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # tune and Space pull in hyperopt (2 s of scipy imports): load them on first use only.
-    if name == "tune":
-        from tpetune.tuning import tune
-
-        return tune
-    if name == "fmin":  # the drop-in for hyperopt.fmin (tpetune.compat)
-        from tpetune.compat import fmin
-
-        return fmin
-    if name in ("Space", "load_space"):
-        from tpetune import space
-
-        return getattr(space, name)
-    raise AttributeError(f"module 'tpetune' has no attribute {name!r}")

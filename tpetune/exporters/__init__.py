@@ -1,10 +1,12 @@
-"""Exporters into other tools' own stores: Optuna storage, TensorBoard, MLflow.
+"""Every export, through one entry point: :func:`export_to` (``tpetune export --format``).
 
-Each module here reads a :class:`tpetune.study.Study` (the store is the one source of truth and
-is only read), writes one tool's format and is idempotent by tid, so it may run again, and
-while the study runs, without writing a trial twice. Each has ``export(study, target=None)``
-returning :class:`Exported` and ``DEFAULT_TARGET`` (inside the study folder). The tools are
-optional extras, imported only here and only when used; :func:`require` names the extra.
+Formats (:data:`FORMATS`): snapshot files (CSV, JSON, a hyperopt ``Trials`` pickle; module
+:mod:`~tpetune.exporters.files`) and other tools' own stores (Optuna storage, TensorBoard,
+MLflow). Every exporter reads a :class:`tpetune.study.study.Study` (the store is the one
+source of truth and is only read) and returns :class:`Exported`; the tool exporters are
+idempotent by tid, so they may run again, and while the study runs, without writing a trial
+twice. The tools are optional extras, imported only when used; :func:`require` names the
+extra. The dashboard (:mod:`~tpetune.exporters.dashboard`) keeps an Optuna export in step.
 """
 
 from __future__ import annotations
@@ -18,27 +20,35 @@ from typing import TYPE_CHECKING
 from tpetune.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from tpetune.study import Study
+    from tpetune.study.study import Study
 
-#: Format name -> the module that writes it (the registry ``tpetune.export`` lists).
-MODULES = {
-    "optuna": "tpetune.exporters.optuna",
-    "tensorboard": "tpetune.exporters.tensorboard",
-    "mlflow": "tpetune.exporters.mlflow",
+#: Format name -> ``module:function`` writing it, as ``function(study, target) -> Exported``
+#: (``target`` None: the format's default inside the study folder).
+FORMATS = {
+    "csv": "tpetune.exporters.files:export_csv",
+    "json": "tpetune.exporters.files:export_json",
+    "pickle": "tpetune.exporters.files:export_pickle",
+    "optuna": "tpetune.exporters.optuna:export",
+    "tensorboard": "tpetune.exporters.tensorboard:export",
+    "mlflow": "tpetune.exporters.mlflow:export",
 }
 
 
 @dataclass(frozen=True)
 class Exported:
     """What one export did: ``target`` (a file, folder or tracking URI), trials ``added`` new,
-    ``updated`` (exported while running, finished since), and the study's ``total``."""
+    ``updated`` (exported while running, finished since), and the study's ``total``; a
+    ``snapshot`` (a file rewritten whole) holds every trial."""
 
     target: str
     added: int
     updated: int
     total: int
+    snapshot: bool = False
 
     def summary(self) -> str:
+        if self.snapshot:
+            return f"{self.target} ({self.total} trials)"
         return (
             f"{self.target}: {self.added} trials added, {self.updated} updated, "
             f"{self.total} in the study"
@@ -67,8 +77,8 @@ def export_to(study: Study, fmt: str, target: str | Path | None = None) -> Expor
         ConfigError: an unknown format, or a target the format cannot use.
         MissingDependencyError: the tool is not installed.
     """
-    if fmt not in MODULES:
-        raise ConfigError(f"unknown export format {fmt!r}: choose one of {', '.join(MODULES)}")
-    module = importlib.import_module(MODULES[fmt])
-    result: Exported = module.export(study, target)
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    module, function = FORMATS[fmt].split(":")
+    result: Exported = getattr(importlib.import_module(module), function)(study, target)
     return result
