@@ -23,9 +23,11 @@ The driver alone writes the store.
   from ``/dev/null`` (a process group in the background stops when it reads the terminal).
 - Threads: each worker gets ``cores // N`` intra-op threads (TensorFlow, OpenMP, BLAS), so N
   workers do not oversubscribe the machine.
-- Ctrl-C and SIGTERM: workers ignore both (a signal sent to the whole process group reaches
-  the driver too); the driver stops them and leaves their trials ``running``, to be re-run
-  with the same params on resume.
+- Ctrl-C and SIGTERM: workers ignore both (in their own process groups a terminal's Ctrl-C
+  does not reach them anyway; the driver's handling is the one that counts); the driver stops
+  them and leaves their trials ``running``, marked interrupted, to be re-run with the same
+  params on resume. A ``KeyboardInterrupt`` a worker meets is the objective's own: it fails
+  the trial (:mod:`tpetune._signals`).
 - TensorFlow's start-up noise is silenced in each worker before the objective loads
   (:mod:`tpetune._quiet`; ``--verbose`` keeps it).
 """
