@@ -90,6 +90,11 @@ class StorageFullError(StoreError):
     exit_code = 1
 
 
+class StoreBusyError(StoreError):
+    """Another program held the study database's write lock too long; what is committed is
+    kept and the same command resumes."""
+
+
 _FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,7 @@ def test_resumed_study_equals_an_uninterrupted_one(tmp_path: Path) -> None:
         # Ctrl-C in the middle of trials 5, 11 and 17, as a user or a crash would.
         calls["n"] += 1
         if calls["n"] in (6, 13, 20):
-            raise KeyboardInterrupt
+            _ctrl_c()
         return OBJECTIVE(params)
 
     for _ in range(3):
@@ -97,7 +99,7 @@ def test_a_trial_running_at_a_crash_is_rerun_with_the_same_params(tmp_path: Path
     def crash_on_third(params: Any) -> Any:
         received.append(params)
         if len(received) == 3:
-            raise KeyboardInterrupt
+            _ctrl_c()
         return OBJECTIVE(params)
 
     with pytest.raises(KeyboardInterrupt):
@@ -287,3 +289,10 @@ def test_trials_interop_rebuilds_a_hyperopt_trials(tmp_path: Path) -> None:
     assert trials.tids == list(range(6))
     assert trials.losses() == [r.loss for r in study.records]
     assert trials.best_trial["tid"] == study.best.tid  # type: ignore[union-attr]
+
+
+def _ctrl_c() -> None:
+    """A real Ctrl-C (SIGINT) in the middle of a trial; a KeyboardInterrupt the objective
+    raised itself would fail its trial instead (tpetune._signals)."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(60)  # the signal's KeyboardInterrupt ends this at once

@@ -3,10 +3,13 @@ processes, through the CLI, and across a crash (recorded rung decisions replay).
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +142,7 @@ def test_a_crashed_trial_replays_its_recorded_decisions_and_the_study_matches(
         if calls["n"] == 8:  # trial 7, after its rung decisions at steps 1 and 3
             for epoch in range(1, 5):
                 tpetune.report(epoch, (params["x"] - 0.3) ** 2 + 1.0 / epoch)
-            raise KeyboardInterrupt
+            _ctrl_c()
         return objective(params)
 
     study_dir = tmp_path / "crashed"
@@ -236,3 +239,10 @@ def test_no_submodule_shadows_the_trial_side_functions() -> None:
     assert callable(tpetune.report) and tpetune.report.__module__ == "tpetune.trial.report"
     assert tpetune.should_prune.__module__ == "tpetune.trial.report"
     assert tpetune.TrialPruned.__module__ == "tpetune.trial.report"
+
+
+def _ctrl_c() -> None:
+    """A real Ctrl-C (SIGINT) in the middle of a trial; a KeyboardInterrupt the objective
+    raised itself would fail its trial instead (tpetune._signals)."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(60)  # the signal's KeyboardInterrupt ends this at once

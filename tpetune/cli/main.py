@@ -166,14 +166,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
         return 0
     except TpetuneError as exc:
-        print(f"tpetune: error: {for_cli(str(exc))}", file=sys.stderr)
+        message = for_cli(str(exc))
+        if getattr(args, "fresh", False) and message.endswith("again to resume"):
+            message += " (without --fresh, which would discard the study again)"
+        print(f"tpetune: error: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         where = getattr(args, "resolved_study_dir", None) or getattr(args, "study_dir", None)
-        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        again = "without --fresh" if getattr(args, "fresh", False) else "again"
         print(
             f"\ntpetune: {how}; finished trials are kept in {where}. "
-            "Run the same command again to resume.",
+            f"Run the same command {again} to resume.",
             file=sys.stderr,
         )
         return 143 if isinstance(exc, Terminated) else 130

@@ -14,6 +14,7 @@ from typing import Any
 
 from tpetune.cli.types import finite_float, positive_float, positive_int
 from tpetune.engine.options import Search, Spark, StopRules, Workers
+from tpetune.engine.tuning import stored_trial_count
 from tpetune.errors import ConfigError
 from tpetune.pruners.policies import PRUNERS, default_pruner
 from tpetune.search.algos import ALGOS
@@ -51,7 +52,15 @@ def add_search_options(
         metavar="SEC",
         help="wall-clock budget in seconds, cumulative across resumes",
     )
-    g.add_argument("--fresh", action="store_true", help="discard the stored study, start over")
+    g.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard the stored study (moved to STUDY_DIR/discarded/) and start over; asks "
+        "first on a terminal",
+    )
+    g.add_argument(
+        "--yes", action="store_true", help="confirm --fresh without asking (needed off a terminal)"
+    )
     g.add_argument(
         "--max-failures",
         type=positive_int,
@@ -133,7 +142,13 @@ def add_search_options(
 
 
 def search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The library's option objects (and run arguments) from the search flags."""
+    """The library's option objects (and run arguments) from the search flags.
+
+    Raises:
+        ConfigError: ``--fresh`` on a stored study not confirmed (see :func:`confirm_fresh`).
+    """
+    if args.fresh:
+        confirm_fresh(Path(args.resolved_study_dir), yes=args.yes)
     algo_options = {
         key: value
         for key, value in (
@@ -231,6 +246,30 @@ def for_cli(message: str) -> str:
     for flag, _, knob, _, _ in _PRUNER_FLAGS:  # the pruners name their knobs bare
         message = message.replace(f"{knob} must", f"{flag} must")
     return message.replace("leave --", "drop --").replace(" unset to resume", " to resume")
+
+
+def confirm_fresh(study_dir: Path, *, yes: bool) -> None:
+    """Let ``--fresh`` discard a study holding trials only when confirmed: ``--yes``, or an
+    answer on the terminal. Off a terminal (a script, CI) without ``--yes`` it refuses, as
+    ``apt-get`` and ``terraform destroy`` do: hours of trials are not discarded by accident.
+
+    Raises:
+        ConfigError: not confirmed; nothing is discarded.
+    """
+    import sys
+
+    count = stored_trial_count(study_dir)
+    if yes or count == 0:
+        return
+    what = "an unreadable study" if count is None else f"the {count} trials of study {study_dir}"
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise ConfigError(
+            f"--fresh would discard {what}: add --yes to confirm (there is no terminal to ask "
+            "on), or drop --fresh to resume it"
+        )
+    print(f"--fresh: discard {what}? [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise ConfigError(f"nothing discarded; drop --fresh to resume study {study_dir}")
 
 
 def _read_points(path: Path) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from tpetune import _signals
 from tpetune._io import jsonable, plain_number
 from tpetune.engine.options import Callback, StopRules
 from tpetune.errors import ObjectiveError, SearchFailedError
@@ -118,9 +119,8 @@ class Driver:
         """The next trial and the objective's argument for it: a crashed trial again, a
         warm-start point, or a new proposal; ``None`` when the algorithm has nothing left."""
         if self.rerun:
-            old = self.rerun.pop(0)
-            log.info("re-running trial %d, interrupted by a crash, with the same params", old.tid)
-            return replace(old, started=time.time()), self.space.evaluate(old.vals)
+            old = self.rerun.pop(0)  # announced by run(), before the progress bar
+            return replace(old, started=time.time(), error=None), self.space.evaluate(old.vals)
         tid = self.next_tid
         if tid < len(self.point_vals):
             vals = self.point_vals[tid]
@@ -148,11 +148,26 @@ class Driver:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, max_evals: int, executor: Executor, bar: bool) -> str:
-        """Run trials until ``max_evals`` are done or a stop rule fires; the stop reason."""
+        """Run trials until ``max_evals`` are done or a stop rule fires; the stop reason.
+
+        Ctrl-C and SIGTERM stop it (``KeyboardInterrupt`` after recording what finished and
+        marking the trials in flight interrupted); see :mod:`tpetune._signals`.
+        """
+        with _signals.watching():
+            return self._run(max_evals, executor, bar)
+
+    def _run(self, max_evals: int, executor: Executor, bar: bool) -> str:
         from tqdm.auto import tqdm
 
         inflight: dict[int, TrialRecord] = {}
         reason = None
+        for old in self.rerun:  # before the bar exists, so each message has its own line
+            why = old.error if (old.error or "").startswith("interrupted by") else None
+            log.info(
+                "re-running trial %d, %s, with the same params",
+                old.tid,
+                why or "interrupted by a crash",
+            )
         progress = tqdm(
             total=max_evals,
             initial=min(len(self.done), max_evals),
@@ -182,6 +197,8 @@ class Driver:
                     self._show_best(progress)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the time spent counts on resume
             self.store.set_meta(elapsed_s=self.elapsed())
+            # Not a crash: `show` and the resume say so (the trials still re-run on resume).
+            self.store.mark_interrupted(list(inflight), f"interrupted by {_signals.how()}")
             raise
         finally:
             progress.close()

@@ -17,6 +17,7 @@ pieces (the space's ``Domain``, ``Trials`` documents, the ``suggest`` algorithms
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,14 +34,20 @@ from tpetune.engine.options import (
     Serial,
     StopRules,
 )
-from tpetune.errors import ConfigError, SearchFailedError, SpaceMismatchError
+from tpetune.errors import (
+    ConfigError,
+    SearchFailedError,
+    SpaceMismatchError,
+    StoreError,
+    from_os_error,
+)
 from tpetune.pruners.policies import NoPruner, Pruner, default_pruner, pruner_from_json
 from tpetune.search import algos
 from tpetune.search.seeding import first_draw
 from tpetune.search.space import Space
 from tpetune.study import provenance
 from tpetune.study.artifacts import DEFAULT_KEEP, Retention
-from tpetune.study.store import DB_NAME, Store, StudyLock
+from tpetune.study.store import Store, StudyLock
 from tpetune.study.study import Study
 
 log = logging.getLogger("tpetune")
@@ -82,7 +89,9 @@ def tune(
             new study, the stored one on resume. Only objectives that report values (Keras
             ones through the pruning callback) are ever pruned.
         executor: where trials run: :class:`Serial` (default), :class:`Workers`, :class:`Spark`.
-        fresh: discard an existing study in ``study_dir`` and start over.
+        fresh: discard an existing study in ``study_dir`` and start over: everything in the
+            folder tpetune wrote (database, trial folders, models, reports, plots) moves to
+            ``study_dir/discarded/``, which replaces the one an earlier fresh start left.
         objective_config: JSON-able settings that change what the objective computes (e.g.
             epochs, data file). Stored with a new study; resuming with other values is refused
             because the old and new trials would not be comparable.
@@ -119,8 +128,9 @@ def tune(
             _discard(study_dir)
         created = not Store.exists(study_dir)
         store, meta = _open_store(
-            study_dir, space, search, pruner, max_evals, stop, config, point_vals
-        )
+            study_dir, space, search, pruner, max_evals, stop, config, point_vals,
+            code=provenance.objective_code(objective),
+        )  # fmt: skip
         if created:  # where `tpetune replay` finds an objective and space built in code
             store.set_meta(origin=origin.origin_of(objective))
         try:
@@ -167,11 +177,55 @@ def _stream(meta: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
     return meta["seed_stream"], int(meta.get("seed_stream_start", 0))
 
 
+#: Where ``fresh`` puts the study it discards (inside the study folder; the next one replaces it).
+DISCARDED_DIR = "discarded"
+#: What tpetune writes into a study folder (the store, trial folders, models, the bundled
+#: studies' reports, plots, default exports): ``fresh`` moves these aside, and only these,
+#: so a study folder shared with other files (``--study-dir .``) keeps them in place.
+STUDY_FILES = (
+    "study.db*", ".study.db.new*", "trials", "models", "summary.json", "*.png", "*.keras",
+    "predictions.csv", "test_folds.csv", "classification_report.txt", "trials.csv",
+    "trials.json", "trials.pkl", "optuna.db", "tensorboard", "mlflow.db",
+)  # fmt: skip
+
+
+def stored_trial_count(study_dir: str | Path) -> int | None:
+    """How many trials the study in ``study_dir`` holds: 0 without one, ``None`` when its
+    database cannot be read (a damaged study, which ``fresh`` is also there to replace)."""
+    if not Store.exists(study_dir):
+        return 0
+    try:
+        store = Store.open(study_dir, readonly=True)
+    except StoreError:
+        return None
+    try:
+        return len(store.records())
+    except StoreError:
+        return None
+    finally:
+        store.close()
+
+
 def _discard(study_dir: Path) -> None:
-    """Remove a study's database and trial folders (``fresh``); the lock file stays, held."""
-    for suffix in ("", "-wal", "-shm"):
-        (study_dir / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
-    shutil.rmtree(study_dir / "trials", ignore_errors=True)
+    """``fresh``: move the old study's files (:data:`STUDY_FILES`) into ``discarded/``.
+
+    Nothing of the old study stays where plots, reports and ``best-model`` look (summary,
+    models, predictions, PNGs), and an unintended fresh start can still be undone by hand.
+    """
+    count = stored_trial_count(study_dir)
+    entries = sorted({p for pattern in STUDY_FILES for p in study_dir.glob(pattern)})
+    if not entries:
+        return
+    aside = study_dir / DISCARDED_DIR
+    try:
+        shutil.rmtree(aside, ignore_errors=True)
+        aside.mkdir()
+        for entry in entries:
+            os.replace(entry, aside / entry.name)
+    except OSError as exc:
+        raise from_os_error(exc, study_dir, "discard the study") from None
+    what = "an unreadable study" if count is None else f"the {count} trials of study {study_dir}"
+    log.warning("discarded %s (kept in %s until the next fresh start)", what, aside)
 
 
 def new_study_meta(
@@ -217,13 +271,17 @@ def _open_store(
     stop: StopRules,
     config: dict[str, Any],
     point_vals: list[dict[str, Any]],
+    *,
+    code: dict[str, str] | None = None,
 ) -> tuple[Store, dict[str, Any]]:
-    """Create the study, or reopen it after checking that it is the same search."""
+    """Create the study, or reopen it after checking that it is the same search (and saying
+    so when the objective's code changed: :func:`provenance.objective_changed`)."""
     if not Store.exists(study_dir):
         meta = new_study_meta(space, search, pruner, max_evals, stop.timeout)
         meta["points"] = point_vals
         if "seed_stream" in meta:  # the points draw no seed: the stream starts after them
             meta["seed_stream_start"] = len(point_vals)
+        meta[provenance.OBJECTIVE_KEY] = code
         data_files = provenance.data_files_in(config)
         meta["provenance"], _ = provenance.on_open(None, space.source, data_files=data_files)
         store = Store.create(study_dir, {**meta, "objective_config": config})
@@ -241,6 +299,11 @@ def _open_store(
     updates["provenance"], warning = provenance.on_open(meta, space.source, data_files=data_files)
     if warning:  # other versions may compute other numbers: say so, but do not refuse
         log.warning("warning: study %s: %s", study_dir, warning)
+    changed = provenance.objective_changed(meta, code, len(store.records()))
+    if changed:  # hyperopt.fmin would search afresh; say what resuming means, once
+        log.warning("warning: study %s: %s", study_dir, changed)
+    if code is not None:
+        updates[provenance.OBJECTIVE_KEY] = code
     if "algo_options" not in meta:  # a study made before knobs were stored: they were
         updates["algo_options"] = dict(search.options)  # passed on each run, as now
     if "pruner" not in meta:

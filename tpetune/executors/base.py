@@ -6,7 +6,8 @@ objectives and hands back :class:`Outcome` values. Contract every executor meets
 - ``workers`` trials may be in flight at once; ``submit`` never blocks.
 - ``wait()`` returns at least one finished ``(tid, Outcome)`` while anything is in flight.
 - An exception in the objective never escapes: it becomes a ``fail`` outcome carrying the
-  error text. ``KeyboardInterrupt`` does escape, so Ctrl-C stops the study.
+  error text. ``KeyboardInterrupt`` escapes only when Ctrl-C or SIGTERM caused it, so that
+  stops the study; one the objective raised itself fails its trial (:mod:`tpetune._signals`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tpetune import _signals
 from tpetune._io import jsonable
+from tpetune.search.user_modules import is_space_module
 from tpetune.study.artifacts import capture, report_non_json
 from tpetune.study.attachments import storable
 from tpetune.study.store import TrialState
@@ -72,18 +75,14 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
             raw = objective(job.args)
         except TrialPruned:
             raw = _pruned_result(steps.curve(), steps.pruner.monitor)
+        except KeyboardInterrupt as exc:
+            if _signals.signalled() is not None:
+                raise  # Ctrl-C or SIGTERM: the study stops, this trial re-runs on resume
+            return _failed(exc, started, steps.shipped, " (raised by the objective, not a Ctrl-C)")
         # The objective is user code: any failure fails this trial only. SystemExit too
         # (a sys.exit() in it), else a serial study would end, its trial left running.
         except (Exception, SystemExit) as exc:
-            last = traceback.extract_tb(exc.__traceback__)[-1:]
-            where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-            return Outcome(
-                TrialState.FAIL,
-                error=f"{type(exc).__name__}: {exc}{where}",
-                started=started,
-                finished=time.time(),
-                steps=steps.shipped,
-            )
+            return _failed(exc, started, steps.shipped)
 
     outcome = interpret(capture(raw, job.ctx))  # Keras models -> STUDY/models/<tid>.keras
     state = outcome.state
@@ -103,6 +102,18 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
             "finished": time.time(),
             "steps": steps.shipped,
         }
+    )
+
+
+def _failed(exc: BaseException, started: float, steps: list[list[Any]], note: str = "") -> Outcome:
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+    return Outcome(
+        TrialState.FAIL,
+        error=f"{type(exc).__name__}{note}: {exc}{where}",
+        started=started,
+        finished=time.time(),
+        steps=steps,
     )
 
 
@@ -163,11 +174,14 @@ def _contract(message: str) -> Outcome:
     return Outcome(TrialState.FAIL, error=message, contract_error=True)
 
 
-def ship(objective: Objective) -> bytes:
+def ship(objective: Objective, *, space_files_there: bool = False) -> bytes:
     """Pickle an objective for another process or machine.
 
     A module that is not installed (the user's own script or test file) is pickled by value,
     so the receiving side needs only the installed packages, not the user's source tree.
+    ``space_files_there``: the receiver loads this process's space files first
+    (:mod:`tpetune.search.user_modules`; local worker processes do), so an objective from one goes
+    by reference and its module's functions pickle by reference there too.
     """
     import cloudpickle
 
@@ -177,6 +191,7 @@ def ship(objective: Objective) -> bytes:
     path = getattr(module, "__file__", None) or ""
     by_value = (
         module is not None
+        and not (space_files_there and is_space_module(objective))
         and name != "__main__"  # cloudpickle already ships __main__ by value
         and not name.startswith("tpetune")
         and not any(path.startswith(p) for p in installed)

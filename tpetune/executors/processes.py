@@ -16,11 +16,18 @@ The driver alone writes the store.
 - Memory: a worker is replaced after ``recycle_after`` trials, so whatever a framework leaks
   per trial is returned to the OS.
 - ``trial_timeout``: a trial running longer is killed with its worker and recorded as failed.
+- Process groups: each worker leads a process group of its own, and leaves as a group: on a
+  trial timeout, when it dies, when it is recycled and when the executor closes (the study
+  ends, stops on failures, or is stopped), whatever processes its trials started and left
+  (data loaders, tools, a ``multiprocessing`` pool) are killed with it. Workers read stdin
+  from ``/dev/null`` (a process group in the background stops when it reads the terminal).
 - Threads: each worker gets ``cores // N`` intra-op threads (TensorFlow, OpenMP, BLAS), so N
   workers do not oversubscribe the machine.
-- Ctrl-C and SIGTERM: workers ignore both (a signal sent to the whole process group reaches
-  the driver too); the driver stops them and leaves their trials ``running``, to be re-run
-  with the same params on resume.
+- Ctrl-C and SIGTERM: workers ignore both (in their own process groups a terminal's Ctrl-C
+  does not reach them anyway; the driver's handling is the one that counts); the driver stops
+  them and leaves their trials ``running``, marked interrupted, to be re-run with the same
+  params on resume. A ``KeyboardInterrupt`` a worker meets is the objective's own: it fails
+  the trial (:mod:`tpetune._signals`).
 - TensorFlow's start-up noise is silenced in each worker before the objective loads
   (:mod:`tpetune._quiet`; ``--verbose`` keeps it).
 """
@@ -43,6 +50,7 @@ from typing import Any
 from tpetune._quiet import VERBOSE_VAR, quiet_tensorflow
 from tpetune.errors import ExecutorError
 from tpetune.executors.base import Job, Outcome, run_trial, ship
+from tpetune.search.user_modules import load_from_env, worker_env
 from tpetune.study.store import TrialState
 
 log = logging.getLogger("tpetune")
@@ -71,7 +79,9 @@ def _worker_main(fd: int) -> None:
 
     conn = Connection(fd)
     try:
-        objective = cloudpickle.loads(conn.recv_bytes())
+        blob = conn.recv_bytes()
+        load_from_env()  # the driver's space files, as modules: the objective may live in one
+        objective = cloudpickle.loads(blob)
     except EOFError:
         return
     except Exception as exc:  # e.g. a module the objective needs is not installed here
@@ -111,6 +121,16 @@ def _parent_death_hook() -> Callable[[], Any] | None:
     return functools.partial(prctl, 1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
 
 
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group ``process`` leads (itself and what its trials started)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole group has ended
+        pass
+    except PermissionError:  # pragma: no cover - a member became another user's (setuid)
+        process.kill()
+
+
 @dataclass
 class _Worker:
     process: subprocess.Popen[bytes]
@@ -146,9 +166,10 @@ class ProcessExecutor:
         self.workers = workers
         self.trial_timeout = trial_timeout
         self.recycle_after = recycle_after
-        self._blob = ship(objective)
+        self._blob = ship(objective, space_files_there=True)
         per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
         self._env = {**os.environ, **{var: str(per_worker) for var in _THREAD_VARS}}
+        self._env.update(worker_env(objective))  # workers load its space file (user_modules)
         self._env["TF_NUM_INTEROP_THREADS"] = "1"
         self._workers: list[_Worker] = []
         self._queue: deque[Job] = deque()
@@ -160,6 +181,8 @@ class ProcessExecutor:
             [sys.executable, "-m", "tpetune.executors.processes", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             env=self._env,
+            stdin=subprocess.DEVNULL,
+            process_group=0,  # its own group: its trials' children leave with it (_retire)
             preexec_fn=_parent_death_hook(),
         )
         theirs.close()
@@ -179,12 +202,15 @@ class ProcessExecutor:
             except OSError:
                 kill = True
         if kill:
-            worker.process.kill()
+            _kill_group(worker.process)
         try:
             worker.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            worker.process.kill()
+            _kill_group(worker.process)
             worker.process.wait()
+        # What its trials started and left behind (the group outlives its reaped leader, and
+        # its id is not reused while any member lives).
+        _kill_group(worker.process)
         worker.conn.close()
         self._workers.remove(worker)
 

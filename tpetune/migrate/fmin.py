@@ -114,6 +114,7 @@ def fmin(
     *,
     study_dir: str | Path | None = None,
     keep_models: int | None = None,
+    fresh: bool = False,
 ) -> Any:
     """Minimise ``fn`` over ``space`` like ``hyperopt.fmin``, in a resumable study.
 
@@ -125,6 +126,8 @@ def fmin(
             ``allow_trials_fmin`` and ``max_queue_len`` are accepted and have no effect.
         study_dir: the study folder (default: :func:`default_study_dir`).
         keep_models: how many best trials keep a Keras model ``fn`` returned (default 3).
+        fresh: discard the stored study and search afresh, as hyperopt.fmin always does
+            (re-running resumes; a changed ``fn`` is warned about, not discarded).
 
     Returns:
         ``trials.argmin`` (hyperopt's form) when ``return_argmin``, else its ``space_eval``
@@ -170,7 +173,7 @@ def fmin(
     callbacks: list[Any] = [capture.stop_on_error]
     if early_stop_fn is not None:
         stopper = EarlyStop(early_stop_fn, tspace.labels)
-        if stopper.replay(study_dir):
+        if not fresh and stopper.replay(study_dir):
             log.info("tpetune.fmin: early_stop_fn had already stopped study %s", study_dir)
             return _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
         callbacks.append(stopper)
@@ -198,6 +201,7 @@ def fmin(
             executor=_executor_for(trials),
             progress=bool(verbose and show_progressbar),
             keep_models=DEFAULT_KEEP if keep_models is None else keep_models,
+            fresh=fresh,
         )
     _advance(rstate, study_dir)
     result = _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)

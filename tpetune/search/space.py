@@ -24,7 +24,6 @@ import importlib.resources
 import json
 import math
 import re
-import runpy
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 from tpetune._io import jsonable
 from tpetune.errors import SpaceError
+from tpetune.search.user_modules import load_module
 
 #: hyperopt distributions whose samples are whole numbers when their ``q`` is whole.
 _QUANTISED = {"quniform", "qloguniform", "qnormal", "qlognormal"}
@@ -78,7 +78,9 @@ def bundled_spaces() -> dict[str, Path]:
 
 
 def load_file(spec: str | Path, *, need_objective: bool = False) -> dict[str, Any]:
-    """Execute a space file and return its globals.
+    """Execute a space file as a module and return its globals (see
+    :mod:`tpetune.search.user_modules`: the file may import modules beside it; its functions
+    pickle by reference).
 
     Raises:
         SpaceError: the file is missing, has a syntax error, fails while importing,
@@ -86,7 +88,8 @@ def load_file(spec: str | Path, *, need_objective: bool = False) -> dict[str, An
     """
     path = resolve_space_file(spec)
     try:
-        namespace = runpy.run_path(str(path), run_name=f"tpetune_space_{path.stem}")
+        # A real module (sys.modules, its folder on sys.path), as `python file.py` runs it.
+        namespace = vars(load_module(path))
     except SyntaxError as exc:
         raise SpaceError(
             f"{path}:{exc.lineno}: syntax error: {exc.msg}; fix the file and run again"

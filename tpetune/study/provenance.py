@@ -23,7 +23,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +260,54 @@ def space_file_changed(meta: Mapping[str, Any], path: str | Path) -> str | None:
             f"(sha256 {str(last.get('sha256'))[:12]} -> {now[:12]})"
         )
     return None
+
+
+#: Meta key of the objective's code fingerprint (:func:`objective_code`).
+OBJECTIVE_KEY = "objective_code"
+
+
+def objective_code(objective: Callable[..., Any]) -> dict[str, str] | None:
+    """The objective's name and a hash of its source (its class's, for a callable object;
+    its compiled code where no source exists, e.g. typed at a prompt), to tell on resume
+    that the study was made by other code. ``None`` for tpetune's own objectives (the
+    bundled studies), whose code changes only with tpetune's version, recorded above.
+
+    Only the function's own text counts: a helper it calls may change unnoticed.
+    """
+    import functools
+    import inspect
+    import marshal
+
+    target: Any = inspect.unwrap(objective)
+    extra = ""
+    while isinstance(target, functools.partial):
+        extra += repr((target.args, sorted(target.keywords.items())))
+        target = inspect.unwrap(target.func)
+    if not (inspect.isfunction(target) or inspect.ismethod(target) or inspect.isclass(target)):
+        target = type(target)
+    module = getattr(target, "__module__", "") or ""
+    if module == "tpetune" or module.startswith("tpetune."):
+        return None
+    try:
+        text = inspect.getsource(target).encode()
+    except (OSError, TypeError):  # no source file: the compiled code stands for it
+        code = getattr(getattr(target, "__func__", target), "__code__", None)
+        text = marshal.dumps(code) if code is not None else repr(target).encode()
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return {"name": name, "sha256": hashlib.sha256(text + extra.encode()).hexdigest()}
+
+
+def objective_changed(
+    meta: Mapping[str, Any], current: Mapping[str, str] | None, trials: int
+) -> str | None:
+    """Why resuming the study in ``meta`` with ``current`` (:func:`objective_code`) deserves a
+    warning, or ``None`` (same code, nothing recorded, or nothing to compare)."""
+    stored = meta.get(OBJECTIVE_KEY)
+    if current is None or not isinstance(stored, Mapping) or stored == current:
+        return None
+    return (
+        f"it was made by another version of the objective `{stored.get('name')}` (its code "
+        f"changed since): resuming it keeps its {trials} trials of the old code and counts "
+        "them in max_evals. To start afresh use fresh=True, delete the study folder, or give "
+        "another study_dir"
+    )

@@ -9,21 +9,36 @@
 - Every SQLite error raised through a store connection that means damage, a full disk or an
   unwritable folder becomes the matching :class:`~tpetune.errors.StoreError` with one line
   saying what failed and what to do; other errors pass unchanged.
+- Another program holding the write lock (a database browser with a transaction open, a
+  stalled process, a network file system): a writer waits :data:`BUSY_TIMEOUT_S` inside
+  SQLite, then says once that it waits, and keeps trying until :data:`BUSY_GIVE_UP_S`; then
+  :class:`~tpetune.errors.StoreBusyError`, one line with the resume hint. Only a
+  transaction's first write can meet the lock (a transaction holding it meets no other), so
+  the retry rolls back nothing but that statement's implicit ``BEGIN``.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 import tempfile
+import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
-from tpetune.errors import NotWritableError, StorageFullError, StoreDamagedError
+from tpetune.errors import NotWritableError, StorageFullError, StoreBusyError, StoreDamagedError
 
 # SQLite's primary result codes (the low byte of an extended code).
-_READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN = 8, 10, 11, 13, 14
+_BUSY, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN = 5, 8, 10, 11, 13, 14
+#: Seconds SQLite itself waits for another connection's write lock, per statement.
+BUSY_TIMEOUT_S = 30.0
+#: Seconds a writer keeps waiting for that lock in all, with a message, before it stops.
+BUSY_GIVE_UP_S = 600.0
+_T = TypeVar("_T")
+log = logging.getLogger("tpetune")
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -59,6 +74,40 @@ def translate(exc: sqlite3.Error, db: Path, *, writer: bool) -> Exception:
     return exc
 
 
+def _waiting_for_lock(conn: StoreConnection, run: Callable[[], _T]) -> _T:
+    """``run()``, again while another connection holds the write lock (see the docstring).
+
+    Raises:
+        StoreBusyError: the lock was held for :data:`BUSY_GIVE_UP_S` seconds.
+    """
+    start = time.monotonic()
+    told = False
+    while True:
+        try:
+            return run()
+        except sqlite3.OperationalError as exc:
+            if not conn.writer or getattr(exc, "sqlite_errorcode", None) != _BUSY:
+                raise
+            waited = time.monotonic() - start
+            if waited >= BUSY_GIVE_UP_S:
+                raise StoreBusyError(
+                    f"could not write {conn.db}: another program has held its write lock "
+                    f"for {waited:.0f}s (a database browser with changes not saved, a stalled "
+                    "process, a network file system). Finished trials are kept; close that "
+                    "program and run the same command again to resume"
+                ) from exc
+            if not told:
+                log.warning(
+                    "\n%s is locked by another program (a database browser, a stalled "
+                    "process?): waiting up to %.0fs for it; finished trials are safe",
+                    conn.db,
+                    BUSY_GIVE_UP_S,
+                )
+                told = True
+            if conn.in_transaction:  # only the implicit BEGIN of this first write
+                sqlite3.Connection.rollback(conn)
+
+
 def _raise(exc: sqlite3.Error, mapped: Exception) -> NoReturn:
     """Raise ``mapped`` (chained to ``exc``), or ``exc`` itself when it was not mapped."""
     if mapped is exc:
@@ -76,20 +125,24 @@ class _Cursor(sqlite3.Cursor):
         return translate(exc, conn.db, writer=conn.writer)
 
     def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        run = sqlite3.Cursor.execute
         try:
-            return super().execute(sql, parameters)
+            return _waiting_for_lock(self.connection, lambda: run(self, sql, parameters))
         except sqlite3.Error as exc:
             _raise(exc, self._fail(exc))
 
     def executemany(self, sql: str, seq: Any, /) -> _Cursor:
+        rows = list(seq)  # a generator could not be replayed after waiting for the lock
+        run = sqlite3.Cursor.executemany
         try:
-            return super().executemany(sql, seq)
+            return _waiting_for_lock(self.connection, lambda: run(self, sql, rows))
         except sqlite3.Error as exc:
             _raise(exc, self._fail(exc))
 
     def executescript(self, script: str, /) -> _Cursor:
+        run = sqlite3.Cursor.executescript
         try:
-            return super().executescript(script)  # type: ignore[return-value]
+            return _waiting_for_lock(self.connection, lambda: run(self, script))  # type: ignore[return-value]
         except sqlite3.Error as exc:
             _raise(exc, self._fail(exc))
 
@@ -150,7 +203,11 @@ class StoreConnection(sqlite3.Connection):
 
 
 def _open(uri: str, db: Path, *, writer: bool) -> StoreConnection:
-    conn = sqlite3.connect(uri, uri=True, timeout=30, factory=StoreConnection)
+    # check_same_thread=False: an objective may report from a thread of its own; SQLite is
+    # built serialized and StepLog lets one thread at a time use its connection.
+    conn = sqlite3.connect(
+        uri, uri=True, timeout=BUSY_TIMEOUT_S, factory=StoreConnection, check_same_thread=False
+    )
     conn.db, conn.writer = db, writer
     return conn
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from tpetune.errors import StoreError, from_os_error
 from tpetune.study.attachments import ATTACHMENTS_SCHEMA, AttachmentsMixin
-from tpetune.study.lock import LOCK_NAME, StudyLock  # noqa: F401  (their old home)
+from tpetune.study.lock import LOCK_NAME, StudyLock  # noqa: F401  (re-exported: its old home)
 from tpetune.study.sqlite import connect_reader, connect_writer, damaged
 from tpetune.study.steps import StepsMixin
 
@@ -248,6 +248,17 @@ class Store(StepsMixin, AttachmentsMixin):
             self._put_attachments(record.tid, attachments)  # name -> bytes/str
         if time.monotonic() - self._last_sync >= SYNC_INTERVAL_S:
             self.sync()
+
+    def mark_interrupted(self, tids: list[int], why: str) -> None:
+        """Note on ``running`` trials that a clean stop (Ctrl-C, SIGTERM), not a crash, ended
+        them; they stay ``running`` and re-run on resume (:meth:`begin_trial` clears it)."""
+        if not tids:
+            return
+        with self._conn:
+            self._conn.executemany(
+                "UPDATE trials SET error=? WHERE tid=? AND state='running'",
+                [(why, tid) for tid in tids],
+            )
 
     def sync(self) -> None:
         """fsync the write-ahead log: what is committed now survives power loss."""

@@ -5,6 +5,12 @@ objective keeps the plain hyperopt signature ``objective(params)`` and still can
 checkpoints by trial id, seed its framework per trial, or ask the pruner whether to stop.
 Outside a trial :func:`current_trial` returns ``None``; objectives must work then too
 (e.g. when a user calls ``objective(study.best_args)`` by hand).
+
+The current trial is a ``ContextVar``, which a ``threading.Thread`` does not inherit. A
+training loop in a thread of its own still sees its trial: where the variable is unset, the
+one trial running in this process is current (serial studies and worker processes run one
+at a time). Where several run in one process, such a thread sees none and
+:func:`ambiguous_thread_error` says how to pass the trial on.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,18 +92,48 @@ _CURRENT: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
 )
 
 
+# Every trial in scope in this process, for threads the ContextVar does not reach.
+_ACTIVE: list[TrialContext] = []
+_ACTIVE_LOCK = threading.Lock()
+
+
 def current_trial() -> TrialContext | None:
-    """The trial being evaluated in this thread/process, or ``None`` outside a trial."""
-    return _CURRENT.get()
+    """The trial being evaluated: this thread's (or task's), else the only one running in
+    this process (a thread the objective started), else ``None``."""
+    ctx = _CURRENT.get()
+    if ctx is None:
+        with _ACTIVE_LOCK:
+            ctx = _ACTIVE[0] if len(_ACTIVE) == 1 else None
+    return ctx
+
+
+def trials_in_process() -> int:
+    """How many trials are in scope in this process (all threads)."""
+    with _ACTIVE_LOCK:
+        return len(_ACTIVE)
+
+
+def ambiguous_thread_error(call: str) -> str:
+    """The message for ``call`` made from a thread that belongs to no trial while several run."""
+    return (
+        f"{call} was called from a thread that belongs to no trial while "
+        f"{trials_in_process()} trials run in this process: start the thread with "
+        "`ctx = contextvars.copy_context(); threading.Thread(target=ctx.run, args=(fn,))` "
+        "from inside the objective so it knows its trial"
+    )
 
 
 @contextlib.contextmanager
 def trial_scope(ctx: TrialContext) -> Iterator[TrialContext]:
     """Make ``ctx`` the current trial for the duration of the ``with`` block."""
     token = _CURRENT.set(ctx)
+    with _ACTIVE_LOCK:
+        _ACTIVE.append(ctx)
     try:
         yield ctx
     finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.remove(ctx)
         _CURRENT.reset(token)
 
 

@@ -21,6 +21,10 @@ Contract:
   decide alike; ASHA rungs and the median rule's warm-up count reports, not step labels.
 - ``should_prune()`` is the decision taken at the latest reported step.
 - Outside a study both are harmless: ``report`` does nothing and ``should_prune`` is False.
+- Both work from a thread the objective started (a training loop in a ``threading.Thread``):
+  they reach the one trial running in the process. Where several trials share the process
+  and the thread belongs to none, they raise a :class:`ConfigError` saying how to pass the
+  trial's context to the thread (never a silent no-op).
 - A re-run of a trial left ``running`` by a crash starts from the steps stored before it
   died and replays the rung decisions recorded then.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -43,7 +48,7 @@ from tpetune.pruners.policies import (
     Pruner,
 )
 from tpetune.study.store import DB_NAME, Store
-from tpetune.trial.context import TrialContext, current_trial
+from tpetune.trial.context import TrialContext, ambiguous_thread_error, current_trial
 
 
 class TrialPruned(Exception):
@@ -63,6 +68,8 @@ class StepLog:
     _store: Any = None
     _board: MemoryBoard | None = None
     _finished: list[list[float]] | None = None
+    # report() may come from the objective's own threads: one at a time on the store.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(cls, ctx: TrialContext) -> StepLog:
@@ -92,6 +99,10 @@ class StepLog:
         return [self.values[s] for s in sorted(self.values) if latest is None or s <= latest]
 
     def report(self, step: int, value: float) -> Decision:
+        with self._lock:
+            return self._report(step, value)
+
+    def _report(self, step: int, value: float) -> Decision:
         self._connect()
         self.values[step] = value
         self.latest = step
@@ -127,6 +138,10 @@ class StepLog:
         return self._finished
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._store is not None:
             if self.latest is not None:
                 self._store.drop_steps_after(self.ctx.tid, self.latest)
@@ -144,6 +159,9 @@ def _board_from(reference: dict[str, Any]) -> MemoryBoard:
 
 
 _LOG: contextvars.ContextVar[StepLog | None] = contextvars.ContextVar("tpetune_steps", default=None)
+# Every step log in scope in this process, for threads the ContextVar does not reach.
+_OPEN: list[StepLog] = []
+_OPEN_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -151,11 +169,31 @@ def step_scope(ctx: TrialContext) -> Iterator[StepLog]:
     """Collect the steps of the trial ``ctx`` for the duration of the block (executors)."""
     log = StepLog.open(ctx)
     token = _LOG.set(log)
+    with _OPEN_LOCK:
+        _OPEN.append(log)
     try:
         yield log
     finally:
+        with _OPEN_LOCK:
+            _OPEN.remove(log)
         _LOG.reset(token)
         log.close()
+
+
+def _current_log(call: str) -> StepLog | None:
+    """This thread's step log, else the only one open in the process (see the docstring).
+
+    Raises:
+        ConfigError: called from a thread of no trial while several trials run here.
+    """
+    log = _LOG.get()
+    if log is not None:
+        return log
+    with _OPEN_LOCK:
+        open_logs = list(_OPEN)
+    if len(open_logs) > 1:
+        raise ConfigError(ambiguous_thread_error(call))
+    return open_logs[0] if open_logs else None
 
 
 def report(step: int, value: float) -> None:
@@ -172,14 +210,18 @@ def report(step: int, value: float) -> None:
         number = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"tpetune.report(value=...) must be a number; got {value!r}") from None
-    log = _LOG.get()
+    log = _current_log("tpetune.report()")
     if log is not None and current_trial() is log.ctx:
         log.report(step, number)
 
 
 def should_prune() -> bool:
-    """True when the study's pruner decided, at the latest reported step, to stop the trial."""
-    log = _LOG.get()
+    """True when the study's pruner decided, at the latest reported step, to stop the trial.
+
+    Raises:
+        ConfigError: called from a thread of no trial while several trials run here.
+    """
+    log = _current_log("tpetune.should_prune()")
     return log is not None and log.last.prune
 
 

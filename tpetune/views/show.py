@@ -65,10 +65,16 @@ def trial_table(records: list[TrialRecord], *, best_tid: int | None = None) -> s
 def progress_line(study: Study) -> str:
     p = study.progress
     parts = [f"{p.done}/{p.total} trials done", f"{p.failed} failed", f"{p.pruned} pruned"]
-    if p.running:
-        parts.append(f"{p.running} running")
+    if p.running:  # rows left `running` by a stop or a crash are not running now
+        parts.append(f"{p.running} {'running' if study.is_running() else 'interrupted'}")
     parts.append(f"{format_duration(p.elapsed_s)} elapsed")
     return ", ".join(parts)
+
+
+def _interrupted_by(record: TrialRecord) -> str:
+    """``interrupted by Ctrl-C``/``SIGTERM`` (recorded by a clean stop), else a crash."""
+    error = record.error or ""
+    return error if error.startswith("interrupted by") else "interrupted by a crash or kill"
 
 
 def best_block(study: Study) -> str:
@@ -91,10 +97,11 @@ def show_text(study: Study, *, top: int = 5, last: int | None = 20) -> str:
         f"{', running now' if running else ''})"
     )
     out = [head, progress_line(study), "", best_block(study)]
-    stale = [r.tid for r in study.records if r.state is TrialState.RUNNING]
+    stale = [r for r in study.records if r.state is TrialState.RUNNING]
     if stale and not running:
+        how = sorted({_interrupted_by(r) for r in stale})
         out.append(
-            f"\ntrial(s) {', '.join(map(str, stale))} were interrupted; "
+            f"\ntrial(s) {', '.join(str(r.tid) for r in stale)} were {' or '.join(how)}; "
             "they re-run with the same params when the study resumes"
         )
     best_tid = study.best.tid if study.best else None
