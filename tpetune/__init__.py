@@ -14,7 +14,8 @@ Public API::
     tpetune.load_study("runs/mine").to_dataframe()
 
 Inside an objective: ``tpetune.report(step, value)``, ``tpetune.should_prune()``,
-``raise tpetune.TrialPruned()``.
+``raise tpetune.TrialPruned()``, ``tpetune.last_step()`` (where a thawed or re-run trial
+left off; see :class:`FreezeThawPruner`).
 
 Importing this package loads neither TensorFlow nor matplotlib nor hyperopt.
 """
@@ -39,8 +40,8 @@ from tpetune.errors import (
     TpetuneError,
 )
 from tpetune.options import Search, Serial, Spark, StopRules, Workers
-from tpetune.pruners import ASHAPruner, MedianPruner, NoPruner
-from tpetune.reporting import TrialPruned, report, should_prune
+from tpetune.pruners import ASHAPruner, FreezeThawPruner, MedianPruner, NoPruner
+from tpetune.reporting import TrialPruned, last_step, report, should_prune
 from tpetune.store import TrialRecord, TrialState
 from tpetune.study import Study, load_study
 
@@ -53,6 +54,7 @@ __all__ = [
     "ASHAPruner",
     "ConfigError",
     "DataError",
+    "FreezeThawPruner",
     "MedianPruner",
     "MissingDependencyError",
     "NoPruner",
@@ -77,6 +79,7 @@ __all__ = [
     "__version__",
     "current_trial",
     "fmin",
+    "last_step",
     "load_space",
     "load_study",
     "report",

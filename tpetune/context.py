@@ -38,6 +38,9 @@ class TrialContext:
             trial when it runs where the study folder may not exist (a Spark executor on
             another node): ``{"curves": [[...], ...], "rungs": {rung: {tid: [pruned, value]}}}``.
             The pruner then decides from it, and the steps travel back with the outcome.
+        last_step: the last step this trial recorded before this attempt (a thaw of a paused
+            trial, a re-run after a crash); ``None`` when it reported nothing yet. Read it
+            with :func:`tpetune.last_step`.
     """
 
     tid: int
@@ -46,6 +49,7 @@ class TrialContext:
     pruner: dict[str, Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] | None = None
+    last_step: int | None = None
 
     @property
     def workdir(self) -> Path | None:

@@ -29,11 +29,26 @@ from tpetune.errors import ConfigError
 
 
 class Decision(NamedTuple):
-    """A pruner's answer at one step; ``rung``/``value`` are set at a rung (ASHA)."""
+    """A pruner's answer at one step; ``rung``/``value`` are set at a rung (ASHA).
+
+    ``pause`` (freeze-thaw) stops the trial as ``prune`` does, but keeps it for a later thaw;
+    ``prune`` is then True as well, so every objective that stops on ``should_prune()``
+    stops on a pause too."""
 
     prune: bool
     rung: int | None = None
     value: float | None = None
+    pause: bool = False
+
+    @property
+    def kind(self) -> str:
+        """``continue``, ``pause`` or ``prune``: what the store records with the step."""
+        return "pause" if self.pause else "prune" if self.prune else "continue"
+
+    @classmethod
+    def of(cls, kind: str) -> Decision:
+        """The decision a recorded ``kind`` replays (``thawed``: the pause was lifted)."""
+        return cls(kind in ("prune", "pause"), pause=kind == "pause")
 
 
 class Board(Protocol):
@@ -49,6 +64,11 @@ class Board(Protocol):
 
     def recorded(self, tid: int, rung: int) -> Decision | None:
         """The decision recorded earlier for trial ``tid`` at ``rung`` (a resumed trial)."""
+        ...
+
+    def decisions(self, tid: int) -> Mapping[int, str]:
+        """The decisions recorded for trial ``tid`` at each step it reported before (a
+        thawed or re-run trial): step -> ``continue``, ``pause``, ``prune`` or ``thawed``."""
         ...
 
 
@@ -75,6 +95,11 @@ def _best_so_far(curve: Sequence[float]) -> float:
 def _check_monitor(monitor: Any) -> None:
     if not isinstance(monitor, str) or not monitor:
         raise ConfigError(f"pruner monitor must be a metric name; got {monitor!r}")
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -188,8 +213,11 @@ class ASHAPruner:
         return {"name": self.name, **asdict(self)}
 
 
-PRUNERS: dict[str, type[NoPruner] | type[MedianPruner] | type[ASHAPruner]] = {
-    cls.name: cls for cls in (NoPruner, MedianPruner, ASHAPruner)
+# Freeze-thaw lives in its own module (with its curve model); it imports this one's seam.
+from tpetune.freeze_thaw import FreezeThawPruner  # noqa: E402
+
+PRUNERS: dict[str, Any] = {
+    cls.name: cls for cls in (NoPruner, MedianPruner, ASHAPruner, FreezeThawPruner)
 }
 
 
@@ -223,13 +251,16 @@ class MemoryBoard:
 
     curves: list[list[float]] = field(default_factory=list)
     rungs: dict[int, dict[int, Decision]] = field(default_factory=dict)  # rung -> tid -> decision
+    steps: dict[int, dict[int, str]] = field(default_factory=dict)  # tid -> step -> decision
 
     def add_finished(self, curve: Sequence[float]) -> None:
         self.curves.append([float(v) for v in curve])
 
-    def record(self, tid: int, decision: Decision) -> None:
+    def record(self, tid: int, decision: Decision, step: int | None = None) -> None:
         if decision.rung is not None:
             self.rungs.setdefault(decision.rung, {})[tid] = decision
+        if step is not None:
+            self.steps.setdefault(tid, {})[step] = decision.kind
 
     def finished_curves(self) -> Sequence[Sequence[float]]:
         return self.curves
@@ -240,10 +271,15 @@ class MemoryBoard:
     def recorded(self, tid: int, rung: int) -> Decision | None:
         return self.rungs.get(rung, {}).get(tid)
 
+    def decisions(self, tid: int) -> Mapping[int, str]:
+        return self.steps.get(tid, {})
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}; got {value!r}")
+    def thaw(self, tid: int) -> None:
+        """Mark trial ``tid``'s pauses ``thawed`` (what the store's thaw does)."""
+        marks = self.steps.get(tid, {})
+        for step, kind in marks.items():
+            if kind == "pause":
+                marks[step] = "thawed"
 
 
 def default_pruner() -> Pruner:

@@ -46,6 +46,11 @@ class StepsMixin:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if getattr(pruner, "replays_steps", False):  # freeze-thaw: a judged step stays
+                kept = self._judged(tid, step)
+                if kept is not None:
+                    conn.commit()
+                    return Decision.of(kept)
             stored = None if math.isnan(value) else value
             conn.execute(
                 "INSERT OR REPLACE INTO steps(tid, step, value) VALUES (?, ?, ?)",
@@ -54,6 +59,10 @@ class StepsMixin:
             decision = None
             if pruner is not None:
                 decision = pruner.decide(tid, step, curve, StepBoard(self, finished))
+                conn.execute(
+                    "UPDATE steps SET decision=? WHERE tid=? AND step=?",
+                    (decision.kind, tid, step),
+                )
             if decision is not None and decision.rung is not None:
                 rung_value = decision.value
                 if rung_value is not None and math.isnan(rung_value):
@@ -70,18 +79,19 @@ class StepsMixin:
 
     def write_steps(self, tid: int, rows: Sequence[Sequence[Any]]) -> None:
         """Store steps that travelled back with a trial's outcome: [step, value, rung,
-        rung_value, pruned] rows (a trial that ran where it could not see the store)."""
+        rung_value, pruned(, decision)] rows (a trial that ran where it could not see the
+        store)."""
 
         def null(v: Any) -> Any:
             return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
         with self._conn:
             self._conn.executemany(
-                "INSERT OR REPLACE INTO steps(tid, step, value, rung, rung_value, pruned) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO steps(tid, step, value, rung, rung_value, pruned, "
+                "decision) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (tid, s, null(v), r, null(rv), None if r is None else int(bool(p)))
-                    for s, v, r, rv, p in rows
+                    (tid, s, null(v), r, null(rv), None if r is None else int(bool(p)), d)
+                    for s, v, r, rv, p, d in (list(row) + [None] * (6 - len(row)) for row in rows)
                 ],
             )
 
@@ -113,12 +123,17 @@ class StepsMixin:
             return Decision(bool(pruned), rung, math.nan if value is None else float(value))
         return None
 
+    def _judged(self, tid: int, step: int) -> str | None:
+        """The decision recorded at ``step`` of trial ``tid``, if the step was judged."""
+        rows = self._rows("SELECT decision FROM steps WHERE tid=? AND step=?", (tid, step))
+        return rows[0][0] if rows and rows[0][0] is not None else None
+
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
             return list(self._conn.execute(sql, args))
         except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []  # a version-1 study opened read-only: no steps were recorded
+            if "no such" in str(exc):
+                return []  # an older study opened read-only: no steps or decisions recorded
             raise
 
 
@@ -140,3 +155,6 @@ class StepBoard:
 
     def recorded(self, tid: int, rung: int) -> Decision | None:
         return self._store.recorded(tid, rung)
+
+    def decisions(self, tid: int) -> dict[int, str]:
+        return self._store.decisions(tid)  # type: ignore[attr-defined]
