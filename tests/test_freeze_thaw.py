@@ -353,3 +353,58 @@ def test_cli_run_file_with_freeze_thaw(tmp_path: Path) -> None:
         shown[name] = json.dumps(_summary(study))
     assert shown["continues"] == shown["restarts"]
     assert any(r[4] for r in json.loads(shown["continues"]))  # some trial was paused
+
+
+def test_a_thaw_where_the_study_folder_is_not_seen_replays_the_shipped_steps() -> None:
+    """A Spark executor on another node: the thawed trial starts over (no checkpoint there),
+    re-reports its recorded steps, which keep their values and decisions, and only the new
+    steps travel back."""
+    from tpetune.context import TrialContext
+    from tpetune.executors import Job, run_trial
+
+    curve = [value(1.2, s) for s in range(1, EPOCHS + 1)]
+    reference = {
+        "curves": [[value(x, s) for s in range(1, EPOCHS + 1)] for x in (0.2, 0.4, 0.6)],
+        "rungs": {},
+        "steps": [[s, curve[s - 1]] for s in (1, 2, 3)],
+        "decisions": {1: "continue", 2: "continue", 3: "thawed"},
+    }
+    rule = FreezeThawPruner(pause_below=0.3, prune_below=0.0, warmup_trials=3)
+    ctx = TrialContext(5, 0, None, rule.to_json(), reference=reference)
+
+    def restarts(params: Any) -> float:
+        assert tpetune.last_step() is None
+        for step in range(1, EPOCHS + 1):
+            tpetune.report(step, 99.0 if step <= 3 else curve[step - 1])  # 99: not stored
+            if tpetune.should_prune():
+                raise tpetune.TrialPruned()
+        return min(curve)
+
+    outcome = run_trial(restarts, Job(5, {}, ctx))
+    assert [row[0] for row in outcome.steps][:1] == [4]  # recorded steps are not sent again
+    assert outcome.curves["val_loss"][:3] == curve[:3]  # their stored values are kept
+    assert outcome.state in (TrialState.OK, TrialState.PAUSED)
+
+
+def test_spark_thaws_continue_from_their_checkpoints(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java")
+    from tpetune import Spark
+
+    pruner = FreezeThawPruner(pause_below=0.99, prune_below=0.0, warmup_trials=2)
+    study = tune(
+        Objective(tmp_path / "log"),
+        SPACE,
+        study_dir=tmp_path / "s",
+        max_evals=8,
+        search=Search(seed=1),
+        pruner=pruner,
+        executor=Spark("local[2]"),
+        progress=False,
+    )
+    assert [r for r in study.records if r.metrics.get("thaws")]
+    assert not [r for r in study.records if r.state is TrialState.RUNNING]
+    trained = _trained(tmp_path / "log")
+    steps = _steps(tmp_path / "s")
+    assert len(trained) == len(set(trained)) == sum(map(len, steps.values()))
