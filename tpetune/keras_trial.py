@@ -20,6 +20,9 @@ data of each fold (:meth:`~KerasTrial.fold_data`), the model (:meth:`~KerasTrial
   ``result.json``, written atomically. A trial re-run after a crash reuses finished folds and
   resumes the unfinished one from its last backup.
 
+A paused fold (freeze-thaw) keeps its backup and writes no ``result.json``: the trial's
+thaw resumes that fit from the epoch it paused at, through the backup.
+
 A pruned fold ends the trial: the remaining folds would be wasted on a trial the pruner has
 judged; its loss is then the mean over the folds run (that fold's loss, with the first fold
 pruned). The result is
@@ -59,6 +62,7 @@ import numpy as np
 from tpetune._io import read_json, write_json
 from tpetune.context import TrialContext, current_trial
 from tpetune.errors import ConfigError, SpaceError
+from tpetune.reporting import paused_now
 
 __all__ = [
     "CallbackSpec",
@@ -174,7 +178,7 @@ class KerasTrial(ABC):
                 pruned_at = _pruned_at(ctx)
                 if pruned_at is not None:
                     result["pruned_at_epoch"] = pruned_at
-                if done is not None:
+                if done is not None and not paused_now():  # paused: a thaw resumes the fit
                     write_json(done, result)
             elif ctx is not None and "pruned_at_epoch" in result:
                 ctx.notes.setdefault(_PRUNED_NOTE, result["pruned_at_epoch"])  # finished pruned
@@ -245,7 +249,8 @@ class KerasTrial(ABC):
         if prune:
             from tpetune.pruning import keras_pruning_callback
 
-            callbacks.append(keras_pruning_callback())
+            # First, so that the backup after it knows whether this epoch paused the trial.
+            callbacks.insert(0, keras_pruning_callback())
         model, history = self._train(params, fold, seed=seed, callbacks=callbacks)
         seconds = time.perf_counter() - started
         if log is not None:

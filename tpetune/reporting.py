@@ -185,6 +185,13 @@ def should_prune() -> bool:
     return log is not None and log.last.prune
 
 
+def paused_now() -> bool:
+    """True when the pruner paused the current trial at its latest step (a freeze-thaw
+    pause): its checkpoint must then be kept for a thaw (see :mod:`tpetune.keras_callbacks`)."""
+    log = _LOG.get()
+    return log is not None and log.last.pause
+
+
 def last_step() -> int | None:
     """The last step the current trial recorded before this attempt: before it was paused
     (a thaw) or interrupted (a re-run after a crash); ``None`` for a trial that has not
