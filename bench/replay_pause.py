@@ -100,9 +100,9 @@ def run_freeze_thaw(sim: Sim, seed: int, *, pruner: Any, n_startup: int = 20) ->
 
     def show(tid: int, run: Run) -> None:
         ok = run.state in ("ok", "pruned", "paused") and math.isfinite(run.best)
-        docs[tid]["result"] = {"status": STATUS_OK, "loss": run.best} if ok else {
-            "status": STATUS_FAIL
-        }
+        docs[tid]["result"] = (
+            {"status": STATUS_OK, "loss": run.best} if ok else {"status": STATUS_FAIL}
+        )
         trials.refresh()
 
     tid = 0
@@ -122,9 +122,10 @@ def run_freeze_thaw(sim: Sim, seed: int, *, pruner: Any, n_startup: int = 20) ->
                 current = tid
                 doc = suggest([tid], domain, trials, derive_seed(seed, tid))[0]
                 doc["state"] = JOB_STATE_DONE
-                run = Run(_params(sim.table, doc["misc"]["vals"]), sim.table.curve(
-                    _params(sim.table, doc["misc"]["vals"])
-                ))
+                run = Run(
+                    _params(sim.table, doc["misc"]["vals"]),
+                    sim.table.curve(_params(sim.table, doc["misc"]["vals"])),
+                )
                 docs[tid] = doc
                 tid += 1
 

@@ -408,3 +408,56 @@ def test_spark_thaws_continue_from_their_checkpoints(tmp_path: Path) -> None:
     trained = _trained(tmp_path / "log")
     steps = _steps(tmp_path / "s")
     assert len(trained) == len(set(trained)) == sum(map(len, steps.values()))
+
+
+def _stopped_with_paused(study_dir: Path, log: Path) -> tpetune.Study:
+    def enough(trials: Any, record: Any) -> str | None:  # stop before paused ones are thawed
+        return "enough" if len(trials.trials) >= 8 else None
+
+    return _run(study_dir, Objective(log), max_evals=10, callbacks=[enough])
+
+
+def test_show_plots_and_exporters_tell_paused_and_thawed_trials(tmp_path: Path) -> None:
+    from io import BytesIO
+
+    from tpetune.plot_data import learning_curves_data, loss_history_data
+    from tpetune.plots import plot_learning_curves
+    from tpetune.show import show_text
+
+    study = _stopped_with_paused(tmp_path / "s", tmp_path / "log")
+    paused = [r.tid for r in study.records if r.state is TrialState.PAUSED]
+    assert paused
+    text = show_text(load_study(tmp_path / "s"))
+    assert f"{len(paused)} paused" in text and "[paused at" in text
+    assert {p.tid for p in loss_history_data(study).pruned} >= set(paused)
+
+    optuna = pytest.importorskip("optuna")
+    from tpetune.exporters import export_to
+
+    db = tmp_path / "optuna.db"
+    export_to(load_study(tmp_path / "s"), "optuna", db)
+    exported = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    by_tid = {t.user_attrs["tid"]: t for t in exported.trials}
+    for tid in paused:  # Optuna has no paused state: WAITING, with its curve so far
+        trial = by_tid[tid]
+        assert trial.state is optuna.trial.TrialState.WAITING
+        assert trial.user_attrs["tpetune_state"] == "paused" and trial.intermediate_values
+
+    resumed = _run(tmp_path / "s", Objective(tmp_path / "log"), max_evals=10)  # thaws them
+    export_to(load_study(tmp_path / "s"), "optuna", db)
+    by_tid = {t.user_attrs["tid"]: t for t in optuna.load_study(
+        study_name="s", storage=f"sqlite:///{db}"
+    ).trials}  # fmt: skip
+    thawed = [r for r in resumed.records if r.metrics.get("thaws")]
+    assert thawed
+    for r in thawed:
+        trial = by_tid[r.tid]
+        assert (
+            trial.state.name
+            == {"ok": "COMPLETE", "pruned": "PRUNED", "paused": "WAITING"}[r.state.value]
+        )
+        assert len(trial.intermediate_values) == len(r.curves["val_loss"])
+    curves = learning_curves_data(resumed, n=20)
+    marked = [c for c in curves.curves if c.paused_at]
+    assert marked and all("(thawed)" in c.name or "(paused)" in c.name for c in marked)
+    plot_learning_curves(resumed, n=20).savefig(BytesIO(), format="png")

@@ -62,7 +62,8 @@ def _title(study: Study, what: str) -> str:
     p = study.progress
     return (
         f"{study.study_dir.name}: {what}\n{p.done} finished of {p.total} "
-        f"({p.ok} ok, {p.failed} failed, {p.pruned} pruned), {p.running} running"
+        f"({p.ok} ok, {p.failed} failed, {p.pruned} pruned"
+        f"{f', {p.paused} paused' if p.paused else ''}), {p.running} running"
     )
 
 
@@ -136,6 +137,10 @@ def plot_learning_curves(study: Study, n: int = 4) -> Figure:
         style: dict[str, Any] = {"color": f"C{i % 10}", "marker": "." if few else None}
         ax.plot(range(1, len(curve.val_loss) + 1), curve.val_loss, label=curve.name, **style)
         ax.plot(range(1, len(curve.loss) + 1), curve.loss, linestyle="--", alpha=0.8, **style)
+        marks = [e for e in curve.paused_at if 0 < e <= len(curve.val_loss)]
+        if marks:  # freeze-thaw: where it paused (a thawed trial's line continues after it)
+            y = [curve.val_loss[e - 1] for e in marks]
+            ax.scatter(marks, y, marker="s", s=60, facecolors="none", edgecolors=style["color"])
     if data.log_y:
         ax.set_yscale("log")
     handles = [
@@ -143,6 +148,11 @@ def plot_learning_curves(study: Study, n: int = 4) -> Figure:
         Line2D([], [], color="black", label="solid: validation loss"),
         Line2D([], [], color="black", linestyle="--", label="dashed: training loss"),
     ]
+    if any(c.paused_at for c in data.curves):
+        handles.append(
+            Line2D([], [], color="black", marker="s", markerfacecolor="none", linestyle="",
+                   label="square: paused here (freeze-thaw)")
+        )  # fmt: skip
     ax.legend(handles=handles, fontsize="small", **_LEGEND_RIGHT)
     return fig
 

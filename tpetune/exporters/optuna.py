@@ -6,7 +6,10 @@ Contract:
   distribution for a label in every trial (:mod:`tpetune.exporters._params` says how hyperopt's
   distributions map and which fall back). A choice shows its option value, never its index.
 - value = loss; state ok/pruned/fail/running -> COMPLETE/PRUNED/FAIL/RUNNING (an ``ok`` trial
-  with a NaN loss is FAIL: Optuna refuses NaN values); intermediate values = the per-epoch
+  with a NaN loss is FAIL: Optuna refuses NaN values). Optuna has no paused state: a
+  ``paused`` trial (freeze-thaw) is exported as WAITING (Optuna's "may run later"; no value),
+  its curve so far as intermediate values and ``user_attrs["tpetune_state"] = "paused"``;
+  thawed, it turns RUNNING and is completed in place when it ends; intermediate values = the per-epoch
   ``val_loss`` curve (else ``loss``) at steps 1, 2, ... (while a trial runs: the values it
   has reported so far through ``tpetune.report``); start and end times are the trial's
   own; user attributes hold ``tid``, ``metrics``, ``args`` (the nested structure the objective
@@ -121,8 +124,12 @@ class OptunaExport:
                     trial_id = self.storage.create_new_trial(study_id, template_trial=frozen)
                     self._trials[record.tid] = known = (trial_id, record.state)
                     added += 1
-                elif known[1] is TrialState.RUNNING and record.state is not TrialState.RUNNING:
+                elif known[1] in _OPEN and record.state not in _OPEN:
                     self._finish(known[0], record)
+                    self._trials[record.tid] = (known[0], record.state)
+                    updated += 1
+                elif known[1] in _OPEN and record.state is not known[1]:  # paused <-> thawed
+                    self._reopen(known[0], record)
                     self._trials[record.tid] = (known[0], record.state)
                     updated += 1
                 if record.state is TrialState.RUNNING and live.get(record.tid):
@@ -185,6 +192,18 @@ class OptunaExport:
             if isinstance(tid, int):
                 self._trials[tid] = (trial._trial_id, _TPETUNE_STATE[trial.state.name])
 
+    def _reopen(self, trial_id: int, record: TrialRecord) -> None:
+        """A trial paused (WAITING) and thawed (RUNNING) again, or paused once more."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            for step, point in _curve(record).items():
+                self.storage.set_trial_intermediate_value(trial_id, step, point)
+            self.storage.set_trial_user_attr(trial_id, "tpetune_state", record.state.value)
+            self.storage.set_trial_state_values(trial_id, _state_value(record)[0])
+        except UpdateFinishedTrialError:
+            return  # another exporter of this file completed it
+
     def _finish(self, trial_id: int, record: TrialRecord) -> None:
         """Complete a trial exported as RUNNING (storage calls allow updates only while so)."""
         from optuna.exceptions import UpdateFinishedTrialError
@@ -220,7 +239,7 @@ def _frozen(record: TrialRecord, doms: dict[str, Domain]) -> FrozenTrial:
             continue
         dists[label] = distribution(domain)
     state, value = _state_value(record)
-    running = state is OptunaState.RUNNING
+    running = state in (OptunaState.RUNNING, OptunaState.WAITING)
     return FrozenTrial(
         number=-1,  # the storage numbers trials
         trial_id=-1,
@@ -256,6 +275,8 @@ def _state_value(record: TrialRecord) -> tuple[Any, float | None]:
     loss = record.loss
     if record.state is TrialState.RUNNING:
         return OptunaState.RUNNING, None
+    if record.state is TrialState.PAUSED:
+        return OptunaState.WAITING, None  # Optuna has no paused state (module docstring)
     if record.state is TrialState.PRUNED:
         return OptunaState.PRUNED, None if loss is None or math.isnan(loss) else loss
     if record.state is TrialState.OK and loss is not None and not math.isnan(loss):
@@ -265,11 +286,14 @@ def _state_value(record: TrialRecord) -> tuple[Any, float | None]:
 
 _TPETUNE_STATE = {
     "RUNNING": TrialState.RUNNING,
-    "WAITING": TrialState.RUNNING,
+    "WAITING": TrialState.PAUSED,
     "COMPLETE": TrialState.OK,
     "PRUNED": TrialState.PRUNED,
     "FAIL": TrialState.FAIL,
 }
+
+
+_OPEN = (TrialState.RUNNING, TrialState.PAUSED)  # Optuna storage still lets these change
 
 
 def _live_steps(study: Study) -> dict[int, list[tuple[int, float]]]:
