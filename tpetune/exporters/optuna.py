@@ -9,8 +9,8 @@ Contract:
   with a NaN loss is FAIL: Optuna refuses NaN values). Optuna has no paused state: a
   ``paused`` trial (freeze-thaw) is exported as WAITING (Optuna's "may run later"; no value),
   its curve so far as intermediate values and ``user_attrs["tpetune_state"] = "paused"``;
-  thawed, it turns RUNNING and is completed in place when it ends; intermediate values = the per-epoch
-  ``val_loss`` curve (else ``loss``) at steps 1, 2, ... (while a trial runs: the values it
+  thawed, it turns RUNNING and is completed in place when it ends; intermediate values = the
+  per-epoch ``val_loss`` curve (else ``loss``) at steps 1, 2, ... (while a trial runs: the values it
   has reported so far through ``tpetune.report``); start and end times are the trial's
   own; user attributes hold ``tid``, ``metrics``, ``args`` (the nested structure the objective
   received), ``error`` and any value that has no domain (``unmapped``).
