@@ -95,7 +95,7 @@ def png_path(args: argparse.Namespace, name: str) -> Path:
 def stock_objective(*, quick: bool, epochs: int, patience: int | None = None) -> Any:
     """``StockObjective`` as ``tpetune stock`` builds it: with the pruning callback, which does
     nothing unless the study's pruning options turn the median rule on."""
-    from tpetune.pruning import keras_pruning_callback
+    from tpetune.pruners.keras import keras_pruning_callback
     from tpetune.stock.data import load_prices
     from tpetune.stock.objective import DEFAULT_PATIENCE, StockObjective, recent_years
 
@@ -109,8 +109,9 @@ def stock_objective(*, quick: bool, epochs: int, patience: int | None = None) ->
 
 
 def load_space(name: str) -> Any:
-    """A :class:`tpetune.space.Space` from this checkout's spaces/ (not an installed copy)."""
-    from tpetune.space import load_space as load
+    """A :class:`tpetune.search.space.Space` from this checkout's spaces/ (not an installed
+    copy)."""
+    from tpetune.search.space import load_space as load
 
     return load(SPACES / f"{name}.py")
 
@@ -210,10 +211,10 @@ def run_tune(
     ``pruning`` is a pruner's JSON form (``{"rule": "median", ...}`` or ``{"name": "asha"}``;
     ``None``: tune's default); ``workers``/``spark`` pick the executor (serial otherwise).
     """
-    from tpetune.options import Search, Spark, Workers
-    from tpetune.pruners import pruner_from_json
-    from tpetune.store import TrialState
-    from tpetune.tuning import tune
+    from tpetune.engine.options import Search, Spark, Workers
+    from tpetune.engine.tuning import tune
+    from tpetune.pruners.policies import pruner_from_json
+    from tpetune.study.store import TrialState
 
     executor: Any = None
     if spark is not None:

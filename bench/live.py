@@ -12,13 +12,13 @@ Three modes on the same objective, the same seeds, one seed at a time (seed 0: a
   (b) tpetune:       the bundled study's runner (:func:`tpetune.bundled.run_bundled`) with
                      what a new study gets when no flag is given: the study's default pruner
                      (``BundledStudy.default_pruner``: median for stock, none for digits) and
-                     TPE start-up :func:`tpetune.algos.tpe_startup` (``max_evals``);
+                     TPE start-up :func:`tpetune.search.algos.tpe_startup` (``max_evals``);
   (c) other pruner:  (b) with the pruning choice flipped: ``--prune none`` where the study
                      prunes by default, ``--prune median`` where it does not.
 
 Common random numbers: (a) gets tpetune's per-trial seeds, the proposal seed
 ``derive_seed(seed, tid)`` through an algo wrapper and the training seed
-``derive_seed(seed, tid, "objective")`` through a :class:`~tpetune.context.TrialContext`
+``derive_seed(seed, tid, "objective")`` through a :class:`~tpetune.trial.context.TrialContext`
 (no study folder, so no checkpoints and no pruning), so the three modes train the same first
 (random) models and differ in driver, start-up rule and pruning only. (b) and (c) skip the
 runner's final test report (one retrain of the best trial, which (a) does not do); their
@@ -136,7 +136,7 @@ def run_fmin(st: StudySetting, seed: int) -> common.Run:
     from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, tpe
 
     from tpetune.bundled import bundled_study
-    from tpetune.context import TrialContext, derive_seed, trial_scope
+    from tpetune.trial.context import TrialContext, derive_seed, trial_scope
 
     ends: list[common.TrialEnd] = []
     clock = time.perf_counter()
@@ -195,9 +195,9 @@ def run_tpetune(st: StudySetting, seed: int, mode: str, *, flip: bool) -> common
     folder; (c) flips the pruning choice of (b) (none where the study prunes by default,
     the median rule where it does not)."""
     from tpetune.bundled import bundled_study, run_bundled
-    from tpetune.options import Search
-    from tpetune.pruners import MedianPruner, NoPruner
-    from tpetune.store import TrialState
+    from tpetune.engine.options import Search
+    from tpetune.pruners.policies import MedianPruner, NoPruner
+    from tpetune.study.store import TrialState
 
     bundle = bundled_study(st.study)
     # None: what a new study of this bundle gets by default

@@ -38,8 +38,8 @@ from hyperopt.pyll import scope
 
 import tpetune
 from bench import common
-from tpetune.context import derive_seed
-from tpetune.store import Store, TrialRecord, TrialState
+from tpetune.study.store import Store, TrialRecord, TrialState
+from tpetune.trial.context import derive_seed
 
 SPACE = {
     "x": hp.uniform("x", -5, 5),

@@ -67,7 +67,7 @@ QUICK = Settings(
 
 
 def _tpe_startup(n: int) -> int:
-    from tpetune.algos import tpe_startup
+    from tpetune.search.algos import tpe_startup
 
     return tpe_startup(n)
 
@@ -148,7 +148,7 @@ def startup_variants(main: int, small: int) -> list[str]:
 def _pruner(name: str | None, table: str) -> Any:
     """The pruner a method names; ``default``: that of a new study of the table's study."""
     from tpetune.bundled import bundled_study
-    from tpetune.pruners import PRUNERS, ASHAPruner, MedianPruner
+    from tpetune.pruners.policies import PRUNERS, ASHAPruner, MedianPruner
 
     if name == "default":
         return PRUNERS[bundled_study(table).default_pruner]()
@@ -184,7 +184,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
     sim = replay_sim.Sim(table, budget)
     started = time.perf_counter()
     if runner == "tpetune":
-        from tpetune.algos import tpe_startup
+        from tpetune.search.algos import tpe_startup
 
         n_startup = options.get("n_startup", 20)
         replay_sim.run_tpetune(
@@ -499,8 +499,8 @@ def fixed_trials(table_name: str, counts: Sequence[int], seeds: int) -> dict[str
     """(iv): TPE (start-up ``tpe_startup(n)``) with and without the median rule, stopped after
     ``n`` trials instead of an epoch budget: what pruning costs in final best loss and saves
     in epochs when a study runs the trials it was asked for. Paired by seed."""
-    from tpetune.algos import tpe_startup
-    from tpetune.pruners import MedianPruner
+    from tpetune.pruners.policies import MedianPruner
+    from tpetune.search.algos import tpe_startup
 
     table = _table(table_name)
     out: dict[str, Any] = {}

@@ -87,8 +87,8 @@ def run_freeze_thaw(sim: Sim, seed: int, *, pruner: Any, n_startup: int = 20) ->
     from hyperopt import Domain, Trials, tpe
     from hyperopt.base import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
 
-    from tpetune.context import derive_seed
-    from tpetune.pruners import MemoryBoard
+    from tpetune.pruners.policies import MemoryBoard
+    from tpetune.trial.context import derive_seed
 
     suggest = functools.partial(tpe.suggest, n_startup_jobs=n_startup, verbose=False)
     domain = Domain(lambda _: 0.0, hyperopt_space(sim.table))

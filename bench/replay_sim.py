@@ -15,8 +15,9 @@ study's ``best`` reports it; :attr:`Sim.trace` records it after every trial with
 spent so far. The methods (:data:`METHODS`) differ only in who proposes and who prunes:
 
 - ``tpetune`` variants: hyperopt's ``tpe.suggest`` (or ``rand.suggest``) seeded per trial
-  with :func:`tpetune.context.derive_seed` as tpetune's driver does, and a pruner from
-  :mod:`tpetune.pruners` deciding on a :class:`~tpetune.pruners.MemoryBoard`; a pruned trial
+  with :func:`tpetune.trial.context.derive_seed` as tpetune's driver does, and a pruner from
+  :mod:`tpetune.pruners.policies` deciding on a
+  :class:`~tpetune.pruners.policies.MemoryBoard`; a pruned trial
   is shown to TPE with its best partial loss (``partial``) or as a missing loss (``inf``,
   hyperopt's treatment of a failed trial: TPE counts it as +inf);
 - ``fmin``: bare ``hyperopt.fmin`` with ``rstate=default_rng(seed)``, no pruning;
@@ -165,7 +166,8 @@ def run_tpetune(
     """tpetune's serial driver loop in miniature: propose, replay, record, repeat.
 
     Proposals come from ``tpe.suggest(n_startup_jobs=n_startup)`` (or ``rand.suggest``) with
-    the seed ``derive_seed(seed, tid)``; ``pruner`` is a :mod:`tpetune.pruners` object or None.
+    the seed ``derive_seed(seed, tid)``; ``pruner`` is a :mod:`tpetune.pruners.policies` object
+    or None.
     ``gamma="optuna"`` gives TPE Optuna's split of good and bad trials, ``min(ceil(0.1 n),
     25)`` of ``n``, instead of hyperopt's ``min(ceil(0.25 sqrt(n)), 25)``: hyperopt takes
     ``ceil(gamma * sqrt(n))``, so ``gamma = 0.1 sqrt(n)`` per proposal expresses it (25 is
@@ -176,7 +178,7 @@ def run_tpetune(
 
     from hyperopt import Domain, Trials, rand, tpe
 
-    from tpetune.pruners import MemoryBoard
+    from tpetune.pruners.policies import MemoryBoard
 
     suggest = (
         rand.suggest
@@ -209,7 +211,7 @@ def _drive(
 ) -> None:
     from hyperopt.base import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
 
-    from tpetune.context import derive_seed
+    from tpetune.trial.context import derive_seed
 
     tid = 0
     while not sim.exhausted:

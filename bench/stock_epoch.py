@@ -28,9 +28,9 @@ if __package__ in (None, ""):
 import keras
 
 from bench import common
-from tpetune.context import TrialContext, trial_scope
 from tpetune.stock.model import build_model
 from tpetune.stock.objective import StockObjective
+from tpetune.trial.context import TrialContext, trial_scope
 
 PARAMS: dict[str, Any] = {
     "batch_size": 64,

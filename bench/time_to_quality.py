@@ -94,7 +94,7 @@ def run_fmin(s: Settings, seed: int, objective: Any, space: Any) -> common.Run:
     import numpy as np
     from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, tpe
 
-    from tpetune.context import TrialContext, derive_seed, trial_scope
+    from tpetune.trial.context import TrialContext, derive_seed, trial_scope
 
     ends: list[common.TrialEnd] = []
     clock = time.perf_counter()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tpetune.store import Store, TrialRecord, TrialState
-from tpetune.study import Study, load_study
+from tpetune.study.store import Store, TrialRecord, TrialState
+from tpetune.study.study import Study, load_study
 
 #: A stored space description as ``Space.describe()`` writes it: a nested choice
 #: (``lstm2_nodes`` exists only in the ``lstm_layers == 2`` branch), a log param, a string choice.

@@ -1,7 +1,7 @@
 """A Spark standalone cluster on 127.0.0.1 (one master, one worker), from pyspark's own jars.
 
 Used by ``.ci/run`` (``python tests/spark_cluster.py start DIR`` prints the master URL;
-``... stop DIR``) and by the ``spark_master`` fixture in tests/test_spark.py.
+``... stop DIR``) and by the ``spark_master`` fixture in tests/executors/test_spark.py.
 """
 
 from __future__ import annotations

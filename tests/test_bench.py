@@ -141,7 +141,7 @@ def test_replay_loop_proposes_and_prunes_exactly_as_tpetune_tune(tmp_path: Path)
     """The simulator's driver loop equals the real driver: same params, states and losses."""
     import tpetune
     from bench.replay_sim import Sim, hyperopt_space, run_tpetune
-    from tpetune.tuning import tune
+    from tpetune.engine.tuning import tune
 
     table = _table()
     for pruner in (None, tpetune.ASHAPruner()):
@@ -209,7 +209,7 @@ def test_replayed_pause_and_thaw_pay_only_new_epochs() -> None:
     from bench.replay_pause import Run, advance, run_freeze_thaw, run_one_epoch_top_k
     from bench.replay_sim import Sim
     from tpetune import FreezeThawPruner
-    from tpetune.pruners import Decision
+    from tpetune.pruners.policies import Decision
 
     params = {"a": 0}
     curve = [5.0, 4.0, 3.5, 3.4, 3.6, 3.7, 3.8, 3.0]

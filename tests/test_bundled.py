@@ -14,9 +14,9 @@ import pytest
 
 from tpetune import MedianPruner, Serial
 from tpetune.bundled import BUNDLED, Settings, bundled_study, run_bundled, write_plots
-from tpetune.cli import main
-from tpetune.pruners import default_pruner
-from tpetune.study import load_study
+from tpetune.cli.main import main
+from tpetune.pruners.policies import default_pruner
+from tpetune.study.study import load_study
 
 V1_DIGITS = Path(__file__).parent / "fixtures" / "v1_digits"
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from tpetune.context import TrialContext, current_trial
+from tpetune.engine.options import Search, Serial, Spark, StopRules, Workers
 from tpetune.errors import (
     ConfigError,
     DataError,
@@ -39,16 +39,17 @@ from tpetune.errors import (
     StudyInUseError,
     TpetuneError,
 )
-from tpetune.options import Search, Serial, Spark, StopRules, Workers
-from tpetune.pruners import ASHAPruner, FreezeThawPruner, MedianPruner, NoPruner
-from tpetune.reporting import TrialPruned, last_step, report, should_prune
-from tpetune.store import TrialRecord, TrialState
-from tpetune.study import Study, load_study
+from tpetune.pruners.freeze_thaw import FreezeThawPruner
+from tpetune.pruners.policies import ASHAPruner, MedianPruner, NoPruner
+from tpetune.study.store import TrialRecord, TrialState
+from tpetune.study.study import Study, load_study
+from tpetune.trial.context import TrialContext, current_trial
+from tpetune.trial.report import TrialPruned, last_step, report, should_prune
 
 if TYPE_CHECKING:
-    from tpetune.compat import fmin
-    from tpetune.space import Space, load_space
-    from tpetune.tuning import tune
+    from tpetune.engine.tuning import tune
+    from tpetune.migrate.fmin import fmin
+    from tpetune.search.space import Space, load_space
 
 __all__ = [
     "ASHAPruner",
@@ -91,11 +92,11 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # tune and Space pull in hyperopt (2 s of scipy imports): load them on first use only.
     if name == "tune":
-        from tpetune.tuning import tune
+        from tpetune.engine.tuning import tune
 
         return tune
-    if name == "fmin":  # the drop-in for hyperopt.fmin (tpetune.compat)
-        from tpetune.compat import fmin
+    if name == "fmin":  # the drop-in for hyperopt.fmin (tpetune.migrate.fmin)
+        from tpetune.migrate.fmin import fmin
 
         return fmin
     if name in ("Space", "load_space"):

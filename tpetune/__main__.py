@@ -1,4 +1,4 @@
-from tpetune.cli import main
+from tpetune.cli.main import main
 
 # Guarded: worker processes are spawned and re-import the main module.
 if __name__ == "__main__":

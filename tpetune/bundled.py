@@ -9,7 +9,7 @@ changing anything stored: settings (with the stored ones as defaults on resume),
 objective, ``validate`` and only then :func:`tpetune.tune`; then the final report of the best
 trial, cached in ``summary.json`` (:func:`best_trial_report`).
 
-:func:`write_plots` is what ``tpetune plot`` calls: the generic plots of :mod:`tpetune.plots`,
+:func:`write_plots` is what ``tpetune plot`` calls: the generic plots of :mod:`tpetune.views.plots`,
 then each bundled study's ``extra_plots`` hook (each draws only from files its own report
 wrote, so it writes nothing for another study). Nothing here imports TensorFlow: the studies
 in :data:`BUNDLED` are imported on first use and import Keras only in ``make_objective``.
@@ -17,6 +17,7 @@ in :data:`BUNDLED` are imported on first use and import Keras only in ``make_obj
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tpetune._io import read_json, write_json
-from tpetune.context import derive_seed
-from tpetune.options import ExecutorOption, Workers
-from tpetune.store import Store, TrialRecord
-from tpetune.study import Study, load_study
+from tpetune.engine.options import ExecutorOption, Workers
+from tpetune.study.store import Store, TrialRecord
+from tpetune.study.study import Study, load_study
+from tpetune.trial.context import derive_seed
 
 if TYPE_CHECKING:
-    from tpetune.space import Space
+    from tpetune.search.space import Space
 
 __all__ = [
     "BUNDLED",
@@ -39,7 +40,6 @@ __all__ = [
     "Settings",
     "best_trial_report",
     "bundled_study",
-    "require_labels",
     "run_bundled",
     "stored_settings",
     "write_plots",
@@ -84,6 +84,11 @@ class BundledStudy(Protocol):
         ...
 
     @property
+    def help(self) -> str:
+        """The command's one-line help in ``tpetune --help``."""
+        ...
+
+    @property
     def default_space(self) -> str:
         """The bundled space (a name under ``spaces/``) used when none is given."""
         ...
@@ -96,7 +101,7 @@ class BundledStudy(Protocol):
     @property
     def default_pruner(self) -> str:
         """The pruner of a new study when none is given, a name in
-        :data:`tpetune.pruners.PRUNERS`; chosen per study on the recorded-curves replay
+        :data:`tpetune.pruners.policies.PRUNERS`; chosen per study on the recorded-curves replay
         (docs/benchmarks.md), since whether pruning pays depends on the study's curves."""
         ...
 
@@ -113,6 +118,15 @@ class BundledStudy(Protocol):
         Typed as a callable because each study has its own flags. It raises
         ``DataError`` when the data cannot be read or used, and ``ConfigError`` when it
         differs from what the stored study was made with.
+        """
+        ...
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        """Add the study's own data and model flags to its command's "data and model" group.
+
+        Each flag's ``dest`` is a keyword of :attr:`settings`, which receives it as parsed
+        (``None`` when not given), so a new bundled study touches no CLI file. Must import
+        nothing heavy: ``tpetune --help`` runs it.
         """
         ...
 
@@ -143,22 +157,6 @@ class BundledStudy(Protocol):
     def extra_plots(self, study: Study, out_dir: Path) -> list[Path]:
         """Write this study's own PNGs into ``out_dir`` (nothing when its files are absent)."""
         ...
-
-
-def require_labels(space: Space, labels: Sequence[str], *, objective: str, like: str) -> None:
-    """Refuse a space that lacks a label the objective reads.
-
-    Raises:
-        SpaceError: naming the missing labels and the space file to follow (``like``).
-    """
-    from tpetune.errors import SpaceError
-
-    missing = [label for label in labels if label not in space.labels]
-    if missing:
-        raise SpaceError(
-            f"space {space.source} lacks {', '.join(missing)}; the {objective} needs the "
-            f"labels of {like}"
-        )
 
 
 def bundled_study(name: str) -> BundledStudy:
@@ -207,9 +205,9 @@ def run_bundled(
         DataError, SpaceError, ConfigError, StoreError, MissingDependencyError: bad input,
             before anything is changed.
     """
-    from tpetune.pruners import PRUNERS
-    from tpetune.space import load_space
-    from tpetune.tuning import tune
+    from tpetune.engine.tuning import tune
+    from tpetune.pruners.policies import PRUNERS
+    from tpetune.search.space import load_space
 
     study_dir = Path(study_dir)
     stored = stored_settings(study_dir, fresh=fresh)
@@ -290,7 +288,7 @@ def write_plots(
         only: names of the bundled studies whose hooks run (default: all of them; each
             writes only what its own files allow).
     """
-    from tpetune.plots import write_all
+    from tpetune.views.plots import write_all
 
     out = Path(out_dir) if out_dir is not None else Path(study.study_dir)
     written = write_all(study, out)

@@ -53,7 +53,7 @@ search_space = {
     "optimizer": hp.choice("optmz", ["sgd", "rms"]),
 }
 
-prices = pd.read_csv(files("tpetune.data") / "sp500.csv.gz")
+prices = pd.read_csv(files("tpetune.stock.series") / "sp500.csv.gz")
 features = prices[["Open", "High", "Low", "Close", "Volume"]].to_numpy("float64")[-ROWS:]
 split = int(len(features) * 0.8)
 low, high = features[:split].min(axis=0), features[:split].max(axis=0)  # train-only scaling

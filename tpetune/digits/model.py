@@ -21,8 +21,8 @@ import keras
 
 from tpetune.digits.data import N_CLASSES
 from tpetune.errors import SpaceError
-from tpetune.keras_trial import check_params
-from tpetune.optimizers import OPTIMIZERS, make_optimizer
+from tpetune.keras.optimizers import OPTIMIZERS, make_optimizer
+from tpetune.search.space import require_labels
 
 __all__ = [
     "OPTIMIZERS",
@@ -74,7 +74,7 @@ def build_model(
     Raises:
         SpaceError: a required param is missing or has an unknown value.
     """
-    check_params(params, REQUIRED_PARAMS, objective="digits objective", like="spaces/digits.py")
+    require_labels(params, REQUIRED_PARAMS, objective="digits objective", like="spaces/digits.py")
     activation = _known("activation", params["activation"], keras.activations.get)
     initializer = _known("initializer", params["initializer"], keras.initializers.get)
     inputs = keras.Input(shape=(n_features,), name="pixels")

@@ -16,7 +16,7 @@ on all training images and is the only place the test split is ever looked at.
   best epochs: how long the final retrain trains), ``fold_best_epoch``, ``epochs_trained``,
   ``train_seconds`` and ``folds_run``.
 
-Per fold the shared machinery (:class:`~tpetune.keras_trial.KerasTrial`) resets Keras'
+Per fold the shared machinery (:class:`~tpetune.keras.trial.KerasTrial`) resets Keras'
 session and seeds it with the trial's seed, early-stops with ``restore_best_weights=True``,
 adds ``TerminateOnNaN`` and, on the first fold, the study's pruning callback. A pruned fold
 ends the trial (the remaining folds would be wasted on a trial the pruner has already judged);
@@ -47,11 +47,12 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
+from tpetune._io import jsonable
 from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
 from tpetune.digits.model import build_model
 from tpetune.digits.plots import CONFUSION_PNG, confusion_title, plot_confusion
-from tpetune.keras_trial import (
+from tpetune.keras.trial import (
     CallbackSpec,
     History,
     KerasTrial,
@@ -60,7 +61,6 @@ from tpetune.keras_trial import (
     best_epoch,
     fresh_session,
 )
-from tpetune.space import jsonable
 
 __all__ = ["DigitsObjective"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from tpetune._io import read_json
 from tpetune.bundled import SUMMARY_NAME
-from tpetune.plots import new_figure, write_pngs
-from tpetune.study import Study
+from tpetune.study.study import Study
+from tpetune.views.plots import new_figure, write_pngs
 
 __all__ = ["CONFUSION_PNG", "extra_plots", "plot_confusion"]
 

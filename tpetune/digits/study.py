@@ -8,22 +8,25 @@ are the defaults, so re-running the bare command continues the same study.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tpetune.bundled import SUMMARY_NAME, Settings, require_labels, run_bundled
+from tpetune.bundled import SUMMARY_NAME, Settings, run_bundled
+from tpetune.cli.types import positive_int
 from tpetune.digits import DEFAULT_FOLDS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_PRUNER
 from tpetune.digits import plots as digits_plots
 from tpetune.digits.data import N_CLASSES, SKLEARN_SOURCE
 from tpetune.errors import ConfigError
-from tpetune.store import TrialRecord
-from tpetune.study import Study
+from tpetune.search.space import require_labels
+from tpetune.study.store import TrialRecord
+from tpetune.study.study import Study
 
 if TYPE_CHECKING:
     from tpetune.digits.objective import DigitsObjective
-    from tpetune.space import Space
+    from tpetune.search.space import Space
 
 __all__ = [
     "DIGITS",
@@ -49,10 +52,21 @@ class DigitsStudy:
     """The digits study as :func:`~tpetune.bundled.run_bundled` drives it (``tpetune digits``)."""
 
     name: str = "digits"
+    help: str = "tune a dense classifier on handwritten digits (k-fold CV)"
     default_space: str = "digits"
     default_max_evals: int = DEFAULT_MAX_EVALS
     default_pruner: str = DEFAULT_PRUNER
     report_files: tuple[str, ...] = REPORT_FILES
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        group.add_argument(
+            "--mnist", type=Path, metavar="FILE.npz",
+            help="MNIST in Keras' mnist.npz layout; default: scikit-learn's 8x8 digits (offline)",
+        )  # fmt: skip
+        group.add_argument(
+            "--folds", type=positive_int,
+            help=f"stratified CV folds (default {DEFAULT_FOLDS}; stored on resume)",
+        )  # fmt: skip
 
     def settings(
         self,
@@ -95,7 +109,13 @@ class DigitsStudy:
 
     def validate(self, space: Space, objective: DigitsObjective) -> None:
         """The space has the labels the objective reads."""
-        require_labels(space, _NEEDED, objective="digits objective", like="spaces/digits.py")
+        require_labels(
+            space.labels,
+            _NEEDED,
+            objective="digits objective",
+            like="spaces/digits.py",
+            subject=f"space {space.source}",
+        )
 
     def final_report(
         self, objective: DigitsObjective, best: TrialRecord, *, seed: int, out_dir: Path

@@ -1,6 +1,7 @@
 """Exporters into other tools' own stores: Optuna storage, TensorBoard, MLflow.
 
-Each module here reads a :class:`tpetune.study.Study` (the store is the one source of truth and
+Each module here reads a :class:`tpetune.study.study.Study` (the store is the one source of
+truth and
 is only read), writes one tool's format and is idempotent by tid, so it may run again, and
 while the study runs, without writing a trial twice. Each has ``export(study, target=None)``
 returning :class:`Exported` and ``DEFAULT_TARGET`` (inside the study folder). The tools are
@@ -18,9 +19,9 @@ from typing import TYPE_CHECKING
 from tpetune.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from tpetune.study import Study
+    from tpetune.study.study import Study
 
-#: Format name -> the module that writes it (the registry ``tpetune.export`` lists).
+#: Format name -> the module that writes it (the registry ``tpetune.exporters.files`` lists).
 MODULES = {
     "optuna": "tpetune.exporters.optuna",
     "tensorboard": "tpetune.exporters.tensorboard",

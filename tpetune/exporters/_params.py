@@ -2,7 +2,7 @@
 
 A study stores ``meta["space"]``: label -> a short text such as ``uniform(0, 1)``,
 ``quniform(16, 128, 16)`` or ``choice[1, {"act": "relu", "layers": 2}]``
-(:meth:`tpetune.space.Space.describe`). Exporters turn that text into a :class:`Domain`, the
+(:meth:`tpetune.search.space.Space.describe`). Exporters turn that text into a :class:`Domain`, the
 same for a label in every trial, without running the space file. How hyperopt's
 distributions map (Optuna names; TensorBoard's intervals follow the same bounds):
 
@@ -37,7 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tpetune.store import TrialRecord
+from tpetune._io import finite_float
+from tpetune.study.store import TrialRecord
 
 #: How far a fallback range reaches for hyperopt's unbounded normals, in sigmas.
 SIGMAS = 10.0
@@ -129,12 +130,16 @@ def parse(description: str) -> Domain | None:
         return None
     if name == "randint":
         low, upper = (0.0, args.get("a0", math.nan)) if len(args) == 1 else _two(args)
-        return Domain("int", low=low, high=upper - 1) if _finite(low, upper) else None
+        return (
+            Domain("int", low=low, high=upper - 1)
+            if None not in (finite_float(low), finite_float(upper))
+            else None
+        )
     names = _ARG_NAMES.get(name)
     if names is None or len(args) != len(names):
         return None
     values = [args.get(f"a{i}", args.get(n, math.nan)) for i, n in enumerate(names)]
-    if not _finite(*values):
+    if any(finite_float(v) is None for v in values):
         return None
     return _numeric(name, *values)
 
@@ -190,10 +195,6 @@ def _numbers(text: str) -> dict[str, float] | None:
 
 def _two(args: Mapping[str, float]) -> tuple[float, float]:
     return args.get("a0", math.nan), args.get("a1", math.nan)
-
-
-def _finite(*values: float) -> bool:
-    return all(math.isfinite(v) for v in values)
 
 
 def _down(x: float) -> float:

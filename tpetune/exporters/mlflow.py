@@ -22,20 +22,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tpetune._io import jsonable
 from tpetune.exporters import Exported, require
 from tpetune.exporters._params import domains, scalar
-from tpetune.store import TrialRecord, TrialState
+from tpetune.study.store import TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-    from tpetune.study import Study
+    from tpetune.study.study import Study
 
 DEFAULT_TARGET = "mlflow.db"
 EXTRA = "mlflow"
@@ -118,7 +118,9 @@ def _parent(client: MlflowClient, experiment_id: str, study: Study) -> str:
     }
     run = client.create_run(experiment_id, start_time=_ms(started), tags=tags, run_name="study")
     space = {k: str(v) for k, v in (study.meta.get("space") or {}).items()}
-    client.log_dict(run.info.run_id, {"space": space, "meta": _jsonable(study.meta)}, "study.json")
+    client.log_dict(
+        run.info.run_id, {"space": space, "meta": jsonable(study.meta, strict=True)}, "study.json"
+    )
     return str(run.info.run_id)
 
 
@@ -163,7 +165,7 @@ def _complete(client: MlflowClient, run_id: str, record: TrialRecord) -> None:
             "metrics": record.metrics,
             "error": record.error,
         }
-        client.log_dict(run_id, _jsonable(document), "trial.json")
+        client.log_dict(run_id, jsonable(document, strict=True), "trial.json")
     if record.error:
         client.set_tag(run_id, "tpetune.error", record.error[:4000])
     client.set_tag(run_id, "tpetune.state", record.state.value)
@@ -195,17 +197,6 @@ def _runs(client: MlflowClient, experiment_id: str, query: str) -> Iterator[Run]
 
 def _ms(unix: float) -> int:
     return round(unix * 1000)
-
-
-def _jsonable(obj: Any) -> Any:
-    """JSON-safe: NaN and infinities become ``None`` (strict JSON readers refuse them)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    return obj
 
 
 @contextlib.contextmanager

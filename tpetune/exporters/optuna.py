@@ -36,14 +36,14 @@ from typing import TYPE_CHECKING, Any
 from tpetune.errors import ConfigError, StoreError
 from tpetune.exporters import Exported, require
 from tpetune.exporters._params import Domain, domains
-from tpetune.store import Store, TrialRecord, TrialState
+from tpetune.study.store import Store, TrialRecord, TrialState
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
     from optuna.storages import RDBStorage
     from optuna.trial import FrozenTrial
 
-    from tpetune.study import Study
+    from tpetune.study.study import Study
 
 DEFAULT_TARGET = "optuna.db"
 EXTRA = "dashboard"

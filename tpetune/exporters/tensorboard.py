@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 from tpetune.errors import ConfigError
 from tpetune.exporters import Exported, require
 from tpetune.exporters._params import Domain, Scalar, domains
-from tpetune.store import TrialRecord, TrialState
+from tpetune.study.store import TrialRecord, TrialState
 
 if TYPE_CHECKING:
-    from tpetune.study import Study
+    from tpetune.study.study import Study
 
 DEFAULT_TARGET = "tensorboard"
 EXTRA = "tensorboard"

@@ -4,9 +4,9 @@
 scaled, chronologically split windows, ``model`` builds the LSTM from one point of
 ``spaces/stock.py`` and ``objective`` trains it per trial and reports on the test split.
 
-Importing this package does not import TensorFlow/Keras: :class:`StockObjective` and
-:func:`build_model` are loaded on first access, so data errors
-surface (and ``--help`` runs) without paying for a TensorFlow import.
+Importing this package imports neither TensorFlow/Keras nor pandas: the names below are
+loaded on first access, so data errors surface (and ``--help`` runs) without paying for
+either import.
 """
 
 from __future__ import annotations
@@ -14,21 +14,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from tpetune.stock.data import load_prices, recent_years
-from tpetune.stock.windows import (
-    Dataset,
-    check_length,
-    make_windows,
-    prepare,
-    prepare_folds,
-    walk_forward_folds,
-)
-
 __all__ = [
     "DEFAULT_EPOCHS",
     "DEFAULT_MAX_EVALS",
     "DEFAULT_PATIENCE",
     "DEFAULT_YEARS",
+    "PREDICTIONS_CSV",
     "Dataset",
     "StockObjective",
     "build_model",
@@ -51,11 +42,27 @@ DEFAULT_EPOCHS = 12
 DEFAULT_PATIENCE = 3
 #: Years of the bundled series used by default (the most recent ones).
 DEFAULT_YEARS = 10
+#: The best model's test-split forecasts beside the naive one, written by the final report.
+PREDICTIONS_CSV = "predictions.csv"
 
-# Names served lazily, with the module that imports Keras.
+# Names served lazily: the model and objective import Keras, data and windows pandas; the
+# CLI reads this package's defaults (and the study's flags) without either.
 _LAZY = {
     "StockObjective": "tpetune.stock.objective",
     "build_model": "tpetune.stock.model",
+    "load_prices": "tpetune.stock.data",
+    "recent_years": "tpetune.stock.data",
+    **dict.fromkeys(
+        (
+            "Dataset",
+            "check_length",
+            "make_windows",
+            "prepare",
+            "prepare_folds",
+            "walk_forward_folds",
+        ),
+        "tpetune.stock.windows",
+    ),
 }
 
 

@@ -50,7 +50,7 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
     "Yahoo": ("Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"),
     "Stooq/Kaggle": ("Date", "Open", "High", "Low", "Close", "Volume", "OpenInt"),
 }
-#: File name of the bundled S&P 500 prices inside the ``tpetune.data`` package.
+#: File name of the bundled S&P 500 prices inside the ``tpetune.stock.series`` package.
 BUNDLED_CSV_NAME = "sp500.csv.gz"
 
 # Header line is line 1 of the file, so data row i (0-based) is line i + 2.
@@ -74,7 +74,7 @@ def load_prices(csv: str | Path | None = None) -> pd.DataFrame:
             empty; or a price is not positive.
     """
     if csv is None:
-        resource = importlib.resources.files("tpetune.data").joinpath(BUNDLED_CSV_NAME)
+        resource = importlib.resources.files("tpetune.stock.series").joinpath(BUNDLED_CSV_NAME)
         with importlib.resources.as_file(resource) as path:
             return _load(path, "bundled " + BUNDLED_CSV_NAME)
     path = Path(csv)

@@ -35,13 +35,14 @@ import numpy as np
 import pandas as pd
 
 from tpetune.errors import ConfigError, DataError, MissingDependencyError
+from tpetune.stock import PREDICTIONS_CSV
 from tpetune.stock.verdict import diebold_mariano, forecast_verdict, verdict_text
 from tpetune.stock.windows import DEFAULT_SPLIT, split_sizes
 
 if TYPE_CHECKING:
     from tpetune.stock.objective import StockObjective
-    from tpetune.store import TrialRecord
-    from tpetune.study import Study
+    from tpetune.study.store import TrialRecord
+    from tpetune.study.study import Study
 
 __all__ = [
     "DEFAULT_SPA_TOP",
@@ -67,7 +68,6 @@ DEFAULT_TEST_FOLDS = 3
 DEFAULT_SPA_TOP = 5
 #: The rolling-origin forecasts, in the study folder.
 FOLDS_CSV = "test_folds.csv"
-_PREDICTIONS_CSV = "predictions.csv"
 
 
 def rolling_blocks(
@@ -107,7 +107,7 @@ def block_split(n_rows: int, n_val: int, n_block: int) -> tuple[float, float, fl
 
 def read_forecast(folder: Path) -> pd.DataFrame:
     """A final report's ``predictions.csv`` (``date`` index; actual, predicted, naive)."""
-    return pd.read_csv(folder / _PREDICTIONS_CSV, index_col="date")
+    return pd.read_csv(folder / PREDICTIONS_CSV, index_col="date")
 
 
 def _forecast(objective: StockObjective, params: Any, seed: int) -> pd.DataFrame:
@@ -169,7 +169,7 @@ def top_trial_forecasts(
 ) -> list[np.ndarray]:
     """Test-split forecasts of the ``k`` best trials other than ``best``, each retrained with
     its own params and training seed (the best one's forecast is the final report's)."""
-    from tpetune.context import derive_seed
+    from tpetune.trial.context import derive_seed
 
     out = []
     for record in study.top(k):
@@ -265,7 +265,7 @@ def verdict_report(
     """The summary keys the stock study's final report adds: ``verdict`` (words) and
     ``significance`` (:func:`honest_evaluation`'s numbers); ``folds`` ``None`` means
     :data:`DEFAULT_TEST_FOLDS`."""
-    from tpetune.study import load_study
+    from tpetune.study.study import load_study
 
     try:
         significance = honest_evaluation(
@@ -300,9 +300,9 @@ def bundled_series(series: str | None, stored: Mapping[str, Any]) -> tuple[str, 
     Raises:
         ConfigError: an unknown series name.
     """
-    from tpetune.data import SERIES, load_series
     from tpetune.stock import DEFAULT_YEARS
     from tpetune.stock.data import recent_years
+    from tpetune.stock.series import SERIES, load_series
 
     stored_id = str(stored.get("data", ""))
     if series is None and stored_id.startswith("bundled:"):

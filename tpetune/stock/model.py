@@ -17,8 +17,8 @@ from typing import Any
 import keras
 
 from tpetune.errors import SpaceError
-from tpetune.keras_trial import check_params
-from tpetune.optimizers import make_optimizer
+from tpetune.keras.optimizers import make_optimizer
+from tpetune.search.space import require_labels
 
 __all__ = ["REQUIRED_PARAMS", "build_model", "make_optimizer"]
 
@@ -59,7 +59,7 @@ def build_model(params: Mapping[str, Any], *, time_steps: int, n_features: int) 
     Raises:
         SpaceError: a required param is missing or has an unknown value.
     """
-    check_params(params, REQUIRED_PARAMS, objective="stock objective", like="spaces/stock.py")
+    require_labels(params, REQUIRED_PARAMS, objective="stock objective", like="spaces/stock.py")
     lstm = _branch(params, "lstm_layers", (1, 2))
     dense = _branch(params, "dense_layers", (0, 1))
 

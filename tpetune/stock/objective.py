@@ -21,7 +21,7 @@ here), measured on this project's 2-core CPU machine (TensorFlow
   :meth:`~StockObjective.final_report`) took 446 s: 7.7 s imports, trials 14.0 s mean / 11.1 s
   median / 45.1 s max, 18.7 s final retrain. About 7.5 minutes, inside the 10-minute target.
 
-Per trial the shared machinery (:class:`~tpetune.keras_trial.KerasTrial`) resets Keras'
+Per trial the shared machinery (:class:`~tpetune.keras.trial.KerasTrial`) resets Keras'
 session and seeds it with the trial's seed, early-stops with ``restore_best_weights``, applies the
 study's pruning callback, and inside a study keeps per-epoch losses and an adaptive
 ``BackupAndRestore`` checkpoint in the trial's workdir, so a crashed trial resumes from its last
@@ -40,10 +40,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from tpetune._io import jsonable
 from tpetune.errors import ConfigError
-from tpetune.keras_trial import CallbackSpec, History, KerasTrial, Metrics, Params, best, best_epoch
-from tpetune.space import jsonable
-from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_YEARS
+from tpetune.keras.trial import CallbackSpec, History, KerasTrial, Metrics, Params, best, best_epoch
+from tpetune.stock import (
+    DEFAULT_EPOCHS,
+    DEFAULT_MAX_EVALS,
+    DEFAULT_PATIENCE,
+    DEFAULT_YEARS,
+    PREDICTIONS_CSV,
+)
 from tpetune.stock.data import load_prices, recent_years
 from tpetune.stock.model import build_model
 from tpetune.stock.windows import DEFAULT_SPLIT, Dataset, prepare, prepare_folds
@@ -192,8 +198,6 @@ class StockObjective(KerasTrial):
         naive_rmse, naive_mae = _rmse(naive, actual), _mae(naive, actual)
         dates = ds.dates("test")
         if out_dir is not None:
-            from tpetune.stock.plots import PREDICTIONS_CSV
-
             out_dir.mkdir(parents=True, exist_ok=True)
             model.save(out_dir / "best_model.keras")
             pd.DataFrame(

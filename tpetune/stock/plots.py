@@ -3,7 +3,7 @@
 The final report (:meth:`~tpetune.stock.objective.StockObjective.final_report`) writes
 ``predictions.csv`` into the study folder; :func:`extra_plots`, the study's hook that
 ``tpetune plot`` and the end of ``tpetune stock`` call, draws ``predictions.png`` from it. As in
-:mod:`tpetune.plot_data`, one function computes a record (:func:`predictions_data`, tested
+:mod:`tpetune.views.plot_data`, one function computes a record (:func:`predictions_data`, tested
 exactly) and another draws it. No TensorFlow here; numpy, pandas and matplotlib are imported
 inside the functions.
 """
@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tpetune.errors import DataError
-from tpetune.plots import new_figure, write_pngs
-from tpetune.study import Study
+from tpetune.stock import PREDICTIONS_CSV
+from tpetune.study.study import Study
+from tpetune.views.plots import new_figure, write_pngs
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["PREDICTIONS_CSV", "PredictionsData", "extra_plots", "plot_predictions"]
 
 #: What the final report writes: ``date, actual, predicted, naive`` per test day.
-PREDICTIONS_CSV = "predictions.csv"
 _ZOOM_DAYS = 60
 
 

@@ -8,6 +8,7 @@ folds, data) are the defaults, so re-running the bare command continues the same
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from collections.abc import Mapping
@@ -15,15 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tpetune.bundled import Settings, require_labels, run_bundled
+from tpetune.bundled import Settings, run_bundled
+from tpetune.cli.types import positive_int
 from tpetune.errors import ConfigError
-from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS
+from tpetune.search.space import require_labels
+from tpetune.stock import DEFAULT_EPOCHS, DEFAULT_MAX_EVALS, DEFAULT_PATIENCE, DEFAULT_YEARS
 from tpetune.stock import plots as stock_plots
-from tpetune.store import TrialRecord
-from tpetune.study import Study
+from tpetune.study.store import TrialRecord
+from tpetune.study.study import Study
 
 if TYPE_CHECKING:
-    from tpetune.space import Space
+    from tpetune.search.space import Space
     from tpetune.stock.objective import StockObjective
 
 __all__ = ["STOCK", "StockStudy", "format_summary", "run_stock_study"]
@@ -38,11 +41,39 @@ class StockStudy:
     """The stock study as :func:`~tpetune.bundled.run_bundled` drives it (``tpetune stock``)."""
 
     name: str = "stock"
+    help: str = "tune an LSTM forecasting a stock's next close (main job)"
     default_space: str = "stock"
     default_max_evals: int = DEFAULT_MAX_EVALS
     #: The replay: median pruning neither helps nor hurts here (inside the spread).
     default_pruner: str = "median"
     report_files: tuple[str, ...] = ("best_model.keras", "test_folds.csv")
+
+    def add_arguments(self, group: argparse._ArgumentGroup) -> None:
+        group.add_argument(
+            "--csv", type=Path,
+            help="daily prices (Yahoo or Stooq layout); default: bundled S&P 500",
+        )  # fmt: skip
+        group.add_argument(
+            # choices = tpetune.stock.series.SERIES (a test checks)
+            "--data", dest="series", choices=("sp500", "nasdaq", "wti"),
+            help=f"a bundled daily series, its last {DEFAULT_YEARS} years (default sp500; "
+            "stored on resume)",
+        )  # fmt: skip
+        group.add_argument(
+            "--test-folds", type=positive_int, metavar="K",
+            help="rolling-origin test blocks of the verdict: each retrains the best params on "
+            "the days before it (default 3)",
+        )  # fmt: skip
+        group.add_argument(
+            "--epochs", type=positive_int,
+            help=f"max epochs per trial (default {DEFAULT_EPOCHS}; early stopping after "
+            f"{DEFAULT_PATIENCE} without improvement; stored on resume)",
+        )  # fmt: skip
+        group.add_argument(
+            "--folds", type=positive_int,
+            help="walk-forward folds, loss = mean over folds (default: one chronological "
+            "70/15/15 train/validation/test split; stored on resume)",
+        )  # fmt: skip
 
     def settings(
         self,
@@ -93,7 +124,13 @@ class StockStudy:
     def validate(self, space: Space, objective: StockObjective) -> None:
         """The space has the labels the objective reads; the series is long enough for every
         ``time_steps`` the space can propose (when that is a choice of numbers)."""
-        require_labels(space, _NEEDED, objective="stock objective", like="spaces/stock.py")
+        require_labels(
+            space.labels,
+            _NEEDED,
+            objective="stock objective",
+            like="spaces/stock.py",
+            subject=f"space {space.source}",
+        )
         desc = space.describe().get("time_steps", "")
         if desc.startswith("choice"):
             try:
@@ -150,7 +187,7 @@ def run_stock_study(
         study_dir: the study folder; ``best_model.keras``, ``predictions.csv`` and
             ``summary.json`` are written there too.
         csv: the user's daily prices; ``None`` uses a bundled series (last 10 years).
-        series: a bundled series (:data:`tpetune.data.SERIES`); ``None``: the stored one on
+        series: a bundled series (:data:`tpetune.stock.series.SERIES`); ``None``: the stored one on
             resume, else ``sp500``.
         test_folds: rolling-origin test blocks of the verdict (default 3).
         space: a space file or bundled name for the same objective.

@@ -1,0 +1,255 @@
+"""The search flags shared by ``run``, ``stock`` and ``digits``, and the library's option
+objects built from them (:mod:`tpetune.engine.options`, :mod:`tpetune.pruners.policies`).
+
+Defaults are read from the option objects, never restated; library error messages name the
+library's arguments, and :func:`for_cli` turns them into these flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from tpetune.cli.types import finite_float, positive_float, positive_int
+from tpetune.engine.options import Search, Spark, StopRules, Workers
+from tpetune.errors import ConfigError
+from tpetune.pruners.policies import PRUNERS, default_pruner
+from tpetune.search.algos import ALGOS
+from tpetune.study.artifacts import DEFAULT_KEEP  # a constant: models imports only the store
+
+
+def add_search_options(
+    p: argparse.ArgumentParser,
+    *,
+    default_evals: int | None,
+    evals_hint: int | None = None,
+    new_pruner: str | None = None,
+) -> None:
+    """The search, stop, pruning and executor flags; ``new_pruner``: the pruner a new study of
+    this command gets without ``--prune`` (default: :func:`default_pruner`'s)."""
+    g = p.add_argument_group("search")
+    g.add_argument("--study-dir", type=Path, help="study folder (default: runs/<name>)")
+    g.add_argument(
+        "--max-evals",
+        type=positive_int,
+        default=default_evals,
+        help="total trials in the study; re-running continues up to it (default: "
+        + (
+            str(default_evals)
+            if default_evals
+            else f"{evals_hint or 'the study’s own'}; the stored total on resume"
+        )
+        + ")",
+    )
+    g.add_argument("--seed", type=int, help="study seed (default 0; stored with the study)")
+    g.add_argument("--algo", choices=ALGOS, help="search algorithm (default tpe)")
+    g.add_argument(
+        "--timeout",
+        type=positive_float,
+        metavar="SEC",
+        help="wall-clock budget in seconds, cumulative across resumes",
+    )
+    g.add_argument("--fresh", action="store_true", help="discard the stored study, start over")
+    g.add_argument(
+        "--max-failures",
+        type=positive_int,
+        default=StopRules().max_failures,
+        metavar="K",
+        help="stop with exit code 1 after K failed trials in a row (default: %(default)s)",
+    )
+    g.add_argument("--loss-threshold", type=finite_float, help="stop once the best loss is <= this")
+    g.add_argument(
+        "--no-progress",
+        type=positive_int,
+        metavar="N",
+        help="stop after N finished trials without a new best",
+    )
+    g.add_argument(
+        "--points",
+        type=Path,
+        metavar="FILE.json",
+        help="JSON list of param dicts (by value) evaluated first, as a new study's first trials",
+    )
+    g.add_argument(
+        "--tpe-startup",
+        type=positive_int,
+        help="TPE: random trials before TPE (default for a new study: half of --max-evals, "
+        "5 to 20; stored with the study)",
+    )
+    g.add_argument("--tpe-gamma", type=float, help="TPE: fraction of trials deemed good")
+    g.add_argument("--tpe-candidates", type=positive_int, help="TPE: EI candidates per step")
+    g = p.add_argument_group(
+        "pruning",
+        "stop (or, freeze-thaw, pause and later thaw) trials that report worse values than others "
+        "at the same epoch (Keras objectives through tpetune.pruners.keras.keras_pruning_callback, "
+        "any objective through tpetune.report "
+        "and tpetune.should_prune); stored with the study",
+    )
+    g.add_argument(
+        "--prune",
+        choices=tuple(PRUNERS),
+        help="the pruner (default for a new study: "
+        f"{new_pruner or default_pruner().to_json()['name']}; the stored one on resume)",
+    )
+    for flag, pruner, knob, metavar, text in _PRUNER_FLAGS:
+        default = getattr(PRUNERS[pruner](), knob)
+        g.add_argument(
+            flag,
+            type=float if knob in _FLOAT_KNOBS else positive_int,
+            dest=f"{pruner}_{knob}",
+            metavar=metavar,
+            help=f"{pruner}: {text} (default: {default:g})",
+        )
+    g = p.add_argument_group("where trials run")
+    g.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="run trials in N worker processes (default: run: in this process; stock, digits: "
+        "in one worker process, replaced every 10 trials to bound TensorFlow's memory)",
+    )
+    g.add_argument(
+        "--trial-timeout",
+        type=positive_float,
+        metavar="SEC",
+        help="kill a trial running longer than SEC seconds and record it as failed",
+    )
+    g.add_argument(
+        "--spark",
+        metavar="MASTER",
+        help="run trials as Spark jobs on MASTER (local[4], spark://host:7077, yarn); "
+        "needs pyspark (pip install pyspark) and Java 17",
+    )
+    g.add_argument(
+        "--keep-models", type=int, default=DEFAULT_KEEP, metavar="K",
+        help="keep the Keras models of the K best trials as STUDY/models/<tid>.keras, deleting "
+        "the others as better trials arrive (default: %(default)s; 0 keeps none)",
+    )  # fmt: skip
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")
+
+
+def search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The library's option objects (and run arguments) from the search flags."""
+    algo_options = {
+        key: value
+        for key, value in (
+            ("n_startup_jobs", args.tpe_startup),
+            ("gamma", args.tpe_gamma),
+            ("n_EI_candidates", args.tpe_candidates),
+        )
+        if value is not None
+    }
+    return {
+        "max_evals": args.max_evals,
+        "search": Search(
+            algo=args.algo,
+            seed=args.seed,
+            options=algo_options,
+            points=_read_points(args.points) if args.points else (),
+        ),
+        "stop": StopRules(
+            timeout=args.timeout,
+            loss_threshold=args.loss_threshold,
+            no_progress=args.no_progress,
+            max_failures=args.max_failures,
+        ),
+        "pruner": _pruner(args),
+        "executor": _executor(args),
+        "fresh": args.fresh,
+        "progress": not args.quiet,
+        "keep_models": args.keep_models,
+    }
+
+
+#: The pruners' knobs on the CLI: flag, pruner, knob, metavar, help (defaults come from the class).
+_PRUNER_FLAGS = (
+    ("--prune-warmup-trials", "median", "warmup_trials", "N", "finished trials before pruning"),
+    ("--prune-warmup-epochs", "median", "warmup_steps", "E", "epochs a trial always trains"),
+    ("--prune-percentile", "median", "percentile", "P", "prune when worse than this percentile"),
+    ("--prune-min-epochs", "asha", "min_steps", "R", "epochs at the first rung; rungs at R*ETA^k"),
+    ("--prune-reduction-factor", "asha", "reduction_factor", "ETA", "keep the best 1/ETA per rung"),
+    (
+        "--pause-below",
+        "freeze-thaw",
+        "pause_below",
+        "P",
+        "pause (keep for a thaw) a trial whose "
+        "forecast chance to end better than the best is below P",
+    ),
+    ("--prune-below", "freeze-thaw", "prune_below", "P", "prune it below P (its checkpoint goes)"),
+)
+_FLOAT_KNOBS = ("percentile", "pause_below", "prune_below")
+
+
+def _pruner(args: argparse.Namespace) -> Any:
+    """The pruner the flags ask for; ``None`` (the stored or default one) without --prune."""
+    chosen: dict[str, Any] = {}
+    for flag, pruner, knob, _, _ in _PRUNER_FLAGS:
+        value = getattr(args, f"{pruner}_{knob}")
+        if value is not None and args.prune != pruner:
+            raise ConfigError(f"{flag} applies to --prune {pruner} only: add --prune {pruner}")
+        if value is not None:
+            chosen[knob] = value
+    return None if args.prune is None else PRUNERS[args.prune](**chosen)
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    """Worker processes or Spark, from --workers, --trial-timeout and --spark; ``None`` without
+    them (the caller's default: ``run`` runs trials in this process, the bundled studies in one
+    recycled worker)."""
+    if args.spark is not None:
+        workers = args.workers if args.workers > 1 else None
+        return Spark(args.spark, workers=workers, trial_timeout=args.trial_timeout)
+    if args.workers > 1 or args.trial_timeout is not None:
+        return Workers(args.workers, trial_timeout=args.trial_timeout)
+    return None
+
+
+#: Library argument names in error messages -> the flags a CLI user types.
+_FLAGS = (
+    ("Search(algo='tpe')", "--algo tpe"),
+    ("Search(algo='grid')", "--algo grid"),
+    ("Search(algo='atpe')", "--algo atpe"),
+    ("another Search(algo=...)", "another --algo"),
+    ("Search(algo=...)", "--algo"),
+    ("Search(seed=...)", "--seed"),
+    ("Search(points=...)", "--points"),
+    ("Search(options=", "the --tpe-* flags ("),
+    ("StopRules(timeout=...)", "--timeout"),
+    ("StopRules(loss_threshold=...)", "--loss-threshold"),
+    ("StopRules(no_progress=...)", "--no-progress"),
+    ("StopRules(max_failures=...)", "--max-failures"),
+    ("Workers(workers=...)", "--workers"),
+    ("Workers(trial_timeout=...)", "--trial-timeout"),
+    ("Spark(workers=...)", "--workers"),
+    ("Spark(trial_timeout=...)", "--trial-timeout"),
+    ("Spark(master=...)", "--spark"),
+    ("leave pruner unset", "drop --prune"),
+    ("fresh=True", "--fresh"),
+    ("another study_dir", "another --study-dir"),
+)
+
+
+def for_cli(message: str) -> str:
+    """A library error message with its argument names replaced by the CLI's flags."""
+    for name, flag in _FLAGS:
+        message = message.replace(name, flag)
+    for flag, _, knob, _, _ in _PRUNER_FLAGS:  # the pruners name their knobs bare
+        message = message.replace(f"{knob} must", f"{flag} must")
+    return message.replace("leave --", "drop --").replace(" unset to resume", " to resume")
+
+
+def _read_points(path: Path) -> list[dict[str, Any]]:
+    try:
+        points = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"points file {path} not found: check the path") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"points file {path} is not valid JSON ({exc}): fix it") from None
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        raise ConfigError(f"points file {path} must hold a JSON list of objects (param dicts)")
+    return points

@@ -1,0 +1,320 @@
+"""One run of a study: propose, dispatch, record, decide when to stop.
+
+The driver owns the store (it holds the study lock) and hyperopt's ``Trials``; executors only
+run objectives. Rules it keeps:
+
+- every trial is stored ``running`` before it is dispatched and committed before hyperopt's
+  ``Trials`` sees its result;
+- each proposal is seeded from (study seed, trial id), and the ``Trials`` documents are built
+  from store records by :func:`tpetune.search.documents.hyperopt_doc`, the function a resume
+  uses too;
+- a trial left ``running`` by a crash is re-run first, with the same params;
+- with a freeze-thaw pruner, before each proposal the pruner's plan may thaw a ``paused`` trial
+  (same tid, params and seed; it continues from ``tpetune.last_step()``) or prune paused trials
+  that became hopeless (their workdir is deleted); a thaw adds no trial to ``max_evals``, and
+  once ``max_evals`` trials exist paused trials are still thawed while the plan says so;
+- failures are recorded and the search goes on, up to ``max_failures`` in a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from tpetune._io import jsonable, plain_number
+from tpetune.engine.options import Callback, StopRules
+from tpetune.errors import ObjectiveError, SearchFailedError
+from tpetune.executors.base import Executor, Job, Outcome
+from tpetune.search import algos
+from tpetune.search.documents import hyperopt_doc
+from tpetune.search.space import Space
+from tpetune.study.store import Store, TrialRecord, TrialState
+from tpetune.trial.context import TrialContext, derive_seed
+
+log = logging.getLogger("tpetune")
+
+
+class Driver:
+    """The loop of one run over an open store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        space: Space,
+        suggest: algos.Suggest,
+        *,
+        seed: int,
+        rules: StopRules,
+        pruner: dict[str, Any] | None,
+        point_vals: list[dict[str, Any]],
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        from hyperopt import Trials
+
+        self.store, self.space, self.suggest = store, space, suggest
+        self.seed, self.rules, self.pruner = seed, rules, pruner
+        self.point_vals, self.callbacks = point_vals, list(callbacks)
+        self.labels = space.labels
+        records = store.records()
+        self.rerun = [r for r in records if r.state is TrialState.RUNNING]
+        self.done = [r for r in records if r.state is not TrialState.RUNNING]
+        self.next_tid = max((r.tid for r in records), default=-1) + 1
+        self.trials = Trials()
+        self._stale = False
+        self.docs: dict[int, dict[str, Any]] = {}
+        for r in records:
+            self._set_doc(r)
+        self.elapsed_before = float(store.meta().get("elapsed_s", 0.0))
+        self.session_start = time.monotonic()
+        self.failures_in_row = 0
+        ok = [r.loss for r in self.done if r.finished_ok and r.loss is not None]
+        self._best: float | None = min(ok) if ok else None
+        self.last_error: str | None = None
+        # freeze-thaw: the pruner plans thaws; paused trials by tid; thaws now in flight
+        from tpetune.pruners.policies import pruner_from_json
+
+        planner = pruner_from_json(pruner) if pruner else None
+        self.planner = planner if hasattr(planner, "plan") else None
+        self.paused = {r.tid: r for r in records if r.state is TrialState.PAUSED}
+        self.thawing: set[int] = set()
+        self.exhausted = False
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _set_doc(self, record: TrialRecord) -> None:
+        doc = hyperopt_doc(record, self.labels)
+        if record.tid in self.docs:
+            self.docs[record.tid].clear()
+            self.docs[record.tid].update(doc)
+        else:
+            self.docs[record.tid] = doc
+            self.trials.insert_trial_docs([doc])
+        self._stale = True  # refreshed once, right before the next suggest
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def best(self) -> float | None:
+        return self._best
+
+    def trials_since_best(self) -> int:
+        best, since = float("inf"), 0
+        for r in sorted(self.done, key=lambda r: r.tid):
+            if r.finished_ok and r.loss is not None and r.loss < best:
+                best, since = r.loss, 0
+            else:
+                since += 1
+        return since
+
+    def stop_reason(self) -> str | None:
+        rules, best = self.rules, self.best()
+        if rules.timeout is not None and self.elapsed() >= rules.timeout:
+            return f"timeout of {rules.timeout:g}s reached"
+        if rules.loss_threshold is not None and best is not None and best <= rules.loss_threshold:
+            return f"best loss {best:.6g} reached the threshold {rules.loss_threshold:g}"
+        if rules.no_progress is not None and self.trials_since_best() >= rules.no_progress:
+            return f"no better trial in the last {rules.no_progress} trials"
+        return None
+
+    # -- proposing ------------------------------------------------------------------------
+    def next_trial(self) -> tuple[TrialRecord, Any] | None:
+        """The next trial and the objective's argument for it: a crashed trial again, a
+        warm-start point, or a new proposal; ``None`` when the algorithm has nothing left."""
+        if self.rerun:
+            old = self.rerun.pop(0)
+            log.info("re-running trial %d, interrupted by a crash, with the same params", old.tid)
+            return replace(old, started=time.time()), self.space.evaluate(old.vals)
+        tid = self.next_tid
+        if tid < len(self.point_vals):
+            vals = self.point_vals[tid]
+        else:
+            if self._stale:
+                self.trials.refresh()
+                self._stale = False
+            docs = self.suggest([tid], self.space.domain, self.trials, derive_seed(self.seed, tid))
+            if not docs:
+                return None  # the algorithm has nothing left (grid exhausted)
+            vals = {k: plain_number(v[0]) for k, v in docs[0]["misc"]["vals"].items() if v}
+        self.next_tid += 1
+        args = self.space.evaluate(vals)
+        record = TrialRecord(
+            tid=tid,
+            state=TrialState.RUNNING,
+            loss=None,
+            params=self.space.params(vals),
+            vals=vals,
+            args=jsonable(args),
+            started=time.time(),
+        )
+        return record, args
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, max_evals: int, executor: Executor, bar: bool) -> str:
+        """Run trials until ``max_evals`` are done or a stop rule fires; the stop reason."""
+        from tqdm.auto import tqdm
+
+        inflight: dict[int, TrialRecord] = {}
+        reason = None
+        progress = tqdm(
+            total=max_evals,
+            initial=min(len(self.done), max_evals),
+            unit="trial",
+            disable=not bar,
+            dynamic_ncols=True,
+        )
+        self._show_best(progress)
+        try:
+            while True:
+                while reason is None and len(inflight) < executor.workers:
+                    reason = self.stop_reason()
+                    if reason:
+                        break
+                    can_propose = not self.exhausted and len(self.done) + len(inflight) < max_evals
+                    thaw = None if self.rerun else self._plan(can_propose)
+                    if thaw is not None:
+                        self._thaw(executor, inflight, thaw)
+                        continue
+                    if not can_propose:
+                        break
+                    proposed = self.next_trial()
+                    if proposed is None:
+                        self.exhausted = True  # paused trials may still be thawed
+                        continue
+                    self._dispatch(executor, inflight, *proposed)
+                if not inflight:
+                    break
+                for tid, outcome in executor.wait():
+                    reason = self._finish(inflight.pop(tid), outcome) or reason
+                    if tid not in self.thawing:  # a thaw continues a trial counted already
+                        progress.update(1)
+                    self.thawing.discard(tid)
+                    self._show_best(progress)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the time spent counts on resume
+            self.store.set_meta(elapsed_s=self.elapsed())
+            raise
+        finally:
+            progress.close()
+            executor.close()
+        if reason is None and self.exhausted:
+            reason = "the search space is exhausted"
+        paused = f"; {len(self.paused)} trials paused" if self.paused else ""
+        return (reason or f"{max_evals} trials done") + paused
+
+    def _dispatch(
+        self,
+        executor: Executor,
+        inflight: dict[int, TrialRecord],
+        record: TrialRecord,
+        args: Any,
+        *,
+        begin: bool = True,
+    ) -> None:
+        if begin:
+            self.store.begin_trial(record)
+        self._set_doc(record)
+        inflight[record.tid] = record
+        ctx = TrialContext(
+            record.tid,
+            derive_seed(self.seed, record.tid, "objective"),
+            self.store.study_dir,
+            self.pruner,
+            last_step=self.store.last_step(record.tid),
+        )
+        executor.submit(Job(record.tid, args, ctx))
+
+    # -- freeze-thaw --------------------------------------------------------------------------
+    def _plan(self, can_propose: bool) -> int | None:
+        """The paused trial the pruner would thaw now (pruning the hopeless ones), or None."""
+        if self.planner is None or not self.paused:
+            return None
+        monitor = self.planner.monitor
+        paused = {tid: [v for _, v in self.store.steps(tid)] for tid in self.paused}
+        finished = [c[monitor] for c in self.store.curves().values() if c.get(monitor)]
+        plan = self.planner.plan(paused, finished, can_propose=can_propose)
+        for tid in plan.prune:
+            self._replace_done(replace(self.paused.pop(tid), state=TrialState.PRUNED))
+            shutil.rmtree(self.store.study_dir / "trials" / str(tid), ignore_errors=True)
+            log.info("trial %d, paused, is pruned: it has no chance left to beat the best", tid)
+        return plan.thaw
+
+    def _thaw(self, executor: Executor, inflight: dict[int, TrialRecord], tid: int) -> None:
+        """Continue paused trial ``tid`` (same tid, params and seed) from its checkpoint."""
+        record = self.paused.pop(tid)
+        self.store.thaw_trial(tid)
+        self.done = [r for r in self.done if r.tid != tid]
+        self.thawing.add(tid)
+        log.info("thawing trial %d, paused at step %s", tid, self.store.last_step(tid))
+        running = replace(record, state=TrialState.RUNNING)
+        self._dispatch(executor, inflight, running, self.space.evaluate(record.vals), begin=False)
+
+    def _replace_done(self, final: TrialRecord) -> None:
+        self.store.finish_trial(final)
+        self.done = [final if r.tid == final.tid else r for r in self.done]
+        self._set_doc(final)
+
+    def _show_best(self, progress: Any) -> None:
+        best = self.best()
+        if best is not None:
+            progress.set_postfix_str(f"best loss: {best:.6g}", refresh=False)
+
+    def _finish(self, record: TrialRecord, outcome: Outcome) -> str | None:
+        """Commit a finished trial, then apply the failure policy and the callbacks."""
+        if outcome.steps:
+            self.store.write_steps(record.tid, outcome.steps)
+        before = (record.duration_s or 0.0) if record.tid in self.thawing else 0.0
+        final = replace(
+            record,
+            state=outcome.state,
+            loss=outcome.loss,
+            curves=outcome.curves,
+            metrics={**outcome.metrics, **self._pause_marks(record.tid)},
+            error=outcome.error,
+            finished=outcome.finished,
+            duration_s=round(before + outcome.finished - outcome.started, 6),
+        )
+        self.store.finish_trial(final, meta={"elapsed_s": self.elapsed()})
+        self._set_doc(final)
+        self.done.append(final)
+        if final.finished_ok and final.loss is not None:
+            self._best = final.loss if self._best is None else min(self._best, final.loss)
+        if final.state is TrialState.PAUSED:
+            self.paused[final.tid] = final  # its workdir (checkpoint) waits for a thaw
+        else:
+            workdir = self.store.study_dir / "trials" / str(final.tid)
+            shutil.rmtree(workdir, ignore_errors=True)  # its checkpoints are no longer needed
+        if outcome.contract_error:
+            raise ObjectiveError(f"trial {final.tid}: {outcome.error}")
+        if final.state is TrialState.FAIL:
+            self.failures_in_row += 1
+            self.last_error = f"trial {final.tid} failed with: {final.error}"
+            log.warning("trial %d failed with params %s: %s", final.tid, final.params, final.error)
+            if self.failures_in_row >= self.rules.max_failures:
+                raise SearchFailedError(
+                    f"{self.failures_in_row} trials failed in a row; the last (trial {final.tid}) "
+                    f"with: {final.error}. Fix the objective and run again to resume"
+                )
+        else:
+            self.failures_in_row = 0
+        return self._callbacks(final)
+
+    def _pause_marks(self, tid: int) -> dict[str, Any]:
+        """``paused_at`` (steps) and ``thaws`` of a trial a freeze-thaw pruner paused."""
+        if self.planner is None:
+            return {}
+        marks = self.store.decisions(tid)
+        paused_at = sorted(s for s, kind in marks.items() if kind in ("pause", "thawed"))
+        if not paused_at:
+            return {}
+        return {"paused_at": paused_at, "thaws": sum(k == "thawed" for k in marks.values())}
+
+    def _callbacks(self, final: TrialRecord) -> str | None:
+        if not self.callbacks:
+            return None
+        if self._stale:
+            self.trials.refresh()
+            self._stale = False
+        reasons = [cb(self.trials, final) for cb in self.callbacks]
+        return next((r for r in reasons if r), None)

@@ -1,0 +1,1 @@
+"""Where trials run: the Executor protocol, serial, worker processes and Spark."""

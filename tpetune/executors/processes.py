@@ -1,0 +1,336 @@
+"""Trials in worker processes on one machine (``--workers N``).
+
+Each worker is a fresh ``python -m tpetune.executors.processes`` process (TensorFlow does not
+survive
+``fork``) talking to the driver over a socket pair. Unlike ``multiprocessing``'s spawn, it never
+re-runs the driver's main script, so scripts need no ``if __name__ == "__main__"`` guard and
+objectives may come from stdin or a notebook: the objective travels pickled by value, once.
+Workers die with the driver (Linux: parent-death signal; elsewhere at the next message).
+The driver alone writes the store.
+
+- Isolation: an exception fails the trial inside the worker; a crash, an OOM kill or a
+  segfault kills the worker, which fails only its trial, and a fresh worker takes its place.
+  A worker found dead between trials (killed while idle) is replaced and its next job goes to
+  the fresh one. A new worker answers ``ready`` once it has loaded the objective; workers that
+  die before that, or cannot load it, stop the run with one :class:`ExecutorError`.
+- Memory: a worker is replaced after ``recycle_after`` trials, so whatever a framework leaks
+  per trial is returned to the OS.
+- ``trial_timeout``: a trial running longer is killed with its worker and recorded as failed.
+- Threads: each worker gets ``cores // N`` intra-op threads (TensorFlow, OpenMP, BLAS), so N
+  workers do not oversubscribe the machine.
+- Ctrl-C and SIGTERM: workers ignore both (a signal sent to the whole process group reaches
+  the driver too); the driver stops them and leaves their trials ``running``, to be re-run
+  with the same params on resume.
+- TensorFlow's start-up noise is silenced in each worker before the objective loads
+  (:mod:`tpetune._quiet`; ``--verbose`` keeps it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from tpetune.errors import ExecutorError
+from tpetune.executors.base import Job, Outcome, run_trial, ship
+from tpetune.study.store import TrialState
+
+log = logging.getLogger("tpetune")
+#: Workers dying before they loaded the objective, in a row, before the executor gives up.
+_MAX_DEAD_AT_START = 3
+_READY = b"ready"
+
+_THREAD_VARS = (
+    "TF_NUM_INTRAOP_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
+
+
+def _worker_main(fd: int) -> None:
+    """Worker loop: the objective first (answered ``ready`` or ``!error``), then pickled jobs
+    in, pickled outcomes out."""
+    # The driver decides when to stop: Ctrl-C and a SIGTERM sent to the whole process group
+    # (Slurm, Kubernetes) reach it too, and it stops its workers (their trials stay running).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from tpetune._quiet import VERBOSE_VAR, quiet_tensorflow
+
+    quiet_tensorflow(os.environ.get(VERBOSE_VAR) == "1")  # before the objective imports TF
+    import cloudpickle
+
+    conn = Connection(fd)
+    try:
+        objective = cloudpickle.loads(conn.recv_bytes())
+    except EOFError:
+        return
+    except Exception as exc:  # e.g. a module the objective needs is not installed here
+        conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
+        return
+    conn.send_bytes(_READY)
+    while True:
+        try:
+            blob = conn.recv_bytes()
+        except EOFError:
+            return
+        if not blob:
+            return
+        job: Job = cloudpickle.loads(blob)
+        conn.send_bytes(cloudpickle.dumps((job.tid, run_trial(objective, job))))
+
+
+def _how(code: int | None) -> str:
+    """How a process ended, from its return code."""
+    if code is not None and code < 0:
+        return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _parent_death_hook() -> Callable[[], Any] | None:
+    """A preexec function making the worker die with the driver (Linux), or ``None``.
+
+    ``prctl`` is resolved here, in the driver: between fork and exec only a C call may run
+    safely when the driver has other threads (TensorFlow's, for one).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import functools
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return functools.partial(prctl, 1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen[bytes]
+    conn: Connection
+    job: Job | None = None
+    started: float = 0.0
+    trials: int = 0
+    spawned: float = field(default_factory=time.monotonic)
+    ready: bool = False  # it has loaded the objective
+
+
+class ProcessExecutor:
+    """Runs trials in ``workers`` spawned processes; see the module docstring.
+
+    Args:
+        objective: any callable cloudpickle can ship (functions from ``tpetune run`` files,
+            closures, objective objects holding their data).
+        workers: processes, i.e. trials in flight at once.
+        trial_timeout: seconds before a running trial is killed and failed.
+        recycle_after: trials per worker before it is replaced (bounds leaked memory).
+        threads: intra-op threads per worker (default: CPU cores // workers, at least 1).
+    """
+
+    def __init__(
+        self,
+        objective: Callable[[Any], Any],
+        *,
+        workers: int,
+        trial_timeout: float | None = None,
+        recycle_after: int = 20,
+        threads: int | None = None,
+    ) -> None:
+        self.workers = workers
+        self.trial_timeout = trial_timeout
+        self.recycle_after = recycle_after
+        self._blob = ship(objective)
+        per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
+        self._env = {**os.environ, **{var: str(per_worker) for var in _THREAD_VARS}}
+        self._env["TF_NUM_INTEROP_THREADS"] = "1"
+        self._workers: list[_Worker] = []
+        self._queue: deque[Job] = deque()
+        self._dead_at_start = 0
+
+    def _spawn(self) -> _Worker | None:
+        ours, theirs = socket.socketpair()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tpetune.executors.processes", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=self._env,
+            preexec_fn=_parent_death_hook(),
+        )
+        theirs.close()
+        worker = _Worker(proc, Connection(ours.detach()))
+        self._workers.append(worker)
+        try:
+            worker.conn.send_bytes(self._blob)
+        except OSError:  # it died at once
+            self._replace_dead(worker)
+            return None
+        return worker
+
+    def _retire(self, worker: _Worker, *, kill: bool) -> None:
+        if not kill:
+            try:
+                worker.conn.send_bytes(b"")  # the stop message
+            except OSError:
+                kill = True
+        if kill:
+            worker.process.kill()
+        try:
+            worker.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait()
+        worker.conn.close()
+        self._workers.remove(worker)
+
+    def submit(self, job: Job) -> None:
+        self._queue.append(job)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        import cloudpickle
+
+        while self._queue:
+            worker = self._idle_worker()
+            if worker is None:
+                return
+            job = self._queue[0]
+            try:
+                worker.conn.send_bytes(cloudpickle.dumps(job))
+            except OSError:  # it died while idle (killed, OOM): a fresh worker takes the job
+                self._replace_dead(worker)
+                continue
+            self._queue.popleft()
+            worker.job, worker.started = job, time.monotonic()
+
+    def _idle_worker(self) -> _Worker | None:
+        """An idle, live worker (spawning one if a slot is free), or ``None``."""
+        for worker in [w for w in self._workers if w.job is None]:
+            if worker.process.poll() is None:
+                return worker
+            self._replace_dead(worker)
+        while len(self._workers) < self.workers:
+            spawned = self._spawn()  # None: it died at once (_replace_dead gives up in time)
+            if spawned is not None:
+                return spawned
+        return None
+
+    def _replace_dead(self, worker: _Worker) -> None:
+        """Drop a worker found dead; a job it held goes back to the front of the queue.
+
+        Raises:
+            ExecutorError: the last few workers all died before loading the objective.
+        """
+        code = worker.process.poll()
+        if worker.job is not None:
+            self._queue.appendleft(worker.job)
+        self._retire(worker, kill=True)
+        code = worker.process.returncode if code is None else code
+        if worker.ready:
+            log.warning(
+                "a worker process died between trials (%s); starting a fresh one", _how(code)
+            )
+            return
+        self._dead_at_start += 1
+        if self._dead_at_start >= _MAX_DEAD_AT_START:
+            raise ExecutorError(
+                f"{self._dead_at_start} worker processes in a row died before loading the "
+                f"objective (last: {_how(code)}); check that `{sys.executable} -m "
+                "tpetune.executors.processes` starts on this machine"
+            )
+
+    def _hello(self, worker: _Worker, message: bytes) -> None:
+        """A new worker's first message: ``ready``, or why it cannot load the objective."""
+        if message == _READY:
+            worker.ready = True
+            self._dead_at_start = 0
+            return
+        error = message[1:].decode(errors="replace")
+        raise ExecutorError(
+            f"a worker process cannot load the objective ({error}): install what it needs "
+            f"into the environment of {sys.executable}, which runs the workers"
+        )
+
+    def wait(self) -> list[tuple[int, Outcome]]:
+        """Block until at least one trial ends (finished, failed, died or timed out)."""
+        import cloudpickle
+
+        while True:
+            busy = [w for w in self._workers if w.job is not None]
+            if not busy:
+                return []
+            # A dying worker closes its socket, so its connection becomes readable (EOF).
+            ready = set(wait([w.conn for w in busy], timeout=self._next_deadline(busy)))
+            done: list[tuple[int, Outcome]] = []
+            for worker in busy:
+                assert worker.job is not None
+                if worker.conn in ready:
+                    try:
+                        message = worker.conn.recv_bytes()
+                    except (EOFError, OSError):
+                        if worker.ready:
+                            done.append(self._died(worker))
+                        else:  # it never started: its job waits for a fresh worker
+                            self._replace_dead(worker)
+                        continue
+                    if not worker.ready:
+                        self._hello(worker, message)
+                        continue
+                    tid, outcome = cloudpickle.loads(message)
+                    worker.job, worker.trials = None, worker.trials + 1
+                    done.append((tid, outcome))
+                    if worker.trials >= self.recycle_after:
+                        self._retire(worker, kill=False)
+                elif self._timed_out(worker):
+                    done.append(
+                        self._fail(
+                            worker,
+                            f"trial exceeded the trial timeout of "
+                            f"{self.trial_timeout:g}s and was killed",
+                        )
+                    )
+            self._dispatch()
+            if done:
+                return done
+
+    def _next_deadline(self, busy: list[_Worker]) -> float | None:
+        if self.trial_timeout is None:
+            return None
+        now = time.monotonic()
+        return max(0.0, min(w.started + self.trial_timeout - now for w in busy))
+
+    def _timed_out(self, worker: _Worker) -> bool:
+        return (
+            self.trial_timeout is not None
+            and time.monotonic() - worker.started >= self.trial_timeout
+        )
+
+    def _died(self, worker: _Worker) -> tuple[int, Outcome]:
+        try:
+            code: int | None = worker.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        return self._fail(worker, f"the worker process died ({_how(code)}) while running the trial")
+
+    def _fail(self, worker: _Worker, error: str) -> tuple[int, Outcome]:
+        assert worker.job is not None
+        job, started = worker.job, worker.started
+        self._retire(worker, kill=True)
+        elapsed = time.monotonic() - started
+        now = time.time()
+        return job.tid, Outcome(TrialState.FAIL, error=error, started=now - elapsed, finished=now)
+
+    def close(self) -> None:
+        """Stop every worker; trials still running stay ``running`` in the store."""
+        self._queue.clear()
+        for worker in list(self._workers):
+            self._retire(worker, kill=worker.job is not None)
+
+
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]))

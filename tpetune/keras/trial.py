@@ -1,0 +1,356 @@
+"""One Keras training machinery for every Keras objective: folds, resume, seeding, pruning.
+
+Anchor: KerasTuner's ``Tuner.run_trial``, where a subclass supplies the model and the fit and
+the tuner does the rest. Here a subclass of :class:`KerasTrial` supplies three things, the
+data of each fold (:meth:`~KerasTrial.fold_data`), the model (:meth:`~KerasTrial.build`) and the
+``fit`` arguments (:meth:`~KerasTrial.fit_args`), and may add per-fold metrics
+(:meth:`~KerasTrial.fold_metrics`). The instance is then a tpetune objective. Per fold:
+
+- ``keras.backend.clear_session()`` (Keras' graphs pile up trial after trial otherwise) and
+  ``keras.utils.set_random_seed`` with the trial's seed (:attr:`KerasTrial.seed` outside a
+  study), so a trial trains the same weights on resume and on any worker;
+- ``EarlyStopping(restore_best_weights=True)`` on :attr:`~KerasTrial.monitor` and the user's
+  extra callbacks; on the first fold also the study's pruning callback
+  (:func:`tpetune.pruners.keras.keras_pruning_callback`: it reports each epoch through
+  :func:`tpetune.report` and stops the fit when :func:`tpetune.should_prune` says so; outside
+  a study it does nothing). A trial's steps are one curve, so later folds report nothing;
+- inside a study, files in the trial's workdir, each prefixed ``fold{i}_`` when there are
+  several folds: ``epochs.csv`` (the per-epoch values, kept across a crash), ``backup/``
+  (a :class:`~tpetune.keras.callbacks.AdaptiveBackup`) and, once the fold finished,
+  ``result.json``, written atomically. A trial re-run after a crash reuses finished folds and
+  resumes the unfinished one from its last backup.
+
+A paused fold (freeze-thaw) keeps its backup and writes no ``result.json``: the trial's
+thaw resumes that fit from the epoch it paused at, through the backup.
+
+A pruned fold ends the trial: the remaining folds would be wasted on a trial the pruner has
+judged; its loss is then the mean over the folds run (that fold's loss, with the first fold
+pruned). The result is
+``{"loss", "curves", "metrics"}``: one fold's result as it is, or for several folds the mean
+loss, ``loss``/``val_loss`` curves averaged over the folds still training at each epoch, the
+metrics combined by :attr:`~KerasTrial.combine_rules`, ``folds_run``, and per-fold lists
+``fold_loss`` plus ``fold_<name>`` for each name in :attr:`~KerasTrial.per_fold`.
+
+A user's own objective::
+
+    class MyTrial(KerasTrial):
+        def fold_data(self, params):
+            return [(x_train, y_train, x_val, y_val)]
+
+        def build(self, params, fold):
+            return make_model(params)  # compiled
+
+        def fit_args(self, params, fold):
+            x, y, x_val, y_val = fold
+            return {"x": x, "y": y, "validation_data": (x_val, y_val), "epochs": 20,
+                    "batch_size": self.int_param(params, "batch_size")}
+
+    tpetune.tune(MyTrial(patience=3), space, study_dir="runs/mine", max_evals=30)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from tpetune._io import read_json, write_json
+from tpetune.errors import ConfigError
+from tpetune.search.space import require_labels
+from tpetune.trial.context import TrialContext, current_trial
+from tpetune.trial.report import paused_now
+
+__all__ = [
+    "CallbackSpec",
+    "History",
+    "KerasTrial",
+    "Metrics",
+    "Params",
+    "best",
+    "best_epoch",
+    "fresh_session",
+    "merge_curves",
+]
+
+CallbackSpec = Any  # a keras.callbacks.Callback, or a zero-argument factory returning one
+Params = Mapping[str, Any]  # one point of the space: what the objective receives
+History = Mapping[str, list[float]]  # logged metric -> one value per epoch
+Metrics = dict[str, float]  # extra figures of one fold
+_CURVES = ("loss", "val_loss")
+_PRUNED_NOTE = "pruned_at_epoch"
+_REDUCE: dict[str, Callable[[Sequence[float]], Any]] = {"sum": np.sum, "median": np.median}
+
+
+class KerasTrial(ABC):
+    """Base of a Keras objective: one model per fold, trained the same way everywhere.
+
+    Args:
+        patience: early-stopping patience in epochs, per fold.
+        seed: training seed outside a study (inside one, the trial's own seed is used).
+        verbose: Keras ``fit`` verbosity (0 silent, 2 one line per epoch).
+        callbacks: extra Keras callbacks for every fit; give a zero-argument factory instead
+            of an instance when it keeps per-fit state.
+
+    Raises:
+        ConfigError: a negative ``patience``.
+    """
+
+    #: The logged metric that early stopping, the fold's loss and ``best_epoch`` follow.
+    monitor: ClassVar[str] = "val_loss"
+    #: Logged metrics kept per epoch (curves report ``loss`` and ``val_loss``; any others are
+    #: there for :meth:`fold_metrics`, e.g. accuracy at the best epoch).
+    logged: ClassVar[tuple[str, ...]] = _CURVES
+    #: How a metric of several folds combines: ``"sum"``, ``"median"``; any other is the mean.
+    combine_rules: ClassVar[Mapping[str, str]] = {"epochs_trained": "sum", "train_seconds": "sum"}
+    #: Metrics also kept per fold, as a ``fold_<name>`` list (``fold_loss`` is always kept).
+    per_fold: ClassVar[tuple[str, ...]] = ()
+    #: Least seconds of training between two backups: a crash loses at most about this much
+    #: (see :class:`~tpetune.keras.callbacks.AdaptiveBackup`).
+    backup_every_s: ClassVar[float] = 5.0
+    #: ... and only after training for this many times what writing the last backup took.
+    backup_cost_factor: ClassVar[float] = 50.0
+    #: What the objective is called in messages, and the space file whose labels it needs.
+    name: ClassVar[str] = "Keras objective"
+    space_file: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        *,
+        patience: int,
+        seed: int = 0,
+        verbose: int = 0,
+        callbacks: Sequence[CallbackSpec] = (),
+    ) -> None:
+        if patience < 0:
+            raise ConfigError(f"patience must be >= 0, got {patience}")
+        self.patience = patience
+        self.seed = seed
+        self.verbose = verbose
+        self.callbacks = list(callbacks)
+
+    # -- what a subclass supplies -------------------------------------------------------------
+    @abstractmethod
+    def fold_data(self, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The data of each fold for ``params`` (one item for a single train/val split)."""
+
+    @abstractmethod
+    def build(self, params: Mapping[str, Any], fold: Any) -> Any:
+        """A compiled Keras model for ``params`` (called after the session is reset)."""
+
+    @abstractmethod
+    def fit_args(self, params: Mapping[str, Any], fold: Any) -> dict[str, Any]:
+        """Keyword arguments of ``model.fit`` (data, ``epochs``, ``batch_size``, ...), with
+        validation data; ``callbacks`` and ``verbose`` are added by the machinery."""
+
+    def fit_callbacks(self, params: Mapping[str, Any], fold: Any) -> list[Any]:
+        """Callbacks of this objective for every fit (e.g. ``TerminateOnNaN``)."""
+        return []
+
+    def fold_metrics(self, params: Params, fold: Any, model: Any, history: History) -> Metrics:
+        """Extra figures of one trained fold; ``history`` holds :attr:`logged` per epoch
+        (epochs trained before a crash included), ``model`` has the best weights."""
+        return {}
+
+    # -- the machinery ------------------------------------------------------------------------
+    def __call__(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Train one model per fold; return ``{"loss", "curves", "metrics"}`` (see module)."""
+        ctx = current_trial()
+        seed = self.trial_seed()
+        workdir = ctx.ensure_workdir() if ctx is not None else None
+        folds = self.fold_data(params)
+        results = []
+        for i, fold in enumerate(folds):
+            stem = "" if len(folds) == 1 else f"fold{i}_"
+            done = None if workdir is None else workdir / f"{stem}result.json"
+            result = None if done is None else read_fold_result(done)
+            if result is None:
+                # The pruner judges the trial's first fold only: a trial's reported steps are
+                # one curve, and later folds would report the same epochs again.
+                result = self._fit_fold(
+                    params, fold, seed=seed, workdir=workdir, stem=stem, prune=i == 0
+                )
+                result = _fold_layout(result)
+                pruned_at = _pruned_at(ctx)
+                if pruned_at is not None:
+                    result["pruned_at_epoch"] = pruned_at
+                if done is not None and not paused_now():  # paused: a thaw resumes the fit
+                    write_json(done, result)
+            elif ctx is not None and "pruned_at_epoch" in result:
+                ctx.notes.setdefault(_PRUNED_NOTE, result["pruned_at_epoch"])  # finished pruned
+            results.append(result)
+            if "pruned_at_epoch" in result:
+                break  # the pruner stopped this fold: the trial is judged already
+        results = [{k: r[k] for k in ("loss", "curves", "metrics")} for r in results]
+        return results[0] if len(folds) == 1 else self.combine(results)
+
+    def trial_seed(self) -> int:
+        """The current trial's seed, or :attr:`seed` outside a study."""
+        ctx = current_trial()
+        return ctx.seed if ctx is not None else self.seed
+
+    def int_param(self, params: Mapping[str, Any], key: str) -> int:
+        """``params[key]`` as an int.
+
+        Raises:
+            SpaceError: the label is missing (a space made for another objective).
+        """
+        require_labels(params, (key,), objective=self.name, like=self.space_file)
+        return int(params[key])
+
+    def combine(self, results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """One objective result from the results of the folds run (see the module docstring).
+
+        A trial of a single fold returns that fold's result as it is, without this step."""
+        metrics: dict[str, Any] = {}
+        for key in results[0]["metrics"]:
+            values = [float(r["metrics"][key]) for r in results if key in r["metrics"]]
+            rule = self.combine_rules.get(key, "mean")
+            metrics[key] = float(_REDUCE.get(rule, np.mean)(values))
+        metrics["folds_run"] = len(results)
+        metrics["fold_loss"] = [float(r["loss"]) for r in results]
+        for key in self.per_fold:
+            metrics[f"fold_{key}"] = [r["metrics"].get(key) for r in results]
+        return {
+            "loss": float(np.mean(metrics["fold_loss"])),
+            "curves": merge_curves([r["curves"] for r in results]),
+            "metrics": metrics,
+        }
+
+    def _fit_fold(
+        self,
+        params: Mapping[str, Any],
+        fold: Any,
+        *,
+        seed: int,
+        workdir: Path | None,
+        stem: str,
+        prune: bool,
+    ) -> dict[str, Any]:
+        from tpetune.keras.callbacks import AdaptiveBackup, EpochLog
+
+        callbacks: list[Any] = []
+        log = None
+        if workdir is not None:
+            # The log keeps the curves of epochs run before a crash; on resume it drops the
+            # epochs after the restored backup, which are then trained again.
+            log = EpochLog(workdir / f"{stem}epochs.csv", self.logged)
+            backup = AdaptiveBackup(
+                workdir / f"{stem}backup",
+                every_s=self.backup_every_s,
+                cost_factor=self.backup_cost_factor,
+            )
+            callbacks += [log, backup]
+        started = time.perf_counter()
+        if prune:
+            from tpetune.pruners.keras import keras_pruning_callback
+
+            # First, so that the backup after it knows whether this epoch paused the trial.
+            callbacks.insert(0, keras_pruning_callback())
+        model, history = self._train(params, fold, seed=seed, callbacks=callbacks)
+        seconds = time.perf_counter() - started
+        if log is not None:
+            history = log.read()  # includes epochs run before a crash
+        values = history.get(self.monitor, [])
+        extra = self.fold_metrics(params, fold, model, history)
+        return {
+            "loss": best(values),
+            "curves": {k: list(history.get(k, [])) for k in _CURVES},
+            "metrics": {
+                **{k: float(v) for k, v in extra.items()},
+                "best_epoch": float(best_epoch(values)),
+                "epochs_trained": float(len(values)),
+                "train_seconds": seconds,
+            },
+        }
+
+    def _train(
+        self, params: Mapping[str, Any], fold: Any, *, seed: int, callbacks: Sequence[Any]
+    ) -> tuple[Any, dict[str, list[float]]]:
+        """Fit one fresh model on ``fold``; return it (best weights) and its logged history.
+
+        ``callbacks`` run first, then early stopping, :meth:`fit_callbacks` and the user's."""
+        import keras
+
+        fresh_session(seed)
+        model = self.build(params, fold)
+        extra = [cb if isinstance(cb, keras.callbacks.Callback) else cb() for cb in self.callbacks]
+        early = keras.callbacks.EarlyStopping(
+            monitor=self.monitor, patience=self.patience, restore_best_weights=True
+        )
+        fit = model.fit(
+            **self.fit_args(params, fold),
+            verbose=self.verbose,
+            callbacks=[
+                *callbacks,
+                early,
+                *self.fit_callbacks(params, fold),
+                *extra,
+            ],
+        )
+        history = {k: [float(v) for v in fit.history.get(k, [])] for k in self.logged}
+        return model, history
+
+
+def fresh_session(seed: int) -> None:
+    """``keras.backend.clear_session()`` then ``keras.utils.set_random_seed(seed)``: a fresh
+    graph per fit (they pile up otherwise) and the same initial weights for the same seed."""
+    import keras
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+
+
+def read_fold_result(path: Path) -> dict[str, Any] | None:
+    """A finished fold's stored result, or ``None`` when there is none (or it is torn).
+
+    Also reads the flat layout the digits study wrote before the machinery was shared
+    (``loss``, ``curves`` and the metrics side by side).
+    """
+    data = read_json(path)
+    if not isinstance(data, dict) or "loss" not in data or "curves" not in data:
+        return None
+    return _fold_layout(data)
+
+
+def _fold_layout(result: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"loss", "curves", "metrics"}`` (plus ``pruned_at_epoch``) from either layout."""
+    if "metrics" in result:
+        return dict(result)
+    skip = {"loss", "curves", "pruned_at_epoch"}
+    metrics = {k: v for k, v in result.items() if k not in skip}
+    return {**{k: result[k] for k in skip if k in result}, "metrics": metrics}
+
+
+def merge_curves(curves: Sequence[Mapping[str, Sequence[float]]]) -> dict[str, list[float]]:
+    """Per-epoch mean of ``loss`` and ``val_loss`` over the folds still training then."""
+    merged = {}
+    for key in _CURVES:
+        series = [list(c.get(key, [])) for c in curves]
+        longest = max((len(s) for s in series), default=0)
+        merged[key] = [float(np.mean([s[e] for s in series if e < len(s)])) for e in range(longest)]
+    return merged
+
+
+def best(values: Sequence[float]) -> float:
+    """Best (lowest) finite value; NaN when training never produced one."""
+    finite = [v for v in values if math.isfinite(v)]
+    return min(finite) if finite else math.nan
+
+
+def best_epoch(values: Sequence[float]) -> int:
+    """1-based epoch of :func:`best` (0 when there is none)."""
+    value = best(values)
+    return 0 if math.isnan(value) else list(values).index(value) + 1
+
+
+def _pruned_at(ctx: TrialContext | None) -> int | None:
+    """The epoch at which the pruner stopped the current fit, if it did."""
+    if ctx is None:
+        return None
+    epoch = ctx.notes.get(_PRUNED_NOTE)
+    return None if epoch is None else int(epoch)

@@ -1,0 +1,2 @@
+"""Which trials stop early: the Pruner protocol, every policy, and the Keras callback over the
+trial-side API."""

@@ -1,0 +1,102 @@
+"""What an objective may know about the trial it is evaluating.
+
+The driver (or a worker process) sets the context around each objective call, so an
+objective keeps the plain hyperopt signature ``objective(params)`` and still can key
+checkpoints by trial id, seed its framework per trial, or ask the pruner whether to stop.
+Outside a trial :func:`current_trial` returns ``None``; objectives must work then too
+(e.g. when a user calls ``objective(study.best_args)`` by hand).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """The trial being evaluated.
+
+    Attributes:
+        tid: trial id, unique and stable within the study (0, 1, 2, ...).
+        seed: per-trial seed derived from the study seed and ``tid``; the same on resume.
+        study_dir: the study folder, or ``None`` for an in-memory evaluation.
+        workdir: a folder private to this trial (created on demand by :meth:`ensure_workdir`)
+            for checkpoints such as ``keras.callbacks.BackupAndRestore``; it survives a
+            crash so a resumed trial continues, and is removed when the trial finishes.
+        pruner: the study's pruner in its JSON form
+            (:func:`tpetune.pruners.policies.pruner_from_json`);
+            ``None`` when the study prunes nothing.
+        notes: what the trial reports back besides its return value; the Keras pruning
+            callback sets ``notes["pruned_at_epoch"]`` so the trial is recorded ``pruned``
+            without the objective having to say so.
+        reference: a snapshot of the study's finished curves and rung values, shipped with the
+            trial when it runs where the study folder may not exist (a Spark executor on
+            another node): ``{"curves": [[...], ...], "rungs": {rung: {tid: [pruned, value]}}}``.
+            The pruner then decides from it, and the steps travel back with the outcome.
+        last_step: the last step this trial recorded before this attempt (a thaw of a paused
+            trial, a re-run after a crash); ``None`` when it reported nothing yet. Read it
+            with :func:`tpetune.last_step`.
+    """
+
+    tid: int
+    seed: int
+    study_dir: Path | None = None
+    pruner: dict[str, Any] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+    reference: dict[str, Any] | None = None
+    last_step: int | None = None
+
+    @property
+    def workdir(self) -> Path | None:
+        return None if self.study_dir is None else self.study_dir / "trials" / str(self.tid)
+
+    def save_model(self, model: Any, key: str = "model") -> str:
+        """Keep a Keras ``model`` with this trial (``STUDY/models/<tid>.keras``, the best
+        trials' files retained); returns its path in the study or ``"unavailable: ..."``.
+        See :mod:`tpetune.study.artifacts`."""
+        from tpetune.study.artifacts import save
+
+        return save(model, self, key)
+
+    def ensure_workdir(self) -> Path | None:
+        """Create and return :attr:`workdir` (``None`` when there is no study folder)."""
+        wd = self.workdir
+        if wd is not None:
+            wd.mkdir(parents=True, exist_ok=True)
+        return wd
+
+
+_CURRENT: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
+    "tpetune_trial", default=None
+)
+
+
+def current_trial() -> TrialContext | None:
+    """The trial being evaluated in this thread/process, or ``None`` outside a trial."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def trial_scope(ctx: TrialContext) -> Iterator[TrialContext]:
+    """Make ``ctx`` the current trial for the duration of the ``with`` block."""
+    token = _CURRENT.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _CURRENT.reset(token)
+
+
+def derive_seed(study_seed: int, tid: int, purpose: str = "propose") -> int:
+    """A 31-bit seed that depends only on (study seed, trial id, purpose).
+
+    Hashing rather than ``study_seed + tid`` keeps neighbouring studies' streams unrelated
+    (seed 1 trial 0 would otherwise equal seed 0 trial 1).
+    """
+    digest = hashlib.blake2b(f"{study_seed}:{tid}:{purpose}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % (2**31 - 1)
