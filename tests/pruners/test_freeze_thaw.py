@@ -26,7 +26,7 @@ from tpetune.study.store import _SCHEMA, Store, TrialState
 EPOCHS = 10
 SPACE = {"x": hp.uniform("x", 0.0, 1.5)}
 PRUNER = FreezeThawPruner(pause_below=0.3, prune_below=0.001, warmup_trials=3)
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def value(x: float, step: int) -> float:
