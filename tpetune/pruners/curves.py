@@ -67,7 +67,7 @@ class FamilyFit:
     path: tuple[float, ...]  # predicted values at steps k+1 .. horizon
 
 
-@functools.lru_cache(maxsize=200_000)
+@functools.lru_cache(maxsize=50_000)  # ~1 KiB each: bounded in long replays
 def fit(values: tuple[float, ...], horizon: int) -> tuple[FamilyFit, ...]:
     """Every family fitted to ``values`` (steps 1..k, finite), predicting up to ``horizon``."""
     y = np.asarray(values, dtype=float)
