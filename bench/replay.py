@@ -99,6 +99,10 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "optuna-median": ("optuna", {"pruner": "median"}),
     "optuna-sha": ("optuna", {"pruner": "sha"}),
     "optuna-hyperband": ("optuna", {"pruner": "hyperband"}),
+    # pause instead of prune, thaw by a learning-curve model (bench/replay_pause.py)
+    "tpe-freeze-thaw": ("pause", {"method": "freeze-thaw"}),
+    # Egele et al. 2023: screen random configurations one epoch each, train the best on
+    "one-epoch-top-k": ("pause", {"method": "one-epoch-top-k"}),
     # ASHA whose first rung is at epoch 3 (rungs 3, 9): slow starters survive epochs 1-2
     "tpe-asha-r3": ("tpetune", {"pruner": "asha3"}),
     # (i) how a pruned trial is shown to TPE: +inf (a missing loss) instead of its best value
@@ -110,6 +114,9 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "tpe-ogamma": ("tpetune", {"gamma": "optuna"}),
     "tpe-ogamma-n10": ("tpetune", {"gamma": "optuna", "n_startup": 10}),
 }
+
+#: The freeze-thaw pruner's knobs in the replay (its defaults; max_steps: the table's epochs).
+FREEZE_THAW: dict[str, Any] = {}
 
 #: The methods drawn in the PNGs (the design-question variants only in the tables).
 PLOTTED = (
@@ -191,6 +198,15 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
         )
     elif runner == "fmin":
         replay_sim.run_fmin(sim, seed)
+    elif runner == "pause":
+        from bench import replay_pause
+        from tpetune import FreezeThawPruner
+
+        if options["method"] == "freeze-thaw":
+            pruner = FreezeThawPruner(**{"max_steps": table.epochs, **FREEZE_THAW})
+            replay_pause.run_freeze_thaw(sim, seed, pruner=pruner)
+        else:
+            replay_pause.run_one_epoch_top_k(sim, seed)
     else:
         replay_sim.run_optuna(sim, seed, pruner=options["pruner"])
     target = _grid(table_name)[0] * (1 + TARGET_TOLERANCE)
@@ -202,6 +218,8 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
         "max_evals": trials,
         "trials": sim.trials,
         "pruned": sim.pruned,
+        "paused": getattr(sim, "paused", 0),
+        "thaws": getattr(sim, "thaws", 0),
         "epochs_to_target": sim.epochs_to(target),
         "trace": sim.trace,
         "best": {f"{q}": sim.best_at(budget * q / 100) for q in (25, 50, 100)},

@@ -225,3 +225,29 @@ def test_shipped_tables_hold_every_configuration_with_full_curves() -> None:
         assert set(table.val_loss) == {tabular.row_key(c) for c in tabular.configs(factors)}
         assert all(len(c) == table.epochs for c in table.val_loss.values())
         assert table.meta["command"] and table.meta["seconds"] > 0
+
+
+def test_replayed_pause_and_thaw_pay_only_new_epochs() -> None:
+    """bench/replay_pause.py: a paused trial keeps its curve and early-stopping state; its
+    thaw pays only the epochs it trains then; a trial counts once however often thawed."""
+    from bench import tabular
+    from bench.replay_pause import Run, advance, run_freeze_thaw, run_one_epoch_top_k
+    from bench.replay_sim import Sim
+    from tpetune import FreezeThawPruner
+    from tpetune.pruners.policies import Decision
+
+    params = {"a": 0}
+    curve = [5.0, 4.0, 3.5, 3.4, 3.6, 3.7, 3.8, 3.0]
+    table = tabular.Table("t", {"epochs": 8}, {"a": [0]}, {tabular.row_key(params): curve}, {})
+    sim = Sim(table, budget=100, patience=3)
+    run = Run(params, curve)
+    pause = advance(sim, run, lambda step, c: Decision(True, pause=True) if step == 2 else False)
+    assert (pause, sim.spent, sim.trials, sim.best) == ("paused", 2, 1, math.inf)
+    assert advance(sim, run, None) == "ok"  # thawed: epochs 3.. until patience 3 runs out
+    assert run.curve == curve[:7] and sim.spent == 7 and sim.trials == 1 and sim.best == 3.4
+
+    synthetic = _table(epochs=8)
+    ft = run_freeze_thaw(Sim(synthetic, budget=150), 0, pruner=FreezeThawPruner(max_steps=8))
+    assert ft.spent <= 150 and ft.trials >= 10 and math.isfinite(ft.best)
+    top = run_one_epoch_top_k(Sim(synthetic, budget=60), 0)
+    assert top.trials == 15 and top.spent <= 60 and math.isfinite(top.best)  # 60/4 screened

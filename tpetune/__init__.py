@@ -14,7 +14,8 @@ Public API::
     tpetune.load_study("runs/mine").to_dataframe()
 
 Inside an objective: ``tpetune.report(step, value)``, ``tpetune.should_prune()``,
-``raise tpetune.TrialPruned()``.
+``raise tpetune.TrialPruned()``, ``tpetune.last_step()`` (where a thawed or re-run trial
+left off; see :class:`FreezeThawPruner`).
 
 Importing this package loads neither TensorFlow nor matplotlib nor hyperopt.
 """
@@ -40,12 +41,13 @@ from tpetune.errors import (
     TpetuneError,
 )
 from tpetune.migrate.fmin import fmin
+from tpetune.pruners.freeze_thaw import FreezeThawPruner
 from tpetune.pruners.policies import ASHAPruner, MedianPruner, NoPruner
 from tpetune.search.space import Space, load_space
 from tpetune.study.store import TrialRecord, TrialState
 from tpetune.study.study import Study, load_study
 from tpetune.trial.context import TrialContext, current_trial
-from tpetune.trial.report import TrialPruned, report, should_prune
+from tpetune.trial.report import TrialPruned, last_step, report, should_prune
 
 if TYPE_CHECKING:
     from tpetune.migrate.spark_trials import SparkTrials
@@ -54,6 +56,7 @@ __all__ = [
     "ASHAPruner",
     "ConfigError",
     "DataError",
+    "FreezeThawPruner",
     "MedianPruner",
     "MissingDependencyError",
     "NoPruner",
@@ -79,6 +82,7 @@ __all__ = [
     "__version__",
     "current_trial",
     "fmin",
+    "last_step",
     "load_space",
     "load_study",
     "report",

@@ -41,7 +41,7 @@ def test_defaults_are_written_once_and_the_cli_help_reads_them() -> None:
     assert Serial().workers == 1 and Workers().workers == 1
     help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
     assert f"(default: {StopRules().max_failures})" in help_text
-    assert "--prune {none,median,asha}" in help_text
+    assert "--prune {none,median,asha,freeze-thaw}" in help_text
 
 
 def test_algorithms_come_from_one_table() -> None:

@@ -236,3 +236,38 @@ def test_helpers() -> None:
     assert keras_trial.best_epoch([]) == 0
     merged = keras_trial.merge_curves([{"loss": [1.0, 2.0]}, {"loss": [3.0]}])
     assert merged == {"loss": [2.0, 2.0], "val_loss": []}
+
+
+def test_a_paused_trial_is_thawed_from_its_backup(tmp_path: Path) -> None:
+    """Freeze-thaw: a paused fold keeps its backup and writes no result; thawed, the fit
+    resumes at the epoch it paused at, and no epoch is trained twice."""
+    from hyperopt import hp
+
+    from tpetune import FreezeThawPruner, Search, TrialState, tune
+
+    begun: list[tuple[int, int]] = []
+
+    class Count(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            trial = current_trial()
+            assert trial is not None
+            begun.append((trial.tid, epoch + 1))
+
+    obj = Tiny(epochs=6, callbacks=[Count])
+    obj.backup_every_s = 1e9  # type: ignore[misc]  # backups only at pauses
+    study = tune(
+        obj,
+        {"units": hp.choice("units", [1, 2, 8]), "batch_size": 16},
+        study_dir=tmp_path,
+        max_evals=4,
+        search=Search(seed=0),
+        pruner=FreezeThawPruner(pause_below=0.99, prune_below=0.0, min_steps=2, warmup_trials=1),
+        progress=False,
+    )
+    thawed = [r for r in study.records if r.metrics.get("thaws")]
+    assert thawed, "nothing was paused and thawed"
+    assert not [r for r in study.records if r.state is TrialState.RUNNING]
+    for r in thawed:
+        epochs = [e for tid, e in begun if tid == r.tid]
+        assert len(epochs) == len(set(epochs))  # resumed from the backup, not retrained
+        assert len(r.curves["val_loss"]) == len(epochs)

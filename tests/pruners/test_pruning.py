@@ -39,7 +39,7 @@ def test_shipped_snapshot_stands_in_for_an_unreachable_store(tmp_path: Path) -> 
         return 99.0
 
     outcome = run_trial(hopeless, Job(9, {}, remote))
-    assert outcome.steps == [[1, 99.0, None, None, True]]
+    assert outcome.steps == [[1, 99.0, None, None, True, "prune"]]  # the decision travels too
     off = replace(ctx, pruner=NoPruner().to_json())
     assert with_reference(off) is off  # nothing to ship when nothing is pruned
 

@@ -91,9 +91,9 @@ def add_search_options(
     g.add_argument("--tpe-candidates", type=positive_int, help="TPE: EI candidates per step")
     g = p.add_argument_group(
         "pruning",
-        "stop trials that report worse values than others at the same epoch (Keras objectives "
-        "through tpetune.pruners.keras.keras_pruning_callback, any objective through "
-        "tpetune.report "
+        "stop (or, freeze-thaw, pause and later thaw) trials that report worse values than others "
+        "at the same epoch (Keras objectives through tpetune.pruners.keras.keras_pruning_callback, "
+        "any objective through tpetune.report "
         "and tpetune.should_prune); stored with the study",
     )
     g.add_argument(
@@ -106,7 +106,7 @@ def add_search_options(
         default = getattr(PRUNERS[pruner](), knob)
         g.add_argument(
             flag,
-            type=float if knob == "percentile" else positive_int,
+            type=float if knob in _FLOAT_KNOBS else positive_int,
             dest=f"{pruner}_{knob}",
             metavar=metavar,
             help=f"{pruner}: {text} (default: {default:g})",
@@ -187,7 +187,17 @@ _PRUNER_FLAGS = (
     ("--prune-percentile", "median", "percentile", "P", "prune when worse than this percentile"),
     ("--prune-min-epochs", "asha", "min_steps", "R", "epochs at the first rung; rungs at R*ETA^k"),
     ("--prune-reduction-factor", "asha", "reduction_factor", "ETA", "keep the best 1/ETA per rung"),
+    (
+        "--pause-below",
+        "freeze-thaw",
+        "pause_below",
+        "P",
+        "pause (keep for a thaw) a trial whose "
+        "forecast chance to end better than the best is below P",
+    ),
+    ("--prune-below", "freeze-thaw", "prune_below", "P", "prune it below P (its checkpoint goes)"),
 )
+_FLOAT_KNOBS = ("percentile", "pause_below", "prune_below")
 
 
 def _pruner(args: argparse.Namespace) -> Any:

@@ -9,6 +9,10 @@ run objectives. Rules it keeps:
   stream (:mod:`tpetune.search.seeding`), and the ``Trials`` documents are built from store
   records by :func:`tpetune.search.documents.hyperopt_doc`, the function a resume uses too;
 - a trial left ``running`` by a crash is re-run first, with the same params;
+- with a freeze-thaw pruner, before each proposal the pruner's plan may thaw a ``paused`` trial
+  (same tid, params and seed; it continues from ``tpetune.last_step()``) or prune paused trials
+  that became hopeless (their workdir is deleted); a thaw adds no trial to ``max_evals``, and
+  once ``max_evals`` trials exist paused trials are still thawed while the plan says so;
 - failures are recorded and the search goes on, up to ``max_failures`` in a row.
 """
 
@@ -26,6 +30,7 @@ from tpetune._io import jsonable, plain_number
 from tpetune.engine.options import Callback, StopRules
 from tpetune.errors import ObjectiveError, SearchFailedError
 from tpetune.executors.base import Executor, Job, Outcome
+from tpetune.pruners.policies import pruner_from_json
 from tpetune.search import algos
 from tpetune.search.documents import hyperopt_doc
 from tpetune.search.seeding import SeedStream
@@ -77,6 +82,13 @@ class Driver:
         ok = [r.loss for r in self.done if r.finished_ok and r.loss is not None]
         self._best: float | None = min(ok) if ok else None
         self.last_error: str | None = None
+        # freeze-thaw: the pruner plans thaws; paused trials by tid; thaws now in flight
+
+        planner = pruner_from_json(pruner) if pruner else None
+        self.planner = planner if hasattr(planner, "plan") else None
+        self.paused = {r.tid: r for r in records if r.state is TrialState.PAUSED}
+        self.thawing: set[int] = set()
+        self.exhausted = False
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _set_doc(self, record: TrialRecord) -> None:
@@ -178,22 +190,29 @@ class Driver:
         self._show_best(progress)
         try:
             while True:
-                while (
-                    reason is None
-                    and len(inflight) < executor.workers
-                    and len(self.done) + len(inflight) < max_evals
-                ):
+                while reason is None and len(inflight) < executor.workers:
                     reason = self.stop_reason()
-                    proposed = None if reason else self.next_trial()
-                    if proposed is None:
-                        reason = reason or "the search space is exhausted"
+                    if reason:
                         break
+                    can_propose = not self.exhausted and len(self.done) + len(inflight) < max_evals
+                    thaw = None if self.rerun else self._plan(can_propose)
+                    if thaw is not None:
+                        self._thaw(executor, inflight, thaw)
+                        continue
+                    if not can_propose:
+                        break
+                    proposed = self.next_trial()
+                    if proposed is None:
+                        self.exhausted = True  # paused trials may still be thawed
+                        continue
                     self._dispatch(executor, inflight, *proposed)
                 if not inflight:
                     break
                 for tid, outcome in executor.wait():
                     reason = self._finish(inflight.pop(tid), outcome) or reason
-                    progress.update(1)
+                    if tid not in self.thawing:  # a thaw continues a trial counted already
+                        progress.update(1)
+                    self.thawing.discard(tid)
                     self._show_best(progress)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the time spent counts on resume
             self.store.set_meta(elapsed_s=self.elapsed())
@@ -203,7 +222,10 @@ class Driver:
         finally:
             progress.close()
             executor.close()
-        return reason or f"{max_evals} trials done"
+        if reason is None and self.exhausted:
+            reason = "the search space is exhausted"
+        paused = f"; {len(self.paused)} trials paused" if self.paused else ""
+        return (reason or f"{max_evals} trials done") + paused
 
     def _dispatch(
         self,
@@ -211,8 +233,11 @@ class Driver:
         inflight: dict[int, TrialRecord],
         record: TrialRecord,
         args: Any,
+        *,
+        begin: bool = True,
     ) -> None:
-        self.store.begin_trial(record)
+        if begin:
+            self.store.begin_trial(record)
         self._set_doc(record)
         inflight[record.tid] = record
         ctx = TrialContext(
@@ -221,8 +246,39 @@ class Driver:
             self.store.study_dir,
             self.pruner,
             vals=record.vals,
+            last_step=self.store.last_step(record.tid),
         )
         executor.submit(Job(record.tid, args, ctx))
+
+    # -- freeze-thaw --------------------------------------------------------------------------
+    def _plan(self, can_propose: bool) -> int | None:
+        """The paused trial the pruner would thaw now (pruning the hopeless ones), or None."""
+        if self.planner is None or not self.paused:
+            return None
+        monitor = self.planner.monitor
+        paused = {tid: [v for _, v in self.store.steps(tid)] for tid in self.paused}
+        finished = [c[monitor] for c in self.store.curves().values() if c.get(monitor)]
+        plan = self.planner.plan(paused, finished, can_propose=can_propose)
+        for tid in plan.prune:
+            self._replace_done(replace(self.paused.pop(tid), state=TrialState.PRUNED))
+            shutil.rmtree(self.store.study_dir / "trials" / str(tid), ignore_errors=True)
+            log.info("trial %d, paused, is pruned: it has no chance left to beat the best", tid)
+        return plan.thaw
+
+    def _thaw(self, executor: Executor, inflight: dict[int, TrialRecord], tid: int) -> None:
+        """Continue paused trial ``tid`` (same tid, params and seed) from its checkpoint."""
+        record = self.paused.pop(tid)
+        self.store.thaw_trial(tid)
+        self.done = [r for r in self.done if r.tid != tid]
+        self.thawing.add(tid)
+        log.info("thawing trial %d, paused at step %s", tid, self.store.last_step(tid))
+        running = replace(record, state=TrialState.RUNNING)
+        self._dispatch(executor, inflight, running, self.space.evaluate(record.vals), begin=False)
+
+    def _replace_done(self, final: TrialRecord) -> None:
+        self.store.finish_trial(final)
+        self.done = [final if r.tid == final.tid else r for r in self.done]
+        self._set_doc(final)
 
     def _show_best(self, progress: Any) -> None:
         best = self.best()
@@ -233,15 +289,16 @@ class Driver:
         """Commit a finished trial, then apply the failure policy and the callbacks."""
         if outcome.steps:
             self.store.write_steps(record.tid, outcome.steps)
+        before = (record.duration_s or 0.0) if record.tid in self.thawing else 0.0
         final = replace(
             record,
             state=outcome.state,
             loss=outcome.loss,
             curves=outcome.curves,
-            metrics=outcome.metrics,
+            metrics={**outcome.metrics, **self._pause_marks(record.tid)},
             error=outcome.error,
             finished=outcome.finished,
-            duration_s=round(outcome.finished - outcome.started, 6),
+            duration_s=round(before + outcome.finished - outcome.started, 6),
         )
         self.store.finish_trial(
             final, meta={"elapsed_s": self.elapsed()}, attachments=outcome.attachments
@@ -250,8 +307,11 @@ class Driver:
         self.done.append(final)
         if final.finished_ok and final.loss is not None:
             self._best = final.loss if self._best is None else min(self._best, final.loss)
-        workdir = self.store.study_dir / "trials" / str(final.tid)
-        shutil.rmtree(workdir, ignore_errors=True)  # its checkpoints are no longer needed
+        if final.state is TrialState.PAUSED:
+            self.paused[final.tid] = final  # its workdir (checkpoint) waits for a thaw
+        else:
+            workdir = self.store.study_dir / "trials" / str(final.tid)
+            shutil.rmtree(workdir, ignore_errors=True)  # its checkpoints are no longer needed
         if outcome.contract_error:
             raise ObjectiveError(f"trial {final.tid}: {outcome.error}")
         if final.state is TrialState.FAIL:
@@ -266,6 +326,16 @@ class Driver:
         else:
             self.failures_in_row = 0
         return self._callbacks(final)
+
+    def _pause_marks(self, tid: int) -> dict[str, Any]:
+        """``paused_at`` (steps) and ``thaws`` of a trial a freeze-thaw pruner paused."""
+        if self.planner is None:
+            return {}
+        marks = self.store.decisions(tid)
+        paused_at = sorted(s for s, kind in marks.items() if kind in ("pause", "thawed"))
+        if not paused_at:
+            return {}
+        return {"paused_at": paused_at, "thaws": sum(k == "thawed" for k in marks.values())}
 
     def _callbacks(self, final: TrialRecord) -> str | None:
         if not self.callbacks:

@@ -89,10 +89,13 @@ def run_trial(objective: Objective, job: Job) -> Outcome:
     if state is TrialState.OK and "pruned_at_epoch" in job.ctx.notes:
         state = TrialState.PRUNED  # a pruning callback stopped the fit
         outcome.metrics.setdefault("pruned_at_epoch", job.ctx.notes["pruned_at_epoch"])
+    if state is TrialState.PRUNED and steps.last.pause:
+        state = TrialState.PAUSED  # stopped on a freeze-thaw pause: kept for a thaw
     curves = outcome.curves
-    reported = steps.curve()
-    if reported and steps.pruner.monitor not in curves:
-        curves = {**curves, steps.pruner.monitor: reported}  # what tpetune.report recorded
+    reported, monitor = steps.curve(), steps.pruner.monitor
+    resumed = job.ctx.last_step is not None  # its own curve may hold this attempt's only
+    if reported and (monitor not in curves or (resumed and len(curves[monitor]) < len(reported))):
+        curves = {**curves, monitor: reported}  # what tpetune.report recorded
     return Outcome(
         **{
             **outcome.__dict__,

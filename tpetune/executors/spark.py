@@ -45,7 +45,8 @@ def _run_on_executor(objective_blob: bytes, job_blob: bytes) -> bytes:
     if job.ctx.study_dir is not None and not Path(job.ctx.study_dir).is_dir():
         # Another node, without the study folder: no private workdir (checkpoints) here.
         # The pruner decides from the snapshot that came with the job; steps travel back.
-        job = replace(job, ctx=replace(job.ctx, study_dir=None))
+        # A thawed or re-run trial then starts over (last_step() None): no checkpoint here.
+        job = replace(job, ctx=replace(job.ctx, study_dir=None, last_step=None))
     elif job.ctx.study_dir is not None:
         # The study folder is here (local or one-machine cluster): report into the store, so
         # rung decisions are taken against every trial's values, not a snapshot.

@@ -49,6 +49,7 @@ EXTRA = "mlflow"
 _STATUS = {
     TrialState.OK: "FINISHED",
     TrialState.PRUNED: "KILLED",
+    TrialState.PAUSED: "KILLED",  # MLflow has no paused status; the state tag says paused
     TrialState.FAIL: "FAILED",
     TrialState.RUNNING: "RUNNING",
 }

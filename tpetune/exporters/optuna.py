@@ -6,18 +6,15 @@ Contract:
   distribution for a label in every trial (:mod:`tpetune.exporters._params` says how hyperopt's
   distributions map and which fall back). A choice shows its option value, never its index.
 - value = loss; state ok/pruned/fail/running -> COMPLETE/PRUNED/FAIL/RUNNING (an ``ok`` trial
-  with a NaN loss is FAIL: Optuna refuses NaN values); intermediate values = the per-epoch
-  ``val_loss`` curve (else ``loss``) at steps 1, 2, ... (while a trial runs: the values it
-  has reported so far through ``tpetune.report``); start and end times are the trial's
-  own; user attributes hold ``tid``, ``metrics``, ``args`` (the nested structure the objective
-  received), ``error`` and any value that has no domain (``unmapped``).
+  with a NaN loss is FAIL: Optuna refuses NaN). Optuna has no paused state: a ``paused`` trial
+  (freeze-thaw) is WAITING ("may run later"), ``user_attrs["tpetune_state"] = "paused"``, and
+  is completed in place once thawed. Intermediate values = the per-epoch ``val_loss`` curve
+  (else ``loss``), or while a trial runs what it reported so far; times are the trial's own;
+  user attributes hold ``tid``, ``metrics``, ``args``, ``error`` and ``unmapped`` values.
 - Incremental and idempotent by tid: a trial already exported in a final state is left alone, a
   trial exported as RUNNING is completed in place when it finishes. A study started afresh
   (``--fresh``: another creation time) replaces the Optuna study of the same name.
 - The tpetune store is only read, so this may run while the study runs in another process.
-
-Optuna numbers trials in the order they are added, which is tid order; ``user_attrs["tid"]``
-is the link either way.
 """
 
 from __future__ import annotations
@@ -139,8 +136,12 @@ class OptunaExport:
             live = _live_steps(study, records)
             for record in records:
                 trial_id, state = self._trials[record.tid]
-                if state is TrialState.RUNNING and record.state is not TrialState.RUNNING:
+                if state in _OPEN and record.state not in _OPEN:
                     self._finish(trial_id, record)
+                    self._trials[record.tid] = (trial_id, record.state)
+                    updated += 1
+                elif state in _OPEN and record.state is not state:  # paused <-> thawed
+                    self._reopen(trial_id, record)
                     self._trials[record.tid] = (trial_id, record.state)
                     updated += 1
                 if record.state is TrialState.RUNNING and live.get(record.tid):
@@ -218,6 +219,18 @@ class OptunaExport:
             if isinstance(tid, int):
                 self._trials[tid] = (trial_id, _TPETUNE_STATE[state.name])
 
+    def _reopen(self, trial_id: int, record: TrialRecord) -> None:
+        """A trial paused (WAITING) and thawed (RUNNING) again, or paused once more."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            for step, point in _curve(record).items():
+                self.storage.set_trial_intermediate_value(trial_id, step, point)
+            self.storage.set_trial_user_attr(trial_id, "tpetune_state", record.state.value)
+            self.storage.set_trial_state_values(trial_id, _state_value(record)[0])
+        except UpdateFinishedTrialError:
+            return  # another exporter of this file completed it
+
     def _finish(self, trial_id: int, record: TrialRecord) -> None:
         """Complete a trial exported as RUNNING (storage calls allow updates only while so)."""
         from optuna.exceptions import UpdateFinishedTrialError
@@ -253,7 +266,7 @@ def _frozen(record: TrialRecord, doms: dict[str, Domain]) -> FrozenTrial:
             continue
         dists[label] = distribution(domain)
     state, value = _state_value(record)
-    running = state is OptunaState.RUNNING
+    running = state in (OptunaState.RUNNING, OptunaState.WAITING)
     return FrozenTrial(
         number=-1,  # the storage numbers trials
         trial_id=-1,
@@ -289,6 +302,8 @@ def _state_value(record: TrialRecord) -> tuple[Any, float | None]:
     loss = record.loss
     if record.state is TrialState.RUNNING:
         return OptunaState.RUNNING, None
+    if record.state is TrialState.PAUSED:
+        return OptunaState.WAITING, None  # Optuna has no paused state (module docstring)
     if record.state is TrialState.PRUNED:
         return OptunaState.PRUNED, None if loss is None or math.isnan(loss) else loss
     if record.state is TrialState.OK and loss is not None and not math.isnan(loss):
@@ -298,11 +313,14 @@ def _state_value(record: TrialRecord) -> tuple[Any, float | None]:
 
 _TPETUNE_STATE = {
     "RUNNING": TrialState.RUNNING,
-    "WAITING": TrialState.RUNNING,
+    "WAITING": TrialState.PAUSED,
     "COMPLETE": TrialState.OK,
     "PRUNED": TrialState.PRUNED,
     "FAIL": TrialState.FAIL,
 }
+
+
+_OPEN = (TrialState.RUNNING, TrialState.PAUSED)  # Optuna storage still lets these change
 
 
 def _live_steps(study: Study, records: list[TrialRecord]) -> dict[int, list[tuple[int, float]]]:

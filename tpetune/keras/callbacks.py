@@ -3,7 +3,8 @@
 - :class:`EpochLog` appends each epoch's values to a small CSV in the trial's workdir, so the
   curves of epochs trained before a crash are not lost with the process.
 - :class:`AdaptiveBackup` wraps ``keras.callbacks.BackupAndRestore`` and writes a backup only
-  when the training a crash would lose is worth more than writing it costs.
+  when the training a crash would lose is worth more than writing it costs, and always at
+  the epoch a freeze-thaw pruner paused the trial, whose backup is then kept for the thaw.
 - :class:`StopOnNaN` is ``keras.callbacks.TerminateOnNaN`` that says so through logging, once
   per trial, instead of printing a line per fold on stdout.
 
@@ -23,6 +24,7 @@ from typing import Any
 import keras
 
 from tpetune.trial.context import current_trial
+from tpetune.trial.report import paused_now
 
 __all__ = ["AdaptiveBackup", "EpochLog", "StopOnNaN"]
 
@@ -146,7 +148,8 @@ class AdaptiveBackup(keras.callbacks.Callback):
         if epoch + 1 >= int((self.params or {}).get("epochs") or math.inf):
             return  # the last epoch: the fit ends now and removes its backup
         since = time.monotonic() - self._last_save
-        if since < max(self.every_s, self.cost_factor * self._save_cost):
+        cheap = since < max(self.every_s, self.cost_factor * self._save_cost)
+        if cheap and not paused_now():  # a paused trial's thaw continues from this epoch
             return
         started = time.monotonic()
         self.inner.on_epoch_end(epoch, logs)  # records epoch + 1 as the one to resume at
@@ -155,4 +158,6 @@ class AdaptiveBackup(keras.callbacks.Callback):
         self.saves += 1
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if paused_now():
+            return  # paused (freeze-thaw): the backup waits for the thaw
         self.inner.on_train_end(logs)  # a finished fit removes its backup

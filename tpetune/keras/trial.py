@@ -23,6 +23,9 @@ data of each fold (:meth:`~KerasTrial.fold_data`), the model (:meth:`~KerasTrial
   model kept with the trial (``keep_model``), so a report evaluates it instead of training
   the same fit again.
 
+A paused fold (freeze-thaw) keeps its backup and writes no ``result.json``: the thaw resumes
+that fit from the epoch it paused at.
+
 A pruned fold ends the trial (the rest would be wasted); its loss is then the mean over the
 folds run. The result is ``{"loss", "curves", "metrics"}``: one fold's result as it is, or for
 several folds the mean loss, ``loss``/``val_loss`` curves averaged over the folds still
@@ -34,21 +37,7 @@ endless one through ``tf.data.Dataset.from_generator`` with ``steps_per_epoch``)
 them per fit (datasets do not pickle for workers; a fresh stream restarts with the trial's
 seed, which :meth:`~KerasTrial.trial_seed` gives in tf.data's threads too).
 
-A user's own objective::
-
-    class MyTrial(KerasTrial):
-        def fold_data(self, params):
-            return [(x_train, y_train, x_val, y_val)]
-
-        def build(self, params, fold):
-            return make_model(params)  # compiled
-
-        def fit_args(self, params, fold):
-            x, y, x_val, y_val = fold
-            return {"x": x, "y": y, "validation_data": (x_val, y_val), "epochs": 20,
-                    "batch_size": self.int_param(params, "batch_size")}
-
-    tpetune.tune(MyTrial(patience=3), space, study_dir="runs/mine", max_evals=30)
+A user's own objective: README, "Keras folds, tf.data and generators: KerasTrial".
 """
 
 from __future__ import annotations
@@ -67,6 +56,7 @@ from tpetune.errors import ConfigError
 from tpetune.pruners import keras as pruning  # looked up per fit: tests swap the callback
 from tpetune.search.space import require_labels
 from tpetune.trial.context import TrialContext, current_trial
+from tpetune.trial.report import paused_now
 
 __all__ = [
     "CallbackSpec",
@@ -210,7 +200,7 @@ class KerasTrial(ABC):
                 pruned_at = _pruned_at(ctx)
                 if pruned_at is not None:
                     result["pruned_at_epoch"] = pruned_at
-                if done is not None:
+                if done is not None and not paused_now():  # paused: a thaw resumes the fit
                     write_json(done, result)
             elif ctx is not None and "pruned_at_epoch" in result:
                 ctx.notes.setdefault(_PRUNED_NOTE, result["pruned_at_epoch"])  # finished pruned
@@ -292,7 +282,8 @@ class KerasTrial(ABC):
             callbacks += [log, backup]
         started = time.perf_counter()
         if prune:
-            callbacks.append(pruning.keras_pruning_callback())
+            # First, so that the backup after it knows whether this epoch paused the trial.
+            callbacks.insert(0, pruning.keras_pruning_callback())
         model, history = self._train(params, fold, seed=seed, callbacks=callbacks)
         seconds = time.perf_counter() - started
         if log is not None:

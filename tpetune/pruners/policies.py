@@ -47,6 +47,11 @@ class Board(Protocol):
         """The decision recorded earlier for trial ``tid`` at ``rung`` (a resumed trial)."""
         ...
 
+    def decisions(self, tid: int) -> Mapping[int, str]:
+        """The decisions recorded for trial ``tid`` at each step it reported before (a
+        thawed or re-run trial): step -> ``continue``, ``pause``, ``prune`` or ``thawed``."""
+        ...
+
 
 class Pruner(Protocol):
     """A pruning rule (see the module docstring for the contract)."""
@@ -184,8 +189,11 @@ class ASHAPruner:
         return {"name": self.name, **asdict(self)}
 
 
-PRUNERS: dict[str, type[NoPruner] | type[MedianPruner] | type[ASHAPruner]] = {
-    cls.name: cls for cls in (NoPruner, MedianPruner, ASHAPruner)
+# Freeze-thaw lives in its own module (with its curve model); it imports this one's seam.
+from tpetune.pruners.freeze_thaw import FreezeThawPruner  # noqa: E402
+
+PRUNERS: dict[str, Any] = {
+    cls.name: cls for cls in (NoPruner, MedianPruner, ASHAPruner, FreezeThawPruner)
 }
 
 
@@ -219,13 +227,16 @@ class MemoryBoard:
 
     curves: list[list[float]] = field(default_factory=list)
     rungs: dict[int, dict[int, Decision]] = field(default_factory=dict)  # rung -> tid -> decision
+    steps: dict[int, dict[int, str]] = field(default_factory=dict)  # tid -> step -> decision
 
     def add_finished(self, curve: Sequence[float]) -> None:
         self.curves.append([float(v) for v in curve])
 
-    def record(self, tid: int, decision: Decision) -> None:
+    def record(self, tid: int, decision: Decision, step: int | None = None) -> None:
         if decision.rung is not None:
             self.rungs.setdefault(decision.rung, {})[tid] = decision
+        if step is not None:
+            self.steps.setdefault(tid, {})[step] = decision.kind
 
     def finished_curves(self) -> Sequence[Sequence[float]]:
         return self.curves
@@ -235,6 +246,16 @@ class MemoryBoard:
 
     def recorded(self, tid: int, rung: int) -> Decision | None:
         return self.rungs.get(rung, {}).get(tid)
+
+    def decisions(self, tid: int) -> Mapping[int, str]:
+        return self.steps.get(tid, {})
+
+    def thaw(self, tid: int) -> None:
+        """Mark trial ``tid``'s pauses ``thawed`` (what the store's thaw does)."""
+        marks = self.steps.get(tid, {})
+        for step, kind in marks.items():
+            if kind == "pause":
+                marks[step] = "thawed"
 
 
 def default_pruner() -> Pruner:

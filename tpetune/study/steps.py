@@ -20,11 +20,26 @@ from typing import Any, NamedTuple
 
 class Decision(NamedTuple):
     """A pruner's answer at one step, as recorded with it; ``rung``/``value`` are set at a
-    rung (ASHA)."""
+    rung (ASHA).
+
+    ``pause`` (freeze-thaw) stops the trial as ``prune`` does, but keeps it for a later thaw;
+    ``prune`` is then True as well, so every objective that stops on ``should_prune()``
+    stops on a pause too."""
 
     prune: bool
     rung: int | None = None
     value: float | None = None
+    pause: bool = False
+
+    @property
+    def kind(self) -> str:
+        """``continue``, ``pause`` or ``prune``: what the store records with the step."""
+        return "pause" if self.pause else "prune" if self.prune else "continue"
+
+    @classmethod
+    def of(cls, kind: str) -> Decision:
+        """The decision a recorded ``kind`` replays (``thawed``: the pause was lifted)."""
+        return cls(kind in ("prune", "pause"), pause=kind == "pause")
 
 
 class StepsMixin:
@@ -45,9 +60,12 @@ class StepsMixin:
         *,
         decide: Callable[[StepBoard], Decision] | None = None,
         finished: Sequence[Sequence[float]] = (),
+        keep_judged: bool = False,
     ) -> Decision | None:
         """Store ``value`` at ``step`` of trial ``tid`` and, when ``decide`` is given, the
         decision it takes on a :class:`StepBoard` over this store, in one transaction.
+        ``keep_judged`` (freeze-thaw): a step judged before keeps its value and replays its
+        recorded decision (``thawed`` as *continue*) instead.
 
         ``finished`` are the finished trials' monitored curves, which the trial side reads
         once per trial (they cannot change during a serial trial; with workers it is a fair
@@ -55,6 +73,11 @@ class StepsMixin:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if keep_judged:  # freeze-thaw: a judged step stays
+                kept = self._judged(tid, step)
+                if kept is not None:
+                    conn.commit()
+                    return Decision.of(kept)
             stored = None if math.isnan(value) else value
             conn.execute(
                 "INSERT OR REPLACE INTO steps(tid, step, value) VALUES (?, ?, ?)",
@@ -63,6 +86,10 @@ class StepsMixin:
             decision = None
             if decide is not None:
                 decision = decide(StepBoard(self, finished))
+                conn.execute(
+                    "UPDATE steps SET decision=? WHERE tid=? AND step=?",
+                    (decision.kind, tid, step),
+                )
             if decision is not None and decision.rung is not None:
                 rung_value = decision.value
                 if rung_value is not None and math.isnan(rung_value):
@@ -79,18 +106,19 @@ class StepsMixin:
 
     def write_steps(self, tid: int, rows: Sequence[Sequence[Any]]) -> None:
         """Store steps that travelled back with a trial's outcome: [step, value, rung,
-        rung_value, pruned] rows (a trial that ran where it could not see the store)."""
+        rung_value, pruned(, decision)] rows (a trial that ran where it could not see the
+        store)."""
 
         def null(v: Any) -> Any:
             return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
         with self._conn:
             self._conn.executemany(
-                "INSERT OR REPLACE INTO steps(tid, step, value, rung, rung_value, pruned) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO steps(tid, step, value, rung, rung_value, pruned, "
+                "decision) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (tid, s, null(v), r, null(rv), None if r is None else int(bool(p)))
-                    for s, v, r, rv, p in rows
+                    (tid, s, null(v), r, null(rv), None if r is None else int(bool(p)), d)
+                    for s, v, r, rv, p, d in (list(row) + [None] * (6 - len(row)) for row in rows)
                 ],
             )
 
@@ -122,12 +150,17 @@ class StepsMixin:
             return Decision(bool(pruned), rung, math.nan if value is None else float(value))
         return None
 
+    def _judged(self, tid: int, step: int) -> str | None:
+        """The decision recorded at ``step`` of trial ``tid``, if the step was judged."""
+        rows = self._rows("SELECT decision FROM steps WHERE tid=? AND step=?", (tid, step))
+        return rows[0][0] if rows and rows[0][0] is not None else None
+
     def _rows(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         try:
             return list(self._conn.execute(sql, args))
         except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []  # a version-1 study opened read-only: no steps were recorded
+            if "no such" in str(exc):
+                return []  # an older study opened read-only: no steps or decisions recorded
             raise
 
 
@@ -150,3 +183,6 @@ class StepBoard:
 
     def recorded(self, tid: int, rung: int) -> Decision | None:
         return self._store.recorded(tid, rung)
+
+    def decisions(self, tid: int) -> dict[int, str]:
+        return self._store.decisions(tid)  # type: ignore[attr-defined]

@@ -5,9 +5,10 @@ Contract:
   among them) and one ``trials`` row per trial. JSON columns only: opening a study executes
   no code, and any SQLite tool can read it.
 - A trial row is written as ``running`` before its objective starts and updated to ``ok``,
-  ``fail`` or ``pruned`` in one transaction when it ends. Every commit is in the OS before
-  the call returns, so a kill -9 at any instant leaves every finished trial stored; a row
-  left ``running`` by a dead process is re-run on resume.
+  ``fail``, ``pruned`` or ``paused`` in one transaction when it ends (a ``paused`` trial keeps
+  its workdir and may be thawed: set ``running`` again, see :meth:`Store.thaw_trial`). Every
+  commit is in the OS before the call returns, so a kill -9 at any instant leaves every
+  finished trial stored; a row left ``running`` by a dead process is re-run on resume.
 - Power loss: finished trials are fsynced group-commit style, at once when the last sync is
   older than :data:`SYNC_INTERVAL_S` (so every trial of a real model is synced before the
   next one starts) and at most that often for sub-second trials. WAL never tears the file.
@@ -35,12 +36,15 @@ from typing import Any
 from tpetune.errors import StoreError, from_os_error
 from tpetune.study.attachments import ATTACHMENTS_SCHEMA, AttachmentsMixin
 from tpetune.study.lock import LOCK_NAME, StudyLock  # noqa: F401  (re-exported: its old home)
+from tpetune.study.pausing import PausingMixin
 from tpetune.study.sqlite import connect_reader, connect_writer, damaged
 from tpetune.study.steps import StepsMixin
 
 # 2: the ``steps`` table (intermediate values and rung decisions). A version-1 study gains the
 # table when a writer opens it (:meth:`Store.migrate`); readers treat a missing table as empty.
-SCHEMA_VERSION = 2
+# 3: the ``paused`` state and ``steps.decision``; a writer migrates a version-1 or -2 study
+# (study/pausing.py); readers of older studies see no paused trial and no decisions.
+SCHEMA_VERSION = 3
 SYNC_INTERVAL_S = 1.0
 DB_NAME = "study.db"
 
@@ -51,7 +55,7 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 CREATE TABLE IF NOT EXISTS trials (
     tid        INTEGER PRIMARY KEY,
-    state      TEXT NOT NULL CHECK (state IN ('running', 'ok', 'fail', 'pruned')),
+    state      TEXT NOT NULL CHECK (state IN ('running', 'ok', 'fail', 'pruned', 'paused')),
     loss       REAL,
     vals       TEXT NOT NULL,            -- hyperopt's flat assignment (choices as indices)
     params     TEXT NOT NULL,            -- active hyperparameters, label -> value
@@ -70,6 +74,7 @@ CREATE TABLE IF NOT EXISTS steps (
     rung       INTEGER,                  -- set when a rung decision was made at this step
     rung_value REAL,                     -- the value judged at the rung (best so far)
     pruned     INTEGER,                  -- that decision: 1 prune, 0 continue
+    decision   TEXT,                     -- the pruner's decision: continue, pause, prune, thawed
     PRIMARY KEY (tid, step)
 );
 """
@@ -77,12 +82,14 @@ _SET_META = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)"
 
 
 class TrialState(enum.StrEnum):
-    """Where a trial stands. ``pruned`` trials stopped early; TPE still sees their loss."""
+    """Where a trial stands. ``pruned`` trials stopped early; TPE still sees their loss.
+    ``paused`` ones too, but keep their workdir: the driver may thaw (continue) them."""
 
     RUNNING = "running"
     OK = "ok"
     FAIL = "fail"
     PRUNED = "pruned"
+    PAUSED = "paused"
 
 
 @dataclass(frozen=True)
@@ -107,8 +114,13 @@ class TrialRecord:
         return self.state is TrialState.OK and self.loss is not None
 
 
-class Store(StepsMixin, AttachmentsMixin):
+class Store(StepsMixin, AttachmentsMixin, PausingMixin):
     """Read and write one study database. Use :meth:`create` or :meth:`open`."""
+
+    schema, schema_version = (
+        _SCHEMA + ATTACHMENTS_SCHEMA,
+        SCHEMA_VERSION,
+    )  # what ``migrate`` brings a study to
 
     def __init__(self, study_dir: Path, conn: sqlite3.Connection, *, readonly: bool) -> None:
         self.study_dir = study_dir
@@ -309,16 +321,7 @@ class Store(StepsMixin, AttachmentsMixin):
         a reader can tell in one statement that nothing changed since it last looked."""
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
-    # -- schema ------------------------------------------------------------------------------
-    # (the steps table's methods: tpetune/study/steps.py)
-    def migrate(self) -> None:
-        """Bring a study made by an older tpetune to this schema (adds the ``steps`` table)."""
-        with self._conn:
-            self._conn.executescript(_SCHEMA + ATTACHMENTS_SCHEMA)
-            self._conn.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (json.dumps(SCHEMA_VERSION),),
-            )
+    # the steps table: tpetune/study/steps.py; pause, thaw and ``migrate``: study/pausing.py
 
 
 def _connect(db: Path, *, readonly: bool) -> sqlite3.Connection:

@@ -32,6 +32,7 @@ class Progress:
     pruned: int
     running: int
     elapsed_s: float
+    paused: int = 0  # counted in ``done``: a paused trial is one of the study's trials
 
 
 class Study:
@@ -111,13 +112,17 @@ class Study:
         for r in self.records:
             counts[r.state] += 1
         return Progress(
-            done=counts[TrialState.OK] + counts[TrialState.FAIL] + counts[TrialState.PRUNED],
+            done=counts[TrialState.OK]
+            + counts[TrialState.FAIL]
+            + counts[TrialState.PRUNED]
+            + counts[TrialState.PAUSED],
             total=int(self.meta.get("max_evals", 0)),
             ok=counts[TrialState.OK],
             failed=counts[TrialState.FAIL],
             pruned=counts[TrialState.PRUNED],
             running=counts[TrialState.RUNNING],
             elapsed_s=float(self.meta.get("elapsed_s", 0.0)),
+            paused=counts[TrialState.PAUSED],
         )
 
     def is_running(self) -> bool:
@@ -166,6 +171,7 @@ class Study:
                 "failed": p.failed,
                 "pruned": p.pruned,
                 "running": p.running,
+                "paused": p.paused,
                 "elapsed_s": round(p.elapsed_s, 3),
             },
             "best": None

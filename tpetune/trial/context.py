@@ -53,6 +53,9 @@ class TrialContext:
             trial when it runs where the study folder may not exist (a Spark executor on
             another node): ``{"curves": [[...], ...], "rungs": {rung: {tid: [pruned, value]}}}``.
             The pruner then decides from it, and the steps travel back with the outcome.
+        last_step: the last step this trial recorded before this attempt (a thaw of a paused
+            trial, a re-run after a crash); ``None`` when it reported nothing yet. Read it
+            with :func:`tpetune.last_step`.
     """
 
     tid: int
@@ -67,6 +70,8 @@ class TrialContext:
     def active_pruner(self) -> Pruner:
         """:attr:`pruner` parsed, once per context (:class:`NoPruner` when there is none)."""
         return pruner_from_json(self.pruner) if self.pruner else NoPruner()
+
+    last_step: int | None = None
 
     @property
     def workdir(self) -> Path | None:

@@ -27,6 +27,11 @@ Contract:
   trial's context to the thread (never a silent no-op).
 - A re-run of a trial left ``running`` by a crash starts from the steps stored before it
   died and replays the rung decisions recorded then.
+- ``last_step()`` is the last step the current trial recorded before this attempt (a paused
+  trial being thawed, or one re-run after a crash); ``None`` when it reported nothing yet. An
+  objective with its own checkpoint continues from ``last_step() + 1``; one that starts over
+  re-reports the steps already recorded, which (with a freeze-thaw pruner) keep their stored
+  values and decisions: nothing is recorded twice.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class StepLog:
     last: Decision = field(default_factory=lambda: Decision(False))
     shipped: list[list[Any]] = field(default_factory=list)  # rows for the driver to store
     latest: int | None = None  # the last step reported in this attempt
+    stored: dict[int, float] = field(default_factory=dict)  # recorded before this attempt
     _store: Any = None
     _board: MemoryBoard | None = None
     _finished: list[list[float]] | None = None
@@ -76,7 +82,9 @@ class StepLog:
         pruner = ctx.active_pruner
         log = cls(ctx, pruner)
         if ctx.reference is not None:
-            log._board = _board_from(ctx.reference)
+            log._board = _board_from(ctx.reference, ctx.tid)
+            log.stored = {int(s): _number(v) for s, v in ctx.reference.get("steps", [])}
+            log.values = dict(log.stored)
         return log
 
     def _connect(self) -> None:
@@ -90,7 +98,8 @@ class StepLog:
             and (ctx.study_dir / DB_NAME).is_file()
         ):
             self._store = Store.open(ctx.study_dir, readonly=False)
-            self.values = {**dict(self._store.steps(ctx.tid)), **self.values}
+            self.stored = dict(self._store.steps(ctx.tid))
+            self.values = {**self.stored, **self.values}
 
     def curve(self) -> list[float]:
         """The values up to the latest step reported in this attempt: a re-run that started
@@ -104,6 +113,8 @@ class StepLog:
 
     def _report(self, step: int, value: float) -> Decision:
         self._connect()
+        if getattr(self.pruner, "replays_steps", False) and step in self.stored:
+            value = self.stored[step]  # recorded before this attempt: kept, not duplicated
         self.values[step] = value
         self.latest = step
         curve = [self.values[s] for s in sorted(self.values) if s <= step]
@@ -118,15 +129,28 @@ class StepLog:
                     return rule.decide(tid, len(curve), curve, board)
 
             decision = self._store.record_step(
-                self.ctx.tid, step, value, decide=decide, finished=self.finished()
+                self.ctx.tid,
+                step,
+                value,
+                decide=decide,
+                finished=self.finished(),
+                keep_judged=getattr(pruner, "replays_steps", False),
             )
         else:
             decision = Decision(False)
+            kind = None
             if pruner is not None:
                 board = self._board or MemoryBoard()
+                replay = getattr(pruner, "replays_steps", False) and step in board.decisions(
+                    self.ctx.tid
+                )
                 decision = pruner.decide(self.ctx.tid, len(curve), curve, board)
-                board.record(self.ctx.tid, decision)
-            self.shipped.append([step, value, decision.rung, decision.value, decision.prune])
+                if replay:  # judged before this attempt: stored already
+                    self.last = decision
+                    return decision
+                board.record(self.ctx.tid, decision, step)
+                kind = decision.kind
+            self.shipped.append([step, value, decision.rung, decision.value, decision.prune, kind])
         self.last = decision or Decision(False)
         return self.last
 
@@ -149,13 +173,19 @@ class StepLog:
             self._store = None
 
 
-def _board_from(reference: dict[str, Any]) -> MemoryBoard:
+def _board_from(reference: dict[str, Any], tid: int) -> MemoryBoard:
     board = MemoryBoard([list(c) for c in reference.get("curves", [])])
     for rung, by_tid in (reference.get("rungs") or {}).items():
         for other, (pruned, value) in by_tid.items():
             value = math.nan if value is None else float(value)
             board.record(int(other), Decision(bool(pruned), int(rung), value))
+    decisions = reference.get("decisions") or {}
+    board.steps[tid] = {int(step): str(kind) for step, kind in decisions.items()}
     return board
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 _LOG: contextvars.ContextVar[StepLog | None] = contextvars.ContextVar("tpetune_steps", default=None)
@@ -216,13 +246,31 @@ def report(step: int, value: float) -> None:
 
 
 def should_prune() -> bool:
-    """True when the study's pruner decided, at the latest reported step, to stop the trial.
+    """True when the study's pruner decided, at the latest reported step, to stop the trial
+    (to prune it, or to pause it: a freeze-thaw pruner's trial stops either way).
 
     Raises:
         ConfigError: called from a thread of no trial while several trials run here.
     """
     log = _current_log("tpetune.should_prune()")
     return log is not None and log.last.prune
+
+
+def paused_now() -> bool:
+    """True when the pruner paused the current trial at its latest step (a freeze-thaw
+    pause): its checkpoint must then be kept for a thaw (see :mod:`tpetune.keras_callbacks`)."""
+    log = _LOG.get()
+    return log is not None and log.last.pause
+
+
+def last_step() -> int | None:
+    """The last step the current trial recorded before this attempt: before it was paused
+    (a thaw) or interrupted (a re-run after a crash); ``None`` for a trial that has not
+    reported, and outside a trial. Continue from ``last_step() + 1`` with your own
+    checkpoint in ``current_trial().workdir``, or ignore it and start over (slower, correct).
+    """
+    ctx = current_trial()
+    return None if ctx is None else ctx.last_step
 
 
 def with_reference(ctx: TrialContext) -> TrialContext:
@@ -238,6 +286,9 @@ def with_reference(ctx: TrialContext) -> TrialContext:
     try:
         curves = [c[monitor] for c in store.curves().values() if c.get(monitor)]
         rungs = store.rung_table()
+        steps = [[s, None if math.isnan(v) else v] for s, v in store.steps(ctx.tid)]
+        decisions = store.decisions(ctx.tid)  # a thawed or re-run trial replays them
     finally:
         store.close()
-    return replace(ctx, reference={"curves": curves, "rungs": rungs})
+    reference = {"curves": curves, "rungs": rungs, "steps": steps, "decisions": decisions}
+    return replace(ctx, reference=reference)

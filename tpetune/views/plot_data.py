@@ -24,7 +24,9 @@ from tpetune.study.store import TrialRecord, TrialState
 from tpetune.study.study import Study
 
 NO_TRIALS = "no finished trials yet"
-_SCORED = (TrialState.OK, TrialState.PRUNED)  # states whose loss means something
+# states whose loss means something (a paused trial's is its best so far, as a pruned one's)
+_SCORED = (TrialState.OK, TrialState.PRUNED, TrialState.PAUSED)
+_STOPPED = (TrialState.PRUNED, TrialState.PAUSED)
 
 
 # -- data records ----------------------------------------------------------------------------
@@ -42,7 +44,7 @@ class LossHistoryData:
 
     Attributes:
         ok: finished trials with a loss, in id order.
-        pruned: pruned trials with the loss they reached, in id order.
+        pruned: pruned and paused trials with the loss they reached, in id order.
         failed: ids of trials that ended without a (finite) loss.
         running: ids of trials still running (or left running by a killed process).
         best_so_far: ``(tid, best loss up to that trial)`` for each ok trial, in id order.
@@ -62,13 +64,17 @@ class LossHistoryData:
 
 
 class Curve(NamedTuple):
-    """Per-epoch losses of one trial; ``name`` is its legend text (``trial 12 (best)``)."""
+    """Per-epoch losses of one trial; ``name`` is its legend text (``trial 12 (best)``).
+
+    ``paused_at``: the epochs a freeze-thaw pruner paused it at; a thawed trial's curve is
+    still one line, marked at each pause."""
 
     tid: int
     name: str
     loss: tuple[float, ...]
     val_loss: tuple[float, ...]
     pruned: bool = False
+    paused_at: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -230,7 +236,7 @@ def loss_history_data(study: Study) -> LossHistoryData:
         elif loss is None:
             failed.append(r.tid)
         else:
-            (pruned if r.state is TrialState.PRUNED else ok).append(Point(r.tid, loss, branch))
+            (pruned if r.state in _STOPPED else ok).append(Point(r.tid, loss, branch))
     best_so_far, best = [], math.inf
     for p in ok:
         best = min(best, p.loss)
@@ -262,15 +268,19 @@ def learning_curves_data(study: Study, n: int = 4) -> LearningCurvesData:
         return (r.loss if r.loss is not None else math.inf, r.tid)
 
     ok = sorted((r for r in study.records if r.finished_ok and has_curves(r)), key=rank)[:n]
-    pruned = sorted(
-        (r for r in study.records if r.state is TrialState.PRUNED and has_curves(r)), key=rank
-    )[:1]
+    pruned = sorted((r for r in study.records if r.state in _STOPPED and has_curves(r)), key=rank)[
+        :1
+    ]
     best = study.best
     curves = []
     for r in ok + pruned:
-        tag = " (pruned)" if r in pruned else " (best)" if best and r.tid == best.tid else ""
+        tag = f" ({r.state.value})" if r in pruned else ""
+        tag = " (best)" if best and r.tid == best.tid else tag
+        paused_at = tuple(int(s) for s in (r.metrics.get("paused_at") or ()))
+        if paused_at and r.state is not TrialState.PAUSED:
+            tag += " (thawed)"
         train, val = (tuple(r.curves.get(key, ())) for key in ("loss", "val_loss"))
-        curves.append(Curve(r.tid, f"trial {r.tid}{tag}", train, val, r in pruned))
+        curves.append(Curve(r.tid, f"trial {r.tid}{tag}", train, val, r in pruned, paused_at))
     train_values = [v for c in curves for v in c.loss if math.isfinite(v)]
     val_values = [v for c in curves for v in c.val_loss if math.isfinite(v)]
     return LearningCurvesData(
@@ -307,7 +317,7 @@ def params_data(study: Study) -> ParamsData:
     return ParamsData(
         panels=tuple(panels),
         best_tid=None if best is None else best.tid,
-        pruned_tids=frozenset(r.tid for r in scored if r.state is TrialState.PRUNED),
+        pruned_tids=frozenset(r.tid for r in scored if r.state in _STOPPED),
         log_y=log_y,
         y_limits=limits,
         clipped=clipped,

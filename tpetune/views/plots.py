@@ -62,7 +62,8 @@ def _title(study: Study, what: str) -> str:
     p = study.progress
     return (
         f"{study.study_dir.name}: {what}\n{p.done} finished of {p.total} "
-        f"({p.ok} ok, {p.failed} failed, {p.pruned} pruned), {p.running} running"
+        f"({p.ok} ok, {p.failed} failed, {p.pruned} pruned"
+        f"{f', {p.paused} paused' if p.paused else ''}), {p.running} running"
     )
 
 
@@ -142,6 +143,10 @@ def plot_learning_curves(study: Study, n: int = 4) -> Figure:
             if curve.pruned:
                 style["linestyle"] = "--"
             ax.plot(range(1, len(values) + 1), values, label=curve.name, **style)
+            marks = [e for e in curve.paused_at if 0 < e <= len(values)]
+            if marks:  # freeze-thaw: a square where it paused (a thawed line goes on after it)
+                y = [values[e - 1] for e in marks]
+                ax.scatter(marks, y, marker="s", s=60, facecolors="none", edgecolors=style["color"])
         if not any(getattr(c, key) for c in data.curves):
             _say(ax, f"no trial stored its {what}")
         if log_y:

@@ -55,6 +55,7 @@ def trial_table(records: list[TrialRecord], *, best_tid: int | None = None) -> s
         detail = format_params(r.params)
         if r.state is TrialState.FAIL and r.error:
             detail += f"  [{printable(r.error[:60])}]"
+        detail += pause_note(r)
         lines.append(
             f"{r.tid:>4}{mark}  {r.state.value:<7} {loss:>12} "
             f"{format_duration(r.duration_s):>7}  {detail}"
@@ -62,9 +63,21 @@ def trial_table(records: list[TrialRecord], *, best_tid: int | None = None) -> s
     return "\n".join(lines)
 
 
+def pause_note(r: TrialRecord) -> str:
+    """`` [paused at 3, thawed 1x]`` for a trial a freeze-thaw pruner paused, else ``""``."""
+    paused_at = r.metrics.get("paused_at") if isinstance(r.metrics, dict) else None
+    if not paused_at and r.state is not TrialState.PAUSED:
+        return ""
+    steps = ", ".join(map(str, paused_at or [])) or "?"
+    thaws = int(r.metrics.get("thaws") or 0)
+    return f"  [paused at {steps}" + (f", thawed {thaws}x]" if thaws else "]")
+
+
 def progress_line(study: Study) -> str:
     p = study.progress
     parts = [f"{p.done}/{p.total} trials done", f"{p.failed} failed", f"{p.pruned} pruned"]
+    if p.paused:
+        parts.append(f"{p.paused} paused")
     if p.running:  # rows left `running` by a stop or a crash are not running now
         parts.append(f"{p.running} {'running' if study.is_running() else 'interrupted'}")
     parts.append(f"{format_duration(p.elapsed_s)} elapsed")
@@ -103,6 +116,12 @@ def show_text(study: Study, *, top: int = 5, last: int | None = 20) -> str:
         out.append(
             f"\ntrial(s) {', '.join(str(r.tid) for r in stale)} were {' or '.join(how)}; "
             "they re-run with the same params when the study resumes"
+        )
+    paused = [r.tid for r in study.records if r.state is TrialState.PAUSED]
+    if paused:
+        out.append(
+            f"\ntrial(s) {', '.join(map(str, paused))} are paused with their checkpoints; "
+            "the freeze-thaw pruner may thaw them when the study resumes"
         )
     best_tid = study.best.tid if study.best else None
     ranked = study.top(top)
