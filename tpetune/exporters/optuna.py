@@ -105,13 +105,11 @@ class OptunaExport:
     def sync(self, study: Study, changed: Collection[int] | None = None) -> Exported:
         """Add new trials and complete those that finished since the last sync.
 
-        ``changed`` (from :class:`tpetune.study.follow.StudyFollower`) limits the work to
-        those tids; ``None`` looks at every trial. Trials new to the export are written in one
-        transaction (:mod:`tpetune.exporters.optuna_bulk`). A study deleted from the export
-        meanwhile (the dashboard's own "Delete study") is written again from ``study``
-        (counted in :attr:`rewritten`).
-        Holds an exclusive ``flock`` on the export file meanwhile, so two exporters of one
-        file (a dashboard and an ``export`` run) never add a trial twice.
+        ``changed`` (from :class:`tpetune.study.follow.StudyFollower`) limits the work to those
+        tids (``None``: every trial). New trials go in in one transaction (``optuna_bulk``); a
+        study deleted from the export (the dashboard's "Delete study") is written again
+        (:attr:`rewritten`). An exclusive ``flock`` on the file keeps two exporters of one file
+        from adding a trial twice.
         """
         with _exclusive(self.path):
             study_id = self._open_study(study)
