@@ -24,6 +24,7 @@ def _private_cache(
     they start) write theirs into a temporary folder, not the user's ~/.cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
+
 HAVE_JAVA = bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
 
 #: A stored space description as ``Space.describe()`` writes it: a nested choice
