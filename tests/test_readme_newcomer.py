@@ -42,5 +42,5 @@ def test_a_name_not_found_says_names_are_looked_up_in_spaces(tmp_path: Path) -> 
 
 def test_readme_says_how_to_run_the_spark_tests() -> None:
     assert "TPETUNE_SPARK_MASTER=start python -m pytest tests/executors/test_spark.py" in README
-    fixture = (ROOT / "tests" / "executors" / "test_spark.py").read_text()
+    fixture = (ROOT / "tests" / "conftest.py").read_text()  # the spark_master fixture
     assert 'if url != "start"' in fixture  # the value the README shows is the one it honours

@@ -130,7 +130,8 @@ def test_an_executor_without_the_study_folder_runs_the_trial_and_still_prunes(
     outcome = cloudpickle.loads(blob)
     assert outcome.state is TrialState.OK
     assert outcome.metrics == {"workdir": "None", "pruned": True}
-    assert outcome.steps == [[1, 0.9, None, None, True]]  # stored by the driver on return
+    # stored by the driver on return; the last column is the decision (freeze-thaw: pause too)
+    assert outcome.steps == [[1, 0.9, None, None, True, "prune"]]
     assert not (tmp_path / "only-on-the-driver").exists()  # nothing created on the "node"
 
 

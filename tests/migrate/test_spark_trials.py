@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HAVE_JAVA
 from hyperopt import hp, rand
 
 import tpetune
 
+HAVE_JAVA = bool(shutil.which("java") or os.environ.get("JAVA_HOME"))
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
 #: A hyperopt SparkTrials script (hyperopt's docs' pattern); only the imports are tpetune's.

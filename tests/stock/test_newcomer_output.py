@@ -113,7 +113,7 @@ sys.modules["statsmodels"] = sys.modules["statsmodels.tsa.stattools"] = None
 sys.modules["arch"] = sys.modules["arch.bootstrap"] = None
 import numpy as np
 import pandas as pd
-from tpetune.stock.evaluation import _folds_summary
+from tpetune.stock.evaluation import folds_summary as _folds_summary
 from tpetune.stock.verdict import forecast_verdict, format_verdict
 from tpetune.stock.evaluation import format_folds
 rng = np.random.default_rng(0)

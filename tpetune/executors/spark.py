@@ -32,6 +32,7 @@ from typing import Any
 from tpetune._quiet import VERBOSE_VAR, quiet_env, quiet_tensorflow
 from tpetune.errors import ExecutorError, MissingDependencyError
 from tpetune.executors.base import Job, Outcome, run_trial, ship
+from tpetune.search import user_modules
 from tpetune.study.store import TrialState
 from tpetune.trial.report import with_reference
 
@@ -141,6 +142,7 @@ class SparkExecutor:
         sc = self.session.sparkContext
         self.workers = workers or max(1, sc.defaultParallelism)
         self.trial_timeout = trial_timeout
+        _space_modules_by_value()
         self._objective = sc.broadcast(ship(objective))
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tpetune-spark")
         self._running: dict[Future[Outcome], tuple[Job, float]] = {}
@@ -226,3 +228,15 @@ class SparkExecutor:
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._owns_session:
             self.session.stop()
+
+
+def _space_modules_by_value() -> None:
+    """Executors may be other machines, which cannot import a space file's module
+    (``tpetune_space_<stem>``, see :mod:`tpetune.search.user_modules`): its functions travel
+    by value there, as cloudpickle ships any ``__main__`` code."""
+    import cloudpickle  # comes with pyspark
+
+    for name in user_modules.LOADED:
+        module = sys.modules.get(name)
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)
