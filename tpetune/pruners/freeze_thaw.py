@@ -31,15 +31,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from tpetune._io import check_int
 from tpetune.errors import ConfigError
+from tpetune.pruners.base import Board
 from tpetune.pruners.curves import forecast
 from tpetune.study.steps import Decision
-
-if TYPE_CHECKING:  # policies imports this module to register the pruner: no cycle at run time
-    from tpetune.pruners.policies import Board
 
 
 class ThawPlan(NamedTuple):

@@ -25,45 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from tpetune._io import check_int
 from tpetune.errors import ConfigError
+from tpetune.pruners.base import Board, Pruner
+from tpetune.pruners.freeze_thaw import FreezeThawPruner
 from tpetune.study.steps import Decision  # the record type the store keeps with each step
-
-
-class Board(Protocol):
-    """What a pruner may look at besides the trial's own curve."""
-
-    def finished_curves(self) -> Sequence[Sequence[float]]:
-        """The monitored curves of the study's finished (ok) trials."""
-        ...
-
-    def rung_values(self, rung: int) -> Sequence[float]:
-        """The values recorded at ``rung`` by every trial so far (running ones included)."""
-        ...
-
-    def recorded(self, tid: int, rung: int) -> Decision | None:
-        """The decision recorded earlier for trial ``tid`` at ``rung`` (a resumed trial)."""
-        ...
-
-    def decisions(self, tid: int) -> Mapping[int, str]:
-        """The decisions recorded for trial ``tid`` at each step it reported before (a
-        thawed or re-run trial): step -> ``continue``, ``pause``, ``prune`` or ``thawed``."""
-        ...
-
-
-class Pruner(Protocol):
-    """A pruning rule (see the module docstring for the contract)."""
-
-    @property
-    def monitor(self) -> str:
-        """The reported metric it judges (``val_loss`` for Keras objectives)."""
-        ...
-
-    def decide(self, tid: int, step: int, curve: Sequence[float], board: Board) -> Decision: ...
-
-    def to_json(self) -> dict[str, Any]: ...
 
 
 def _best_so_far(curve: Sequence[float]) -> float:
@@ -188,9 +156,6 @@ class ASHAPruner:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, **asdict(self)}
 
-
-# Freeze-thaw lives in its own module (with its curve model); it imports this one's seam.
-from tpetune.pruners.freeze_thaw import FreezeThawPruner  # noqa: E402
 
 PRUNERS: dict[str, Any] = {
     cls.name: cls for cls in (NoPruner, MedianPruner, ASHAPruner, FreezeThawPruner)
