@@ -166,12 +166,34 @@ def table(runs: dict[str, list[dict[str, float]]]) -> tuple[list[str], list[list
     return columns, rows
 
 
+def print_spread(runs: dict[str, list[dict[str, float]]]) -> None:
+    """Per tree: wall ratio to the baseline's run with the same seed, best loss, test figure,
+    as median (min-max) over the seeds (the quality check of issue 23)."""
+    base = runs["baseline"]
+    rows = []
+    for name, rs in runs.items():
+        ratios = [r["wall"] / b["wall"] for r, b in zip(rs, base, strict=True)]
+        row = [name]
+        for values in (ratios, [r["best_loss"] for r in rs], [r["test_ratio"] for r in rs]):
+            row.append(f"{statistics.median(values):.4g} ({min(values):.4g}-{max(values):.4g})")
+        row.append(" ".join(f"{r['best_loss']:.4f}/{r['test_ratio']:.4f}" for r in rs))
+        rows.append(row)
+    common.print_table(
+        ["tree", "wall / baseline (same seed)", "best loss", "test figure", "per seed loss/test"],
+        rows,
+    )
+
+
 def main() -> int:
     p = common.parser(__doc__ or "")
     p.add_argument("--study", choices=("stock", "digits"), default="stock")
     p.add_argument("--max-evals", type=int, default=6)
     p.add_argument("--epochs", type=int, help="stock: epochs per trial (default 4)")
     p.add_argument("--repeats", type=int, default=1, help="runs per tree, alternating")
+    p.add_argument(
+        "--vary-seed", action="store_true",
+        help="repeat i runs with --seed i (a quality spread over seeds, paired wall ratios)",
+    )  # fmt: skip
     p.add_argument("--baseline", default=BASELINE, help=f"commit (default {BASELINE})")
     p.add_argument(
         "--variant", action="append", default=[], metavar="FLAGS",
@@ -195,7 +217,8 @@ def main() -> int:
                 ):
                     print(f"run {i + 1}/{args.repeats} {label} ...", flush=True)
                     name = "-".join(label.replace("-", "").split())
-                    runs[label].append(run_once(tree, argv + more, label=name))
+                    seed = ["--seed", str(i)] if args.vary_seed else []
+                    runs[label].append(run_once(tree, argv + more + seed, label=name))
                     print(json.dumps({k: round(v, 4) for k, v in runs[label][-1].items()}))
         finally:
             subprocess.run(
@@ -205,6 +228,8 @@ def main() -> int:
     columns, rows = table(runs)
     print(f"python -m tpetune {' '.join(argv)}; median of {args.repeats} run(s) per tree")
     common.print_table(columns, rows)
+    if args.vary_seed:
+        print_spread(runs)
     new, old = (statistics.median(r["wall"] for r in runs[k]) for k in ("this tree", "baseline"))
     train = statistics.median(r["train_step"] / r["wall"] for r in runs["this tree"])
     figures = {"wall_ratio": new / old, "train_step_share": train, "wall_s": new}

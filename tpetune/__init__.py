@@ -15,7 +15,7 @@ Public API::
 
 Inside an objective: ``tpetune.report(step, value)``, ``tpetune.should_prune()``,
 ``raise tpetune.TrialPruned()``, ``tpetune.last_step()`` (where a thawed or re-run trial
-left off; see :class:`FreezeThawPruner`).
+left off; see :class:`FreezeThawPruner`), ``tpetune.reported()`` (its values so far).
 
 Importing this package loads neither TensorFlow nor matplotlib nor hyperopt.
 """
@@ -47,7 +47,7 @@ from tpetune.search.space import Space, load_space
 from tpetune.study.store import TrialRecord, TrialState
 from tpetune.study.study import Study, load_study
 from tpetune.trial.context import TrialContext, current_trial
-from tpetune.trial.report import TrialPruned, last_step, report, should_prune
+from tpetune.trial.report import TrialPruned, last_step, report, reported, should_prune
 
 if TYPE_CHECKING:
     from tpetune.migrate.spark_trials import SparkTrials
@@ -86,6 +86,7 @@ __all__ = [
     "load_space",
     "load_study",
     "report",
+    "reported",
     "should_prune",
     "tune",
 ]

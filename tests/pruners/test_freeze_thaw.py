@@ -463,3 +463,32 @@ def test_show_plots_and_exporters_tell_paused_and_thawed_trials(tmp_path: Path) 
     marked = [c for c in curves.curves if c.paused_at]
     assert marked and all("(thawed)" in c.name or "(paused)" in c.name for c in marked)
     plot_learning_curves(resumed, n=20).savefig(BytesIO(), format="png")
+
+
+@dataclass
+class ReportedLoss(Objective):
+    """Continues from last_step() and returns the loss from ``tpetune.reported()``: the
+    whole curve's minimum, the steps trained before a pause included."""
+
+    def __call__(self, params: dict[str, Any]) -> dict[str, Any]:
+        before = tpetune.reported()
+        last = tpetune.last_step()
+        assert sorted(before) == ([] if last is None else list(range(1, last + 1)))
+        super().__call__(params)
+        seen = tpetune.reported()
+        assert sorted(seen) == list(range(1, EPOCHS + 1))
+        return {"loss": min(seen.values())}
+
+
+def test_a_thawed_objective_returns_its_whole_curve_from_reported(tmp_path: Path) -> None:
+    assert tpetune.reported() == {}  # outside a trial
+    rule = FreezeThawPruner(pause_below=0.3, prune_below=0.0, warmup_trials=3)  # never prune
+    study = tune(
+        ReportedLoss(tmp_path / "log"), SPACE, study_dir=tmp_path / "s", max_evals=16,
+        search=Search(seed=3), pruner=rule, progress=False,
+    )  # fmt: skip
+    thawed_ok = [r for r in study.records if r.metrics.get("thaws") and r.state is TrialState.OK]
+    assert thawed_ok  # the case this is about: a trial paused, thawed and finished
+    for r in study.records:
+        if r.state is TrialState.OK:
+            assert r.loss == min(value(r.params["x"], s) for s in range(1, EPOCHS + 1))

@@ -31,7 +31,8 @@ Contract:
   trial being thawed, or one re-run after a crash); ``None`` when it reported nothing yet. An
   objective with its own checkpoint continues from ``last_step() + 1``; one that starts over
   re-reports the steps already recorded, which (with a freeze-thaw pruner) keep their stored
-  values and decisions: nothing is recorded twice.
+  values and decisions: nothing is recorded twice. ``reported()`` is the trial's values so
+  far, those of earlier attempts included: a thawed objective's loss over its whole training.
 """
 
 from __future__ import annotations
@@ -271,6 +272,22 @@ def last_step() -> int | None:
     """
     ctx = current_trial()
     return None if ctx is None else ctx.last_step
+
+
+def reported() -> dict[int, float]:
+    """The current trial's values so far, step -> value in step order: those recorded before
+    this attempt (before a pause, or a crash) and this attempt's reports; empty outside a
+    trial. A thawed objective that returns its own loss takes it from here, so that the loss
+    covers the whole training and not only the epochs since the thaw
+    (``min(tpetune.reported().values())``).
+    """
+    log = _current_log("tpetune.reported()")
+    if log is None or current_trial() is not log.ctx:
+        return {}
+    with log._lock:
+        log._connect()
+        latest = log.latest  # as StepLog.curve: steps past this attempt's latest are obsolete
+        return {s: log.values[s] for s in sorted(log.values) if latest is None or s <= latest}
 
 
 def with_reference(ctx: TrialContext) -> TrialContext:
