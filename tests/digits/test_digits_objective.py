@@ -130,3 +130,20 @@ def test_plot_confusion_labels_every_cell() -> None:
     import io
 
     ax.figure.savefig(io.BytesIO(), format="png")
+
+
+def test_the_driver_builds_the_objective_without_keras() -> None:
+    """Only trials and the report (in the executor) train: building and checking the objective
+    in the driver imports neither Keras nor TensorFlow (seconds per run, and its threads)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tpetune.digits.data import load_digits_data; "
+        "from tpetune.digits.objective import DigitsObjective; "
+        "DigitsObjective(data=load_digits_data(limit=120), folds=2); "
+        "print([m for m in ('keras', 'tensorflow') if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -51,7 +51,6 @@ from tpetune._io import jsonable
 from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
 from tpetune.digits.plots import CONFUSION_PNG, confusion_title, plot_confusion
-from tpetune.keras.callbacks import StopOnNaN
 from tpetune.keras.trial import (
     CallbackSpec,
     History,
@@ -151,6 +150,9 @@ class DigitsObjective(KerasTrial):
         }
 
     def fit_callbacks(self, params: Mapping[str, Any], fold: Fold) -> list[Any]:
+        # Imported here, where a model trains: the driver builds this objective without Keras.
+        from tpetune.keras.callbacks import StopOnNaN
+
         return [StopOnNaN()]
 
     def fold_metrics(self, params: Params, fold: Fold, model: Any, history: History) -> Metrics:
@@ -192,6 +194,8 @@ class DigitsObjective(KerasTrial):
             SpaceError: ``params`` lack a digits-space label or hold an unknown value.
         """
         from sklearn.metrics import classification_report, confusion_matrix
+
+        from tpetune.keras.callbacks import StopOnNaN  # imports Keras: only where it trains
 
         seed = self.trial_seed() if seed is None else seed
         if epochs is None:
