@@ -264,3 +264,27 @@ def test_one_recycled_worker_bounds_memory_and_proposes_what_serial_does(tmp_pat
     pids = [r.metrics["pid"] for r in pooled.records]
     assert os.getpid() not in pids
     assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
+
+
+def test_a_workers_log_lines_reach_the_cli_s_stderr(tmp_path: Path) -> None:
+    """What an objective logs on the ``tpetune`` logger in a worker (StopOnNaN's "the loss
+    became nan" line, for one) is printed by ``tpetune run --workers 2`` as it is serially."""
+    source = tmp_path / "noisy.py"
+    source.write_text(
+        "import logging\n"
+        "from hyperopt import hp\n"
+        "space = {'x': hp.uniform('x', 0, 1)}\n"
+        "def objective(params):\n"
+        "    logging.getLogger('tpetune').info('told from the trial, x=%.3f', params['x'])\n"
+        "    return params['x']\n"
+    )
+    for workers in ("1", "2"):
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "tpetune", "run", str(source), "--max-evals", "2",
+                "--workers", workers, "--no-plots", "--study-dir", str(tmp_path / workers),
+            ],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.count("told from the trial") == 2, (workers, done.stderr)

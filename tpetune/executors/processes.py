@@ -58,6 +58,7 @@ log = logging.getLogger("tpetune")
 _MAX_DEAD_AT_START = 3
 _READY = b"ready"
 
+_LOG_LEVEL_VAR = "TPETUNE_LOG_LEVEL"  # set when the driver prints tpetune's log (the CLI)
 _THREAD_VARS = (
     "TF_NUM_INTRAOP_THREADS",
     "OMP_NUM_THREADS",
@@ -75,6 +76,12 @@ def _worker_main(fd: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     quiet_tensorflow(os.environ.get(VERBOSE_VAR) == "1")  # before the objective imports TF
+    if _LOG_LEVEL_VAR in os.environ:
+        handler = logging.StreamHandler(sys.stderr)  # the driver's stderr, inherited
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(int(os.environ[_LOG_LEVEL_VAR]))
+        log.propagate = False
     import cloudpickle
 
     conn = Connection(fd)
@@ -171,6 +178,8 @@ class ProcessExecutor:
         self._env = {**os.environ, **{var: str(per_worker) for var in _THREAD_VARS}}
         self._env.update(worker_env(objective))  # workers load its space file (user_modules)
         self._env["TF_NUM_INTEROP_THREADS"] = "1"
+        if log.handlers:  # the CLI prints tpetune's log: so do the workers (e.g. StopOnNaN's)
+            self._env[_LOG_LEVEL_VAR] = str(log.getEffectiveLevel())
         self._workers: list[_Worker] = []
         self._queue: deque[Job] = deque()
         self._dead_at_start = 0
