@@ -29,6 +29,7 @@ processes were, not how the wall splits.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -37,11 +38,13 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
+from tpetune.study.store import Store, TrialState
 
 PROBE = Path(__file__).resolve().parent / "probe"
 BASELINE = "d2ff1a0"  # issue 23's baseline: the project before the fewer-fits work
@@ -109,7 +112,7 @@ def _union(spans: list[tuple[float, float]]) -> float:
     return total
 
 
-def run_once(tree: Path, argv: list[str], *, label: str) -> dict[str, float]:
+def run_once(tree: Path, argv: list[str], *, label: str) -> dict[str, Any]:
     """One command on ``tree`` (its code first on ``PYTHONPATH``), probed; its breakdown."""
     with tempfile.TemporaryDirectory(prefix=f"breakdown-{label}-") as tmp:
         logs = Path(tmp) / "probe"
@@ -121,16 +124,35 @@ def run_once(tree: Path, argv: list[str], *, label: str) -> dict[str, float]:
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
         cmd = [sys.executable, "-m", "tpetune", *argv, "--study-dir", f"{tmp}/study"]
+        launched = time.time()
         started = time.perf_counter()
         done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             raise SystemExit(f"{label}: {' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-        result = breakdown(logs, wall)
+        result: dict[str, Any] = dict(breakdown(logs, wall))
         summary = json.loads((Path(tmp) / "study" / "summary.json").read_text())
         result["best_loss"] = float(summary.get("best_trial_loss", summary.get("cv_loss", 0)))
         result["test_ratio"] = float(summary.get("rmse_ratio", summary.get("test_accuracy", 0)))
+        result["trace"] = _trace(Path(tmp) / "study", launched)
         return result
+
+
+def _trace(study: Path, launched: float) -> list[tuple[float, float]]:
+    """(seconds since the command started, loss) of each finished ok trial, in finish order."""
+    store = Store.open(study, readonly=True)
+    try:
+        recs = [r for r in store.records() if r.state is TrialState.OK and r.finished]
+    finally:
+        store.close()
+    return sorted(
+        ((r.finished or 0.0) - launched, float(r.loss)) for r in recs if r.loss is not None
+    )
+
+
+def _time_to(trace: list[tuple[float, float]], target: float) -> float:
+    """Seconds until the best loss so far is <= ``target`` (inf: never)."""
+    return next((t for t, loss in trace if loss <= target), math.inf)
 
 
 def baseline_tree(commit: str, folder: Path) -> Path:
@@ -143,9 +165,12 @@ def baseline_tree(commit: str, folder: Path) -> Path:
     return folder
 
 
-def table(runs: dict[str, list[dict[str, float]]]) -> tuple[list[str], list[list[str]]]:
+def table(runs: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:
     """Seconds, share of wall and ratio to the baseline, per category and tree (medians)."""
-    med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
+    med = {
+        k: {f: statistics.median(r[f] for r in v) for f in v[0] if f != "trace"}
+        for k, v in runs.items()
+    }
     base = med["baseline"]
     columns = ["where the time goes", "baseline s", "share"]
     for name in list(med)[1:]:
@@ -166,22 +191,37 @@ def table(runs: dict[str, list[dict[str, float]]]) -> tuple[list[str], list[list
     return columns, rows
 
 
-def print_spread(runs: dict[str, list[dict[str, float]]]) -> None:
-    """Per tree: wall ratio to the baseline's run with the same seed, best loss, test figure,
-    as median (min-max) over the seeds (the quality check of issue 23)."""
+def print_spread(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Per tree, over the seeds: wall ratio to the baseline's run with the same seed, time to
+    the target loss, best loss and test figure, as median (min-max) (issue 23's quality and
+    time-to-quality check). The target is the median final best over every run of every
+    tree (a level a typical run reaches within the budget), as bench/live.py sets it."""
     base = runs["baseline"]
+    target = statistics.median(r["best_loss"] for rs in runs.values() for r in rs)
     rows = []
     for name, rs in runs.items():
         ratios = [r["wall"] / b["wall"] for r, b in zip(rs, base, strict=True)]
-        row = [name]
-        for values in (ratios, [r["best_loss"] for r in rs], [r["test_ratio"] for r in rs]):
-            row.append(f"{statistics.median(values):.4g} ({min(values):.4g}-{max(values):.4g})")
+        times = [_time_to(r.get("trace", []), target) for r in rs]
+        reached = sum(math.isfinite(t) for t in times)
+        median_time = statistics.median(times)
+        row = [name, _spread(ratios)]
+        row.append(f"{median_time:.0f} s" if math.isfinite(median_time) else "not reached")
+        row.append(f"{reached}/{len(times)}")
+        row += [_spread([r["best_loss"] for r in rs]), _spread([r["test_ratio"] for r in rs])]
         row.append(" ".join(f"{r['best_loss']:.4f}/{r['test_ratio']:.4f}" for r in rs))
         rows.append(row)
+    print(f"target loss {target:.5g} (median final best of all runs)")
     common.print_table(
-        ["tree", "wall / baseline (same seed)", "best loss", "test figure", "per seed loss/test"],
+        [
+            "tree", "wall / baseline (same seed)", "time to target (median)", "reached",
+            "best loss", "test figure", "per seed loss/test",
+        ],
         rows,
-    )
+    )  # fmt: skip
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.4g} ({min(values):.4g}-{max(values):.4g})"
 
 
 def main() -> int:
@@ -206,7 +246,7 @@ def main() -> int:
     if args.study == "stock":
         argv += ["--epochs", str(args.epochs or (2 if args.quick else 4))]
     variants = {"this tree": []} | {f"this tree {v}": v.split() for v in args.variant}
-    runs: dict[str, list[dict[str, float]]] = {"baseline": []} | {k: [] for k in variants}
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": []} | {k: [] for k in variants}
     with tempfile.TemporaryDirectory(prefix="breakdown-base-") as tmp:
         base = baseline_tree(args.baseline, Path(tmp) / "tree")
         try:
@@ -219,7 +259,8 @@ def main() -> int:
                     name = "-".join(label.replace("-", "").split())
                     seed = ["--seed", str(i)] if args.vary_seed else []
                     runs[label].append(run_once(tree, argv + more + seed, label=name))
-                    print(json.dumps({k: round(v, 4) for k, v in runs[label][-1].items()}))
+                    last = runs[label][-1]
+                    print(json.dumps({k: round(v, 4) for k, v in last.items() if k != "trace"}))
         finally:
             subprocess.run(
                 ["git", "-C", str(common.ROOT), "worktree", "remove", "--force", str(base)],
