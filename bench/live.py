@@ -405,6 +405,13 @@ def study_figures(runs: Sequence[common.Run], target: float) -> dict[str, Any]:
     return figures
 
 
+def target_loss(runs: Sequence[common.Run], given: float | None = None) -> float:
+    """``given``, else the median final best over the runs of :data:`TARGET_MODES`."""
+    if given is not None:
+        return given
+    return common.median(r.best_loss for r in runs if r.mode in TARGET_MODES)
+
+
 def final_loss_verdict(o: dict[str, Any], b: dict[str, Any], base: str = "tpetune") -> str:
     """Which final best loss is lower, only where the seeds' ranges do not overlap."""
     if o["max_best_loss"] < b["min_best_loss"]:
@@ -670,11 +677,7 @@ def main() -> None:
         runs: list[common.Run] = []
         for seed in range(s.seeds):
             runs += run_seed(st, seed, s)
-            target = (
-                args.target
-                if args.target is not None
-                else common.median(r.best_loss for r in runs if r.mode in TARGET_MODES)
-            )
+            target = target_loss(runs, args.target)
             results[st.study] = (runs, study_figures(runs, target))
             # Written after every seed, so a run cut short keeps the seeds it finished.
             png = plot(results, common.png_path(args, "live"))

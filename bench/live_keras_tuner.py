@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,11 @@ def make_tuner(
                 fresh_session(derive_seed(seed, int(trial.trial_id), "objective"))
                 model = objective.apply_steps_per_execution(objective.build(params, fold))
                 if parent is not None:
-                    model.load_weights(self._fold_file(parent, k))
+                    with warnings.catch_warnings():
+                        # The fresh model's optimizer is not built yet, so Keras skips the
+                        # saved optimizer state, as in KerasTuner's own continuation.
+                        warnings.filterwarnings("ignore", "Skipping variable loading for opt")
+                        model.load_weights(self._fold_file(parent, k))
                 early = keras.callbacks.EarlyStopping(
                     monitor="val_loss", patience=objective.patience, restore_best_weights=True
                 )
