@@ -3,9 +3,12 @@
     python bench/live.py --json docs/bench/live.json       # digits, then stock (~40 min)
     python bench/live.py --studies digits --seeds 3        # digits only
     python bench/live.py --quick                           # a smoke run (< 1 min)
+    python bench/live.py --studies digits --modes fmin,tpetune,freeze-thaw,keras-tuner
+                                                           # issue 24: freeze-thaw, KerasTuner
 
-Three modes on the same objective, the same seeds, one seed at a time (seed 0: a, b, c; seed
-1: a, b, c; ...) so that drifting machine load hits every mode alike:
+Modes (``--modes``; default: the first three) on the same objective, the same seeds, one
+seed at a time (seed 0: a, b, c; seed 1: a, b, c; ...) so that drifting machine load hits
+every mode alike:
 
   (a) fmin:          bare ``hyperopt.fmin``, TPE with hyperopt's own defaults (20 random
                      start-up trials), an in-memory ``Trials``, serial, no pruning;
@@ -14,7 +17,14 @@ Three modes on the same objective, the same seeds, one seed at a time (seed 0: a
                      (``BundledStudy.default_pruner``: median for stock, none for digits) and
                      TPE start-up :func:`tpetune.search.algos.tpe_startup` (``max_evals``);
   (c) other pruner:  (b) with the pruning choice flipped: ``--prune none`` where the study
-                     prunes by default, ``--prune median`` where it does not.
+                     prunes by default, ``--prune median`` where it does not;
+  freeze-thaw:       (b) with ``--prune freeze-thaw`` (``tpetune.FreezeThawPruner()``, its
+                     defaults): a paused trial keeps its Keras backup, a thaw continues it;
+  keras-tuner:       ``keras_tuner.Hyperband`` on the same space, data, folds and loss
+                     (digits only; bench/live_keras_tuner.py says how, and what does not map
+                     exactly), run last in each seed and stopped at the first trial boundary
+                     after the longest wall time of the other modes on that seed
+                     (``--keras-tuner-budget iteration``: one full Hyperband iteration).
 
 Common random numbers: (a) gets tpetune's per-trial seeds, the proposal seed
 ``derive_seed(seed, tid)`` through an algo wrapper and the training seed
@@ -24,14 +34,21 @@ Common random numbers: (a) gets tpetune's per-trial seeds, the proposal seed
 runner's final test report (one retrain of the best trial, which (a) does not do); their
 clock, like (a)'s, starts before the data and the objective are built and stops when the
 search returns. Each finished trial's end is stamped (a tune callback; inside the objective
-for fmin), giving the best loss so far (ok trials only: a pruned trial's partial loss is no
-cross-validated loss) against wall time.
+for fmin; a freeze-thaw trial at its pause and again when a thaw ends it), giving the best
+loss so far (ok trials only: a pruned or paused trial's partial loss is no cross-validated
+loss) against wall time.
 
-Target: the median, over every run of the study (all modes, all seeds), of the final best
-loss: a level a typical run reaches within the budget (``--target`` fixes it). Time to target
-is the wall time until the best loss so far is at or below it; a run that never got there
-counts as never (the median is "not reached" when more than half did not). Also shown: how
-many runs came within 0.5% of the best loss any run found.
+Target: the median, over every run of the study (all modes but keras-tuner, all seeds), of
+the final best loss: a level a typical run reaches within the study's trial budget
+(``--target`` fixes it). keras-tuner's runs are left out because their budget is the other
+modes' wall time, not the study's trials: the tuner under comparison would move the bar.
+Time to target is the wall time until the best loss so far is at or below it; a run that
+never got there counts as never (the median is "not reached" when more than half did not).
+Also shown: how many runs came within 0.5% of the best loss any run found.
+
+Targets: issue 13, tpetune (b) >= 2x less wall time to target than fmin (a); issue 24, with
+``freeze-thaw`` among the modes, its wall time to target <= 0.5x fmin's. Both: median over
+seeds, and faster in every seed where either got there.
 """
 
 from __future__ import annotations
@@ -79,6 +96,12 @@ class StudySetting:
 class Settings:
     seeds: int
     studies: tuple[StudySetting, ...] = field(default_factory=tuple)
+    modes: tuple[str, ...] = ("fmin", "tpetune", "other pruner")
+    keras_tuner_budget: str = "others"  # or "iteration" (see the module docstring)
+
+    def modes_of(self, study: str) -> tuple[str, ...]:
+        """The modes run on ``study``: keras-tuner has a digits HyperModel only."""
+        return tuple(m for m in self.modes if m != "keras-tuner" or study == "digits")
 
 
 FULL = Settings(
@@ -115,9 +138,27 @@ QUICK = Settings(
         ),
     ),
 )
+#: The default modes (issue 13's comparison).
 MODES = ("fmin", "tpetune", "other pruner")
-COLORS = {"fmin": "tab:gray", "tpetune": "tab:blue", "other pruner": "tab:orange"}
-#: The issue's target: wall time to target of (a) / (b), median over seeds.
+#: Every mode ``--modes`` may name, in the order a seed runs them (keras-tuner last: its
+#: budget is the others' wall time).
+ALL_MODES = (*MODES, "freeze-thaw", "keras-tuner")
+COLORS = {
+    "fmin": "tab:gray",
+    "tpetune": "tab:blue",
+    "other pruner": "tab:orange",
+    "freeze-thaw": "tab:green",
+    "keras-tuner": "tab:red",
+}
+#: Figure keys of each mode's ratios: ``<key>_over_b`` against tpetune (b), ``<key>_over_a``
+#: against fmin (a).
+KEYS = {"fmin": "a", "other pruner": "c", "freeze-thaw": "ft", "keras-tuner": "kt"}
+#: Modes also compared with fmin (issue 24).
+VS_FMIN = ("freeze-thaw", "keras-tuner")
+#: Modes whose final best sets the target (keras-tuner's budget is the others' wall time).
+TARGET_MODES = ("fmin", "tpetune", "other pruner", "freeze-thaw")
+#: The issues' targets: wall time to target of (a) / (b) >= 2 (issue 13); of freeze-thaw /
+#: (a) <= 1/2 (issue 24); median over seeds, and faster in every seed.
 TARGET_RATIO = 2.0
 
 
@@ -190,25 +231,33 @@ class _SearchOnly:
         return {}
 
 
-def run_tpetune(st: StudySetting, seed: int, mode: str, *, flip: bool) -> common.Run:
-    """(b), and (c) with ``flip``: the bundled study's runner on a fresh study in a temp
-    folder; (c) flips the pruning choice of (b) (none where the study prunes by default,
-    the median rule where it does not)."""
+def run_tpetune(st: StudySetting, seed: int, mode: str) -> common.Run:
+    """(b) ``tpetune``, (c) ``other pruner`` and ``freeze-thaw``: the bundled study's runner
+    on a fresh study in a temp folder; (c) flips the pruning choice of (b) (none where the
+    study prunes by default, the median rule where it does not)."""
     from tpetune.bundled import bundled_study, run_bundled
     from tpetune.engine.options import Search
+    from tpetune.pruners.freeze_thaw import FreezeThawPruner
     from tpetune.pruners.policies import MedianPruner, NoPruner
     from tpetune.study.store import TrialState
 
     bundle = bundled_study(st.study)
-    # None: what a new study of this bundle gets by default
-    pruner = (NoPruner() if bundle.default_pruner != "none" else MedianPruner()) if flip else None
+    pruner: Any = None  # what a new study of this bundle gets by default
+    if mode == "other pruner":
+        pruner = NoPruner() if bundle.default_pruner != "none" else MedianPruner()
+    elif mode == "freeze-thaw":
+        pruner = FreezeThawPruner()
 
     ends: list[common.TrialEnd] = []
+    counted: dict[int, int] = {}  # epochs stamped per trial: a thaw re-reports its earlier ones
     clock = time.perf_counter()
 
     def stamp(trials: Any, record: Any) -> None:
         ok = record.state is TrialState.OK
-        ends.append(_ended(clock, record.loss, ok, record.metrics, record.curves))
+        end = _ended(clock, record.loss, ok, record.metrics, record.curves)
+        new = max(0, end.epochs - counted.get(record.tid, 0))
+        counted[record.tid] = max(end.epochs, counted.get(record.tid, 0))
+        ends.append(replace(end, epochs=new))
 
     with tempfile.TemporaryDirectory(prefix="tpetune-live-") as tmp:
         study, _ = run_bundled(
@@ -225,7 +274,14 @@ def run_tpetune(st: StudySetting, seed: int, mode: str, *, flip: bool) -> common
         wall = time.perf_counter() - clock
         meta = study.meta
     states = [r.state for r in study.records]
-    extra = {"pruner": meta.get("pruner"), "algo_options": meta.get("algo_options")}
+    extra = {
+        "pruner": meta.get("pruner"),
+        "algo_options": meta.get("algo_options"),
+        # freeze-thaw: trials ever paused, thaws run, and those still paused at the end
+        "paused_ever": sum(bool(r.metrics.get("paused_at")) for r in study.records),
+        "thaws": sum(int(r.metrics.get("thaws") or 0) for r in study.records),
+        "paused_at_end": states.count(TrialState.PAUSED),
+    }
     return common.Run(
         mode,
         seed,
@@ -247,26 +303,44 @@ def warm_up(st: StudySetting) -> None:
     importlib.import_module(BUNDLED[st.study].split(":")[0].replace(".study", ".objective"))
 
 
-def runners(st: StudySetting) -> dict[str, Callable[[int], common.Run]]:
+def runners(
+    st: StudySetting, budget: str = "others"
+) -> dict[str, Callable[[int, list[common.Run]], common.Run]]:
+    """Each mode as ``run(seed, runs of this seed so far)``."""
+
+    def keras_tuner(seed: int, before: list[common.Run]) -> common.Run:
+        from bench.live_keras_tuner import run_keras_tuner  # imports keras_tuner
+
+        limit = max((r.wall_s for r in before), default=None) if budget == "others" else None
+        return run_keras_tuner(st, seed, limit)
+
     return {
-        "fmin": lambda seed: run_fmin(st, seed),
-        "tpetune": lambda seed: run_tpetune(st, seed, "tpetune", flip=False),
-        "other pruner": lambda seed: run_tpetune(st, seed, "other pruner", flip=True),
+        "fmin": lambda seed, _: run_fmin(st, seed),
+        "tpetune": lambda seed, _: run_tpetune(st, seed, "tpetune"),
+        "other pruner": lambda seed, _: run_tpetune(st, seed, "other pruner"),
+        "freeze-thaw": lambda seed, _: run_tpetune(st, seed, "freeze-thaw"),
+        "keras-tuner": keras_tuner,
     }
 
 
-def run_seed(st: StudySetting, seed: int) -> list[common.Run]:
+def run_seed(st: StudySetting, seed: int, s: Settings | None = None) -> list[common.Run]:
     """Every mode for one seed, one after the other."""
-    modes = runners(st)
-    runs = []
-    for mode in MODES:
-        r = modes[mode](seed)
+    s = s or Settings(seeds=1)
+    modes = runners(st, s.keras_tuner_budget)
+    runs: list[common.Run] = []
+    for mode in s.modes_of(st.study):
+        r = modes[mode](seed, list(runs))
         r.extra["study"] = st.study
         runs.append(r)
+        more = ""
+        if mode == "freeze-thaw":
+            more = f", {r.extra['paused_ever']} paused, {r.extra['thaws']} thaws"
+        elif mode == "keras-tuner":
+            more = f", stopped by its {r.extra['stopped_by']}"
         print(
-            f"  {st.study} seed {seed} {mode:<10}: best {common.fmt(r.best_loss, '.5g')} "
+            f"  {st.study} seed {seed} {mode:<12}: best {common.fmt(r.best_loss, '.5g')} "
             f"after {r.trials} trials ({r.pruned} pruned, {r.failed} failed, "
-            f"{r.epochs} epochs), {r.wall_s:.1f} s",
+            f"{r.epochs} epochs{more}), {r.wall_s:.1f} s",
             flush=True,
         )
     return runs
@@ -284,13 +358,13 @@ def paired_ratio(a: float, b: float) -> float:
 
 
 def ratio_of_medians(a: float, b: float) -> float:
-    if math.isinf(a) and math.isfinite(b):
-        return math.inf  # (b) got there, (a) did not
-    return common.ratio(a, b) if math.isfinite(a) else math.nan
+    """Median time to target of ``a`` / ``b``, with :func:`paired_ratio`'s inf, 0 and NaN."""
+    return paired_ratio(a, b)
 
 
 def study_figures(runs: Sequence[common.Run], target: float) -> dict[str, Any]:
-    by_mode = {m: [r for r in runs if r.mode == m] for m in MODES}
+    present = {r.mode for r in runs}
+    by_mode = {m: [r for r in runs if r.mode == m] for m in ALL_MODES if m in present}
     best_found = min(r.best_loss for r in runs if math.isfinite(r.best_loss))
     near = best_found * 1.005
     modes: dict[str, Any] = {}
@@ -313,9 +387,11 @@ def study_figures(runs: Sequence[common.Run], target: float) -> dict[str, Any]:
             "epochs": sum(r.epochs for r in mine),
         }
     figures: dict[str, Any] = {"target_loss": target, "best_loss_found": best_found}
-    b = modes["tpetune"]
-    for other, key in (("fmin", "a_over_b"), ("other pruner", "c_over_b")):
-        o = modes[other]
+    pairs = [(m, "tpetune", "b") for m in modes if m in KEYS and "tpetune" in modes]
+    pairs += [(m, "fmin", "a") for m in VS_FMIN if m in modes and "fmin" in modes]
+    for other, base, letter in pairs:
+        key = f"{KEYS[other]}_over_{letter}"
+        o, b = modes[other], modes[base]
         figures[f"time_to_target_{key}"] = ratio_of_medians(
             o["median_time_to_target_s"], b["median_time_to_target_s"]
         )
@@ -324,32 +400,59 @@ def study_figures(runs: Sequence[common.Run], target: float) -> dict[str, Any]:
             for x, y in zip(o["time_to_target_s"], b["time_to_target_s"], strict=True)
         ]
         figures[f"total_wall_{key}"] = common.ratio(o["total_wall_s"], b["total_wall_s"])
-        figures[f"final_loss_{key}"] = final_loss_verdict(o, b)
+        figures[f"final_loss_{key}"] = final_loss_verdict(o, b, base)
     figures["modes"] = modes
     return figures
 
 
-def final_loss_verdict(o: dict[str, Any], b: dict[str, Any]) -> str:
+def target_loss(runs: Sequence[common.Run], given: float | None = None) -> float:
+    """``given``, else the median final best over the runs of :data:`TARGET_MODES`."""
+    if given is not None:
+        return given
+    return common.median(r.best_loss for r in runs if r.mode in TARGET_MODES)
+
+
+def final_loss_verdict(o: dict[str, Any], b: dict[str, Any], base: str = "tpetune") -> str:
     """Which final best loss is lower, only where the seeds' ranges do not overlap."""
     if o["max_best_loss"] < b["min_best_loss"]:
-        return "lower than tpetune in every seed"
+        return f"lower than {base} in every seed"
     if o["min_best_loss"] > b["max_best_loss"]:
-        return "higher than tpetune in every seed"
+        return f"higher than {base} in every seed"
     return "ranges overlap: no difference shown"
 
 
-def target_met(figures: dict[str, Any]) -> bool:
+def target_met(figures: dict[str, Any]) -> bool | None:
     """≥ 2x less wall time to target than fmin (median over seeds), and faster in every
-    seed, so that a ratio inside the seeds' spread does not count as a win."""
+    seed, so that a ratio inside the seeds' spread does not count as a win; ``None`` when
+    either mode was not run."""
+    if "time_to_target_a_over_b" not in figures:
+        return None
     per_seed = figures["time_to_target_a_over_b_per_seed"]
     return figures["time_to_target_a_over_b"] >= TARGET_RATIO and all(
         r > 1 for r in per_seed if r == r
     )
 
 
-def fmt_ratio(value: float) -> str:
+def freeze_thaw_target_met(figures: dict[str, Any]) -> bool | None:
+    """Issue 24: freeze-thaw's wall time to target ≤ 0.5x fmin's (median over seeds), and
+    shorter in every seed where either got there; ``None`` when either mode was not run."""
+    if "time_to_target_ft_over_a" not in figures:
+        return None
+    per_seed = figures["time_to_target_ft_over_a_per_seed"]
+    return figures["time_to_target_ft_over_a"] <= 1 / TARGET_RATIO and all(
+        r < 1 for r in per_seed if r == r
+    )
+
+
+def verdict(met: bool | None) -> str:
+    return "not measured" if met is None else "met" if met else "MISSED"
+
+
+def fmt_ratio(value: float, mode: str = "", base: str = "tpetune") -> str:
     if math.isinf(value):
-        return "only tpetune reached it"
+        return f"only {base} reached it"
+    if value == 0 and mode:
+        return f"only {mode} reached it"
     return common.fmt(value, ".2f", "x")
 
 
@@ -361,18 +464,19 @@ def spread(f: dict[str, Any]) -> str:
 def table_rows(study: str, figures: dict[str, Any]) -> list[list[str]]:
     rows = []
     for mode, f in figures["modes"].items():
-        key = {"fmin": "a_over_b", "other pruner": "c_over_b"}.get(mode)
+        key = f"{KEYS[mode]}_over_b" if mode in KEYS else None
+        base = key is None or f"time_to_target_{key}" not in figures
         rows.append(
             [
                 study,
                 mode,
                 f"{f['reached']}/{f['runs']}",
                 common.fmt(f["median_time_to_target_s"], ".0f", " s"),
-                "1 (base)" if key is None else fmt_ratio(figures[f"time_to_target_{key}"]),
+                "1 (base)" if base else fmt_ratio(figures[f"time_to_target_{key}"], mode),
                 spread(f),
                 f"{f['within_0.5pct_of_best']}/{f['runs']}",
                 common.fmt(f["total_wall_s"], ".0f", " s"),
-                "1 (base)" if key is None else common.fmt(figures[f"total_wall_{key}"], ".2f", "x"),
+                "1 (base)" if base else common.fmt(figures[f"total_wall_{key}"], ".2f", "x"),
                 f"{f['pruned']}/{f['trials']}",
             ]
         )
@@ -391,6 +495,23 @@ COLUMNS = [
     "/ tpetune",
     "pruned / trials",
 ]
+
+
+def print_ratios(figures: dict[str, Any]) -> None:
+    """Each comparison's per-seed time-to-target ratios, and the final-loss verdicts."""
+    names = {"a": "fmin", "b": "tpetune", **{k: m for m, k in KEYS.items()}}
+    for name in figures:
+        if not (name.startswith("time_to_target_") and name.endswith("_per_seed")):
+            continue
+        key = name[len("time_to_target_") : -len("_per_seed")]
+        mode, base = (names[part] for part in key.split("_over_"))
+        per_seed = ", ".join(fmt_ratio(v, mode, base) for v in figures[name])
+        print(
+            f"  time to target {mode} / {base}: "
+            f"{fmt_ratio(figures[f'time_to_target_{key}'], mode, base)} (medians); "
+            f"per seed {per_seed}; final best {figures[f'final_loss_{key}']}",
+            flush=True,
+        )
 
 
 # -- the plot --------------------------------------------------------------------------------
@@ -428,7 +549,7 @@ def plot(results: dict[str, tuple[list[common.Run], dict[str, Any]]], path: Path
         end = max(r.wall_s for r in runs)
         grid = np.linspace(0.0, end, 400)
         tops: list[float] = []
-        for mode in MODES:
+        for mode in figures["modes"]:
             mine = [r for r in runs if r.mode == mode]
             med, low, high = curve_band(mine, grid)
             ax.plot(grid, med, color=COLORS[mode], lw=1.6, label=f"{mode} (median)")
@@ -462,7 +583,19 @@ def chosen(args: argparse.Namespace) -> Settings:
     if not studies:
         known = ", ".join(st.study for st in base.studies)
         raise SystemExit(f"--studies {args.studies}: choose from {known}")
-    return Settings(seeds=args.seeds or base.seeds, studies=studies)
+    modes = tuple(m.strip() for m in args.modes.split(",")) if args.modes else MODES
+    unknown = [m for m in modes if m not in ALL_MODES]
+    if unknown or "tpetune" not in modes:
+        raise SystemExit(
+            f"--modes {args.modes}: choose from {', '.join(ALL_MODES)}, with tpetune "
+            "(the base of every ratio)"
+        )
+    return Settings(
+        seeds=args.seeds or base.seeds,
+        studies=studies,
+        modes=tuple(m for m in ALL_MODES if m in modes),  # keras-tuner last: its budget
+        keras_tuner_budget=args.keras_tuner_budget,
+    )
 
 
 def data_flags(args: argparse.Namespace, st: StudySetting) -> dict[str, Any]:
@@ -472,11 +605,27 @@ def data_flags(args: argparse.Namespace, st: StudySetting) -> dict[str, Any]:
     return {} if value is None else {flag: value}
 
 
+TPETUNE_TARGET = (
+    f"live digits study: >= {TARGET_RATIO:g}x less wall time to target than bare fmin with "
+    "the same seeds (median over seeds, and faster in every seed)"
+)
+FREEZE_THAW_TARGET = (
+    f"live digits study, --prune freeze-thaw: wall time to target <= {1 / TARGET_RATIO:g}x "
+    "bare fmin's with the same seeds (median over seeds, and shorter in every seed)"
+)
+
+
 def report(
     s: Settings, results: dict[str, tuple[list[common.Run], dict[str, Any]]], png: str | None
 ) -> common.Report:
     rows = [row for study, (_, f) in results.items() for row in table_rows(study, f)]
-    met = target_met(results["digits"][1]) if "digits" in results else None
+    digits = results["digits"][1] if "digits" in results else None
+    if "freeze-thaw" in s.modes:
+        met = None if digits is None else freeze_thaw_target_met(digits)
+        target = FREEZE_THAW_TARGET
+    else:
+        met = None if digits is None else target_met(digits)
+        target = TPETUNE_TARGET
     return common.Report(
         "live",
         settings={
@@ -485,11 +634,12 @@ def report(
                 study: len({r.seed for r in runs}) for study, (runs, _) in results.items()
             },
             "studies": [{**vars(st), "label": st.label} for st in s.studies],
+            "modes": list(s.modes),
+            "keras_tuner_budget": s.keras_tuner_budget,
         },
         figures={study: f for study, (_, f) in results.items()},
         table=(COLUMNS, rows),
-        target=f"live digits study: >= {TARGET_RATIO:g}x less wall time to target than bare "
-        "fmin with the same seeds (median over seeds, and faster in every seed)",
+        target=target,
         target_met=met,
         png=png,
         runs=[r.to_json() for runs, _ in results.values() for r in runs],
@@ -503,6 +653,18 @@ def main() -> None:
     p.add_argument("--epochs", type=int, metavar="N", help="stock: epochs per trial")
     p.add_argument("--studies", metavar="A,B", help="digits and/or stock (default: both)")
     p.add_argument("--target", type=float, help="the loss to reach (default: see above)")
+    p.add_argument(
+        "--modes",
+        metavar="A,B",
+        help=f"modes to run, of {', '.join(ALL_MODES)} (default: {','.join(MODES)})",
+    )
+    p.add_argument(
+        "--keras-tuner-budget",
+        choices=("others", "iteration"),
+        default="others",
+        help="keras-tuner stops after the longest wall time of the other modes on the same "
+        "seed (others, the default) or after one full Hyperband iteration",
+    )
     args = p.parse_args()
     common.quiet()
     started = time.perf_counter()
@@ -510,27 +672,29 @@ def main() -> None:
     results: dict[str, tuple[list[common.Run], dict[str, Any]]] = {}
     for st in s.studies:
         warm_up(st)
-        print(f"{st.study}: {st.label}; {s.seeds} seeds x {', '.join(MODES)}", flush=True)
+        modes = ", ".join(s.modes_of(st.study))
+        print(f"{st.study}: {st.label}; {s.seeds} seeds x {modes}", flush=True)
         runs: list[common.Run] = []
         for seed in range(s.seeds):
-            runs += run_seed(st, seed)
-            target = (
-                args.target if args.target is not None else common.median(r.best_loss for r in runs)
-            )
+            runs += run_seed(st, seed, s)
+            target = target_loss(runs, args.target)
             results[st.study] = (runs, study_figures(runs, target))
             # Written after every seed, so a run cut short keeps the seeds it finished.
             png = plot(results, common.png_path(args, "live"))
             report(s, results, png).write(args, started)
         how = "given" if args.target is not None else "median of every run's final best"
+        if args.target is None and "keras-tuner" in s.modes_of(st.study):
+            how += ", keras-tuner's left out"
         figures = results[st.study][1]
         print(f"{st.study}: target loss {figures['target_loss']:.5g} ({how})", flush=True)
         common.print_table(COLUMNS, table_rows(st.study, figures))
-        for key in ("a_over_b", "c_over_b"):
-            per_seed = ", ".join(fmt_ratio(v) for v in figures[f"time_to_target_{key}_per_seed"])
-            print(f"  time to target {key.replace('_', ' ')} per seed: {per_seed}", flush=True)
+        print_ratios(figures)
     if "digits" in results:
-        verdict = "met" if target_met(results["digits"][1]) else "missed"
-        print(f"target ({TARGET_RATIO:g}x less wall time to target than fmin on digits): {verdict}")
+        digits = results["digits"][1]
+        print(f"target, issue 13 ({TPETUNE_TARGET}): {verdict(target_met(digits))}")
+        if "freeze-thaw" in s.modes:
+            met = verdict(freeze_thaw_target_met(digits))
+            print(f"target, issue 24 ({FREEZE_THAW_TARGET}): {met}")
 
 
 if __name__ == "__main__":

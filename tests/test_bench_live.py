@@ -67,6 +67,45 @@ def test_a_ratio_inside_the_spread_is_no_win() -> None:
     assert not live.target_met(f)
 
 
+def test_freeze_thaw_and_keras_tuner_are_compared_with_tpetune_and_fmin() -> None:
+    runs = [
+        _run("fmin", 0, [(10, 0.9), (40, 0.5)]),
+        _run("tpetune", 0, [(10, 0.9), (30, 0.5)]),
+        _run("freeze-thaw", 0, [(10, 0.6), (15, 0.5)]),
+        _run("keras-tuner", 0, [(5, 2.0), (50, 0.8)]),
+        _run("fmin", 1, [(10, 0.9), (60, 0.45)]),
+        _run("tpetune", 1, [(10, 0.9), (40, 0.45)]),
+        _run("freeze-thaw", 1, [(20, 0.45), (25, None)]),
+        _run("keras-tuner", 1, [(5, 2.0), (50, 0.7)]),
+    ]
+    # keras-tuner's finals (0.8, 0.7) do not move the target: the others' median is 0.5 / 0.45.
+    target = live.target_loss(runs)
+    assert target == pytest.approx(0.475)
+    assert live.target_loss(runs, 0.6) == 0.6
+    f = live.study_figures(runs, 0.5)
+    assert list(f["modes"]) == ["fmin", "tpetune", "freeze-thaw", "keras-tuner"]
+    assert f["time_to_target_ft_over_a_per_seed"] == [15 / 40, 20 / 60]
+    assert f["time_to_target_ft_over_b_per_seed"] == [15 / 30, 20 / 40]
+    assert f["time_to_target_ft_over_a"] == pytest.approx(17.5 / 50)
+    assert f["time_to_target_kt_over_a_per_seed"] == [math.inf, math.inf]  # only fmin got there
+    assert f["final_loss_kt_over_a"] == "higher than fmin in every seed"
+    assert live.freeze_thaw_target_met(f) is True
+    assert live.target_met(f) is False  # tpetune alone is not 2x faster than fmin
+    rows = live.table_rows("digits", f)
+    assert [r[1] for r in rows] == ["fmin", "tpetune", "freeze-thaw", "keras-tuner"]
+    assert rows[2][4] == "0.50x" and rows[3][4] == "only tpetune reached it"
+
+
+def test_the_freeze_thaw_target_needs_every_seed_faster() -> None:
+    f = {"time_to_target_ft_over_a": 0.4, "time_to_target_ft_over_a_per_seed": [0.3, 1.2, 0.4]}
+    assert live.freeze_thaw_target_met(f) is False  # fmin got there sooner in one seed
+    f["time_to_target_ft_over_a_per_seed"] = [0.3, 0.9, 0.4, math.nan, 0.0]
+    assert live.freeze_thaw_target_met(f) is True  # NaN: neither got there; 0: only ft did
+    f["time_to_target_ft_over_a"] = 0.51
+    assert live.freeze_thaw_target_met(f) is False
+    assert live.freeze_thaw_target_met({}) is None  # fmin or freeze-thaw not run
+
+
 def test_paired_ratio_of_runs_that_never_got_there() -> None:
     assert live.paired_ratio(math.inf, 10.0) == math.inf
     assert live.paired_ratio(10.0, math.inf) == 0.0
@@ -115,3 +154,61 @@ def test_quick_run_writes_its_figures_and_shares_seeds(tmp_path: Path) -> None:
     first = [r["best_by_trial"][0] for r in runs]  # trial 0: the same random model everywhere
     assert first == pytest.approx([first[0]] * 3, rel=1e-3)
     assert len(report["table"]["rows"]) == 3
+
+
+@pytest.mark.keras
+def test_the_keras_tuner_hypermodel_declares_the_digits_space() -> None:
+    kt = pytest.importorskip("keras_tuner")
+    from bench import live_keras_tuner as klt
+    from tpetune.digits.model import build_model
+
+    doms = klt.space_domains("digits")
+    assert klt.max_epochs(doms) == 40  # the largest `epochs` choice: Hyperband's resource
+    hp = kt.HyperParameters()
+    first = klt.hp_params(hp, doms, 40)  # the defaults: the first option or the low end
+    assert first["hidden_layers"] == {"layers": 1, "units1": 32}
+    assert first["optimizer"] == {"name": "sgd", "momentum": 0.0, "nesterov": False}
+    # Every label but `epochs` is declared, with the space's ranges; the branches' own
+    # labels are active only where their branch is taken.
+    assert {h.name for h in hp.space} == set(common.load_space("digits").labels) - {"epochs"}
+    assert set(hp.values) == {h.name for h in hp.space} - {"units2", "units3", "decay", "rate"}
+    assert hp.get("units1") == 32 and hp._hps["units2"][0].step == 16
+    assert hp._hps["lr"][0].sampling == "log"
+    chosen = {"hidden_layers": 3, "units1": 64, "units2": 48, "units3": 16, "optimizer": "adam"}
+    hp.values.update({**chosen, "schedule": "time", "decay": 0.01, "lr": 0.002, "batch_size": 64})
+    params = klt.hp_params(hp, doms, 40)
+    assert params["hidden_layers"] == {"layers": 3, "units1": 64, "units2": 48, "units3": 16}
+    assert params["optimizer"] == {"name": "adam"}  # momentum/nesterov: SGD's branch only
+    assert params["schedule"] == {"name": "time", "decay": 0.01}
+    assert (params["lr"], params["batch_size"], params["epochs"]) == (0.002, 64, 40)
+    model = build_model(params, n_features=64, steps_per_epoch=10)
+    assert [layer.units for layer in model.layers[1:]] == [64, 48, 16, 10]
+
+
+@pytest.mark.keras
+def test_quick_run_of_freeze_thaw_and_keras_tuner(tmp_path: Path) -> None:
+    pytest.importorskip("keras_tuner")
+    out = tmp_path / "live.json"
+    modes = "tpetune,freeze-thaw,keras-tuner"
+    args = ["--quick", "--studies", "digits", "--modes", modes, "--json", str(out)]
+    done = subprocess.run(
+        [sys.executable, "bench/live.py", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "target, issue 24" in done.stdout
+    report = json.loads(out.read_text())
+    assert report["settings"]["modes"] == modes.split(",")
+    runs = {r["mode"]: r for r in report["runs"]}
+    assert runs["freeze-thaw"]["pruner"]["name"] == "freeze-thaw"
+    kt = runs["keras-tuner"]
+    assert kt["trials"] >= 1 and kt["factor"] == 3 and kt["max_epochs"] == 3
+    # Its budget: the longest wall time of the modes before it on the seed.
+    assert kt["budget_s"] == pytest.approx(
+        max(runs[m]["wall_s"] for m in ("tpetune", "freeze-thaw"))
+    )
+    assert report["target_met"] is None  # fmin was not run
