@@ -288,3 +288,4 @@ def test_a_workers_log_lines_reach_the_cli_s_stderr(tmp_path: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert done.stderr.count("told from the trial") == 2, (workers, done.stderr)
+        assert "Warning" not in done.stderr  # e.g. runpy's about running a module twice

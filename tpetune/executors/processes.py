@@ -1,6 +1,6 @@
 """Trials in worker processes on one machine (``--workers N``).
 
-Each worker is a fresh ``python -m tpetune.executors.processes`` process (TensorFlow does not
+Each worker is a fresh ``python -m tpetune.executors.worker`` process (TensorFlow does not
 survive
 ``fork``) talking to the driver over a socket pair. Unlike ``multiprocessing``'s spawn, it never
 re-runs the driver's main script, so scripts need no ``if __name__ == "__main__"`` guard and
@@ -187,7 +187,7 @@ class ProcessExecutor:
     def _spawn(self) -> _Worker | None:
         ours, theirs = socket.socketpair()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tpetune.executors.processes", str(theirs.fileno())],
+            [sys.executable, "-m", "tpetune.executors.worker", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             env=self._env,
             stdin=subprocess.DEVNULL,
@@ -276,7 +276,7 @@ class ProcessExecutor:
             raise ExecutorError(
                 f"{self._dead_at_start} worker processes in a row died before loading the "
                 f"objective (last: {_how(code)}); check that `{sys.executable} -m "
-                "tpetune.executors.processes` starts on this machine"
+                "tpetune.executors.worker` starts on this machine"
             )
 
     def _hello(self, worker: _Worker, message: bytes) -> None:
@@ -366,6 +366,3 @@ class ProcessExecutor:
         for worker in list(self._workers):
             self._retire(worker, kill=worker.job is not None)
 
-
-if __name__ == "__main__":
-    _worker_main(int(sys.argv[1]))
