@@ -365,4 +365,3 @@ class ProcessExecutor:
         self._queue.clear()
         for worker in list(self._workers):
             self._retire(worker, kill=worker.job is not None)
-
