@@ -23,7 +23,7 @@ def _one_config_table(curve: list[float]) -> tuple[object, dict[str, int]]:
 
 
 def test_each_evaluation_trains_from_scratch_and_a_capped_one_is_not_finished() -> None:
-    from bench.replay_dehb import evaluate
+    from bench.replay_dehb import evaluate, repeats
     from bench.replay_sim import Sim
 
     table, params = _one_config_table([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
@@ -33,6 +33,7 @@ def test_each_evaluation_trains_from_scratch_and_a_capped_one_is_not_finished() 
     assert evaluate(sim, params, 9) == (1.0, 9)  # promoted: 9 epochs again, not 6 more
     assert sim.spent == 12 and sim.trials == 2 and sim.best == 1.0
     assert [len(o.curve) for _, o in sim.history] == [3, 9]
+    assert repeats(sim) == {"evaluations": 2, "distinct": 1, "retrained": 9 / 12}
 
     # Early stopping (patience 3) ends this run at epoch 5, inside the cap of 6 (and right
     # at a cap of 5): it finished, as the full-fidelity run would, so it counts.
