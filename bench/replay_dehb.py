@@ -104,7 +104,7 @@ def _dehb(**kwargs: Any) -> Any:
     from loguru import logger
 
     class Quiet(DEHB):
-        def _setup_logger(self, *args: Any) -> None:  # 0.1.1: (kwargs); 0.1.2: (resume, kwargs)
+        def _setup_logger(self, *args: Any) -> None:  # 0.1.1 (tested): (kwargs); 0.1.2: (resume, kwargs)
             self.output_path = Path(args[-1]["output_path"])
             self.logger = logger
             self.log_filename = ""
