@@ -104,7 +104,8 @@ def _dehb(**kwargs: Any) -> Any:
     from loguru import logger
 
     class Quiet(DEHB):
-        def _setup_logger(self, *args: Any) -> None:  # 0.1.1 (tested): (kwargs); 0.1.2: (resume, kwargs)
+        # dehb 0.1.1 (tested) passes (kwargs), 0.1.2 (resume, kwargs)
+        def _setup_logger(self, *args: Any) -> None:
             self.output_path = Path(args[-1]["output_path"])
             self.logger = logger
             self.log_filename = ""
