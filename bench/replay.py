@@ -16,12 +16,13 @@ and the ratio of the median epochs against ``tpe`` (tpetune's TPE without prunin
 the same run, with a two-sided Mann-Whitney U p-value: a ratio whose p >= 0.05 is inside the
 spread and is no win. Also the full grid (every configuration for every epoch) against the
 candidate default. Writes one PNG per table (best loss vs epochs, median and IQR band).
-Optuna methods are skipped, with a note, when optuna is not installed (``pip install optuna``).
+Optuna and DEHB methods are skipped, with a note, when optuna or dehb is not installed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -103,6 +104,8 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "tpe-freeze-thaw": ("pause", {"method": "freeze-thaw"}),
     # Egele et al. 2023: screen random configurations one epoch each, train the best on
     "one-epoch-top-k": ("pause", {"method": "one-epoch-top-k"}),
+    # DEHB (the dehb package): Hyperband brackets, each evaluation trained from scratch
+    "dehb": ("dehb", {}),
     # ASHA whose first rung is at epoch 3 (rungs 3, 9): slow starters survive epochs 1-2
     "tpe-asha-r3": ("tpetune", {"pruner": "asha3"}),
     # (i) how a pruned trial is shown to TPE: +inf (a missing loss) instead of its best value
@@ -198,6 +201,10 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
         )
     elif runner == "fmin":
         replay_sim.run_fmin(sim, seed)
+    elif runner == "dehb":
+        from bench import replay_dehb
+
+        replay_dehb.run_dehb(sim, seed)
     elif runner == "pause":
         from bench import replay_pause
         from tpetune import FreezeThawPruner
@@ -380,15 +387,15 @@ def _methods(settings: Settings, table: str) -> tuple[list[str], list[str]]:
         main, small = settings.budgets[table]
         names = [*METHODS, *startup_variants(settings.trials or main, small)]
     notes = []
-    try:
-        import optuna  # noqa: F401
-    except ImportError:
-        skipped = [m for m in names if method_spec(m)[0] == "optuna"]
-        names = [m for m in names if m not in skipped]
-        if skipped:
-            notes.append(
-                f"skipped {', '.join(skipped)}: optuna is not installed (pip install optuna)"
-            )
+    for runner, package in (("optuna", "optuna"), ("dehb", "dehb")):
+        if importlib.util.find_spec(package) is None:
+            skipped = [m for m in names if method_spec(m)[0] == runner]
+            names = [m for m in names if m not in skipped]
+            if skipped:
+                notes.append(
+                    f"skipped {', '.join(skipped)}: {package} is not installed "
+                    f"(pip install {package})"
+                )
     return names, notes
 
 
