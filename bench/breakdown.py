@@ -134,7 +134,7 @@ def run_once(tree: Path, argv: list[str], *, label: str) -> dict[str, Any]:
         summary = json.loads((Path(tmp) / "study" / "summary.json").read_text())
         result["best_loss"] = float(summary.get("best_trial_loss", summary.get("cv_loss", 0)))
         result["test_ratio"] = float(summary.get("rmse_ratio", summary.get("test_accuracy", 0)))
-        result["trace"] = _trace(Path(tmp) / "study", launched)
+        result["finishes"] = _trace(Path(tmp) / "study", launched)
         return result
 
 
@@ -168,7 +168,7 @@ def baseline_tree(commit: str, folder: Path) -> Path:
 def table(runs: dict[str, list[dict[str, Any]]]) -> tuple[list[str], list[list[str]]]:
     """Seconds, share of wall and ratio to the baseline, per category and tree (medians)."""
     med = {
-        k: {f: statistics.median(r[f] for r in v) for f in v[0] if f != "trace"}
+        k: {f: statistics.median(r[f] for r in v) for f in v[0] if f != "finishes"}
         for k, v in runs.items()
     }
     base = med["baseline"]
@@ -201,7 +201,7 @@ def print_spread(runs: dict[str, list[dict[str, Any]]]) -> None:
     rows = []
     for name, rs in runs.items():
         ratios = [r["wall"] / b["wall"] for r, b in zip(rs, base, strict=True)]
-        times = [_time_to(r.get("trace", []), target) for r in rs]
+        times = [_time_to(r.get("finishes", []), target) for r in rs]
         reached = sum(math.isfinite(t) for t in times)
         median_time = statistics.median(times)
         row = [name, _spread(ratios)]
@@ -260,7 +260,7 @@ def main() -> int:
                     seed = ["--seed", str(i)] if args.vary_seed else []
                     runs[label].append(run_once(tree, argv + more + seed, label=name))
                     last = runs[label][-1]
-                    print(json.dumps({k: round(v, 4) for k, v in last.items() if k != "trace"}))
+                    print(json.dumps({k: round(v, 4) for k, v in last.items() if k != "finishes"}))
         finally:
             subprocess.run(
                 ["git", "-C", str(common.ROOT), "worktree", "remove", "--force", str(base)],
