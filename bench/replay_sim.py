@@ -326,6 +326,9 @@ def run_optuna(sim: Sim, seed: int, *, pruner: str) -> Sim:
         return loss if state == "ok" else math.nan  # NaN: Optuna records the trial as failed
 
     study = optuna.create_study(
+        # HyperbandPruner assigns a trial's bracket by a hash of the study name and the trial
+        # number: a drawn name (create_study's default) would make its replays unrepeatable.
+        study_name=f"replay-{seed}",
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna_pruner(pruner, sim.table.epochs),
     )
