@@ -1,6 +1,6 @@
 """Freeze-thaw against every baseline on the recorded-curves tables (issue 24's replay).
 
-    python bench/freeze_thaw.py                          # 30 seeds, both tables (~15 min)
+    python bench/freeze_thaw.py                          # 30 seeds, the 3 tables (~20 min)
     python bench/freeze_thaw.py --seeds 5 --tables stock # a smoke run
     python bench/freeze_thaw.py --cache /tmp/ft.jsonl    # keep finished replays; resume
 
@@ -148,7 +148,7 @@ def render(name: str, rep: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=30)
-    p.add_argument("--tables", default="digits,stock")
+    p.add_argument("--tables", default="digits,stock,digits-cnn")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--cache", type=Path, help="keep finished replays here (JSON lines); resume")

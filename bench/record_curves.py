@@ -2,11 +2,13 @@
 
     python bench/record_curves.py digits          # 216 configs x 20 epochs (~10 min, 2 processes)
     python bench/record_curves.py stock           # 64 configs x 12 epochs
+    python bench/record_curves.py digits-cnn      # 72 configs x 20 epochs (~4 min)
     python bench/record_curves.py digits --order reverse   # a 2nd process from the other end
     python bench/record_curves.py digits --finish      # only write the .json.gz
 
 Each configuration is trained once, by the library's own model code
-(:func:`tpetune.digits.model.build_model`, :func:`tpetune.stock.model.build_model`) on the
+(:func:`tpetune.digits.model.build_model`, :func:`tpetune.stock.model.build_model`; the
+digits-cnn network, which the library has no study for, by :func:`cnn_model`) on the
 bundled data, for the table's full epochs *without early stopping* (the replay applies
 early stopping itself, so every method gets the same rule), with one fixed weight seed.
 Validation and training loss are kept per epoch. A run that diverges to NaN stops there
@@ -15,6 +17,7 @@ Validation and training loss are kept per epoch. A run that diverges to NaN stop
 - digits: scikit-learn's 8x8 digits, the study's held-out test split removed
   (``tpetune.digits.DATA_SEED``); the validation split is fold 0 of the study's 3 stratified
   folds (958 training, 479 validation images), the same for every configuration.
+- digits-cnn: the digits table's images and split, as 8x8x1 images, for a small CNN.
 - stock: the stock study's data, the last 10 years of the bundled S&P 500
   (``tpetune.stock.DEFAULT_YEARS``), and its chronological 70/15/15 split; validation MSE in
   model units, as the stock objective's loss.
@@ -54,18 +57,30 @@ WEIGHT_SEED = 0
 _EVAL_BATCH = 4096
 
 
+def _digits_split() -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """The digits data, (x_tr, y_tr, x_va, y_va) of fold 0, and the tables' data metadata."""
+    from tpetune.digits import DATA_SEED, DEFAULT_FOLDS
+    from tpetune.digits.data import load_digits_data, stratified_folds
+
+    data = load_digits_data()
+    train, val = stratified_folds(data.y_train, DEFAULT_FOLDS, seed=DATA_SEED)[0]
+    parts = (data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val])
+    meta = {
+        "data": data.source,
+        "split": f"fold 0 of the digits study's {DEFAULT_FOLDS} stratified folds "
+        f"(seed {DATA_SEED}) of the training images: {len(train)} train, {len(val)} val",
+        "loss": "sparse categorical cross-entropy on the validation images",
+    }
+    return data, parts, meta
+
+
 def _digits_trainer() -> tuple[Any, dict[str, Any]]:
     """A function training one digits row, and the table's data metadata."""
     import keras
 
-    from tpetune.digits import DATA_SEED, DEFAULT_FOLDS
-    from tpetune.digits.data import load_digits_data, stratified_folds
     from tpetune.digits.model import build_model
 
-    data = load_digits_data()
-    train, val = stratified_folds(data.y_train, DEFAULT_FOLDS, seed=DATA_SEED)[0]
-    x_tr, y_tr = data.x_train[train], data.y_train[train]
-    x_va, y_va = data.x_train[val], data.y_train[val]
+    data, (x_tr, y_tr, x_va, y_va), meta = _digits_split()
 
     def fit(flat: dict[str, Any]) -> dict[str, Any]:
         params = tabular.digits_params(flat)
@@ -78,13 +93,64 @@ def _digits_trainer() -> tuple[Any, dict[str, Any]]:
         ).history  # fmt: skip
         return _curves(hist, tabular.DIGITS_EPOCHS, ("val_loss", "loss", "val_accuracy"))
 
-    meta = {
-        "data": data.source,
-        "split": f"fold 0 of the digits study's {DEFAULT_FOLDS} stratified folds "
-        f"(seed {DATA_SEED}) of the training images: {len(y_tr)} train, {len(y_va)} val",
-        "loss": "sparse categorical cross-entropy on the validation images",
-    }
     return fit, meta
+
+
+def cnn_model(flat: dict[str, Any], image_shape: tuple[int, int]) -> Any:
+    """The digits-cnn table's network for one row (see ``tabular.DIGITS_CNN_FACTORS``).
+
+    ``Conv2D(filters, 3, relu)`` [→ ``MaxPooling2D(2)`` → ``Conv2D(2 * filters, 3, relu)``] →
+    ``Flatten`` or ``GlobalAveragePooling2D`` → ``Dense(10, softmax)``; "same" padding.
+    """
+    import keras
+
+    from tpetune.keras.optimizers import make_optimizer
+
+    x = inputs = keras.Input(shape=(*image_shape, 1), name="image")
+    for i in range(int(flat["conv_layers"])):
+        if i:
+            x = keras.layers.MaxPooling2D(2)(x)
+        x = keras.layers.Conv2D(int(flat["filters"]) * 2**i, 3, padding="same", activation="relu")(
+            x
+        )
+    pool = {"flatten": keras.layers.Flatten, "gap": keras.layers.GlobalAveragePooling2D}
+    x = pool[flat["head"]]()(x)
+    outputs = keras.layers.Dense(10, activation="softmax", name="output")(x)
+    model = keras.Model(inputs, outputs, name="digits_cnn")
+    opt: dict[str, Any] = {"name": flat["optimizer"]}
+    if flat["optimizer"] == "sgd":
+        opt.update(momentum=0.9, nesterov=True)
+    model.compile(
+        optimizer=make_optimizer(opt, float(flat["lr"])),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=False,  # as the digits model: XLA would compile each model for seconds
+    )
+    return model
+
+
+def _digits_cnn_trainer() -> tuple[Any, dict[str, Any]]:
+    """A function training one digits-cnn row, and the table's data metadata."""
+    import keras
+
+    data, (x_tr, y_tr, x_va, y_va), meta = _digits_split()
+    shape = (-1, *data.image_shape, 1)
+    x_tr, x_va = x_tr.reshape(shape), x_va.reshape(shape)
+
+    def fit(flat: dict[str, Any]) -> dict[str, Any]:
+        model = cnn_model(flat, data.image_shape)
+        hist = model.fit(
+            x_tr, y_tr, validation_data=(x_va, y_va), epochs=tabular.DIGITS_CNN_EPOCHS,
+            batch_size=tabular.DIGITS_CNN_BATCH, validation_batch_size=_EVAL_BATCH, verbose=0,
+            callbacks=[keras.callbacks.TerminateOnNaN()],
+        ).history  # fmt: skip
+        return _curves(hist, tabular.DIGITS_CNN_EPOCHS, ("val_loss", "loss", "val_accuracy"))
+
+    model = "Conv2D(filters, 3, relu) [-> MaxPooling2D(2) -> Conv2D(2 filters, 3, relu)] -> "
+    model += (
+        f"Flatten or GlobalAveragePooling2D -> Dense(10, softmax); batch {tabular.DIGITS_CNN_BATCH}"
+    )
+    return fit, {**meta, "model": model}
 
 
 def _stock_trainer() -> tuple[Any, dict[str, Any]]:
@@ -120,6 +186,10 @@ def _stock_trainer() -> tuple[Any, dict[str, Any]]:
         "loss": "validation MSE in model units (the stock objective's loss)",
     }
     return fit, meta
+
+
+#: Table name -> the function returning its trainer and data metadata.
+TRAINERS = {"digits": _digits_trainer, "stock": _stock_trainer, "digits-cnn": _digits_cnn_trainer}
 
 
 def _curves(history: dict[str, list[float]], epochs: int, keys: tuple[str, ...]) -> dict:
@@ -161,7 +231,7 @@ def record(name: str, shard: int, shards: int, *, order: str = "forward") -> Non
         at = int(len(todo) * (0.5 if order == "middle" else float(order)))
         todo = todo[at:] + todo[:at]
     print(f"{name}: {len(todo)} configurations to record in {partial.name}", flush=True)
-    fit, _ = _digits_trainer() if name == "digits" else _stock_trainer()
+    fit, _ = TRAINERS[name]()
     for i, flat in enumerate(todo, start=1):
         if tabular.row_key(flat) in {tabular.row_key(r["params"]) for r in _all_rows(name)}:
             continue  # the process working from the other end got here first
@@ -204,7 +274,7 @@ def finish(name: str) -> bool:
     if missing:
         print(f"{name}: {missing} of {len(rows)} configurations not recorded yet")
         return False
-    _, meta = _digits_trainer() if name == "digits" else _stock_trainer()
+    _, meta = TRAINERS[name]()
     seconds = sum(float(r["seconds"]) for r in rows if r is not None)
     meta = {
         "table": name,

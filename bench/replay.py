@@ -50,7 +50,7 @@ class Settings:
     #: table -> (main, small) budget in trials (see the module docstring); the small one is
     #: the second budget of the start-up question.
     budgets: Mapping[str, tuple[int, int]] = field(
-        default_factory=lambda: {"digits": (80, 30), "stock": (30, 15)}
+        default_factory=lambda: {"digits": (80, 30), "stock": (30, 15), "digits-cnn": (30, 15)}
     )
     trials: int | None = None  # --trials: the main budget of every table
     methods: tuple[str, ...] = ()  # empty: every method, and the start-up variants
@@ -61,7 +61,7 @@ class Settings:
 FULL = Settings()
 QUICK = Settings(
     seeds=3,
-    budgets={"digits": (15, 8), "stock": (8, 5)},
+    budgets={"digits": (15, 8), "stock": (8, 5), "digits-cnn": (8, 5)},
     methods=("default", "tpe", "tpe-asha", "random"),
     jobs=1,  # a worker pool's start-up would cost more than these replays
 )
@@ -387,6 +387,13 @@ def _methods(settings: Settings, table: str) -> tuple[list[str], list[str]]:
         main, small = settings.budgets[table]
         names = [*METHODS, *startup_variants(settings.trials or main, small)]
     notes = []
+    from tpetune.bundled import BUNDLED
+
+    if table not in BUNDLED:  # "default" is what a new study of the table's bundled study gets
+        skipped = [m for m in names if m.startswith("default")]
+        names = [m for m in names if m not in skipped]
+        if skipped:
+            notes.append(f"skipped {', '.join(skipped)} on {table}: no bundled study")
     for runner, package in (("optuna", "optuna"), ("dehb", "dehb")):
         if importlib.util.find_spec(package) is None:
             skipped = [m for m in names if method_spec(m)[0] == runner]

@@ -230,6 +230,36 @@ def test_shipped_tables_hold_every_configuration_with_full_curves() -> None:
         assert table.meta["command"] and table.meta["seconds"] > 0
 
 
+def test_digits_cnn_network_is_the_documented_one() -> None:
+    """bench/record_curves.py's digits-cnn network: conv layers, head and optimizer follow the
+    row; it maps 8x8 images to 10 class probabilities."""
+    import numpy as np
+
+    from bench import tabular
+    from bench.record_curves import cnn_model
+
+    row = {"filters": 8, "conv_layers": 2, "head": "gap", "optimizer": "sgd", "lr": 0.1}
+    assert row in list(tabular.configs(tabular.DIGITS_CNN_FACTORS))
+    model = cnn_model(row, (8, 8))
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [8, 16]
+    assert any(type(layer).__name__ == "GlobalAveragePooling2D" for layer in model.layers)
+    assert type(model.optimizer).__name__ == "SGD" and model.optimizer.nesterov
+    probs = model.predict(np.zeros((3, 8, 8, 1), dtype="float32"), verbose=0)
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    flat = cnn_model({**row, "conv_layers": 1, "head": "flatten", "optimizer": "adam"}, (8, 8))
+    assert [type(layer).__name__ for layer in flat.layers][1:3] == ["Conv2D", "Flatten"]
+
+
+def test_replay_runs_no_default_method_on_a_table_without_a_bundled_study() -> None:
+    from bench import replay
+
+    names, notes = replay._methods(replay.FULL, "digits-cnn")
+    assert "tpe" in names and not any(m.startswith("default") for m in names)
+    assert any("no bundled study" in n for n in notes)
+    assert "default" in replay._methods(replay.FULL, "digits")[0]
+
+
 def test_replayed_pause_and_thaw_pay_only_new_epochs() -> None:
     """bench/replay_pause.py: a paused trial keeps its curve and early-stopping state; its
     thaw pays only the epochs it trains then; a trial counts once however often thawed."""
