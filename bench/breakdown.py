@@ -276,7 +276,7 @@ def main() -> int:
     figures = {"wall_ratio": new / old, "train_step_share": train, "wall_s": new}
     common.Report(
         "breakdown",
-        {**vars(args), "argv": argv},
+        {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "argv": argv},
         figures,
         (columns, rows),
         target="wall ratio <= 0.5 (stock) / 0.6 (digits); >= 60% of wall in train steps",
