@@ -1,0 +1,45 @@
+"""bench/breakdown.py's time-to-quality figures: finish stamps read from a real study, the
+time to a target loss, and the per-seed spread it prints."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+from hyperopt import hp
+
+from tpetune import Search, tune
+
+
+def test_time_to_target_comes_from_the_study_s_finish_stamps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import breakdown
+
+    launched = time.time()
+    tune(
+        lambda p: (p["x"] - 0.3) ** 2, {"x": hp.uniform("x", 0, 1)}, study_dir=tmp_path / "s",
+        max_evals=6, search=Search(seed=2), progress=False,
+    )  # fmt: skip
+    finishes = breakdown._trace(tmp_path / "s", launched)
+    assert len(finishes) == 6
+    assert [t for t, _ in finishes] == sorted(t for t, _ in finishes)
+    assert all(t >= 0 for t, _ in finishes)
+    losses = [loss for _, loss in finishes]
+    second_best = sorted(losses)[1]
+    first = next(t for t, loss in finishes if loss <= second_best)
+    assert breakdown._time_to(finishes, second_best) == first
+    assert breakdown._time_to(finishes, min(losses) / 2) == math.inf
+
+    def run(wall: float, best: float) -> dict[str, object]:
+        return {"wall": wall, "best_loss": best, "test_ratio": 1.0, "finishes": [(wall / 2, best)]}
+
+    breakdown.print_spread(
+        {"baseline": [run(10, 0.5), run(12, 0.4)], "this tree": [run(5, 0.5), run(9, 0.4)]}
+    )
+    out = capsys.readouterr().out
+    assert "target loss 0.45" in out
+    assert "0.625 (0.5-0.75)" in out  # the same-seed wall ratios, median (min-max)
+    assert "1/2" in out  # one seed of two reached the target in each tree
