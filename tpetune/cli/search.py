@@ -135,7 +135,8 @@ def add_search_options(
     g.add_argument(
         "--keep-models", type=int, default=DEFAULT_KEEP, metavar="K",
         help="keep the Keras models of the K best trials as STUDY/models/<tid>.keras, deleting "
-        "the others as better trials arrive (default: %(default)s; 0 keeps none)",
+        "the others as better trials arrive (default: %(default)s; 0 keeps none; stock keeps "
+        "at least 5, the models its report's SPA test reads)",
     )  # fmt: skip
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")

@@ -9,7 +9,7 @@ a message saying so.
 
 JAX compiles each train step with XLA the first time it meets a model's shapes (3–6 s per
 trial on the stock LSTM, about twice TensorFlow's tracing), then runs each epoch several times
-faster (docs/benchmarks.md, "Backend"). With ``cache_dir``, compiled programs are kept in a
+faster (docs/benchmarks.md, "Cheaper fits"). With ``cache_dir``, compiled programs are kept in a
 persistent cache there (the bundled studies use ``STUDY/jax_cache``), so a shape met again,
 in a later trial, a worker process or a resumed run, compiles once.
 

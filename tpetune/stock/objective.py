@@ -195,7 +195,7 @@ class StockObjective(KerasTrial):
             model: the model these params already trained on this objective's train split
                 (a ``.keras`` path, e.g. the trial's kept model, or a Keras model): it is
                 evaluated instead of training another. Same seed, data and fit: a retrain
-                gives the same weights (``tests/test_stock_report.py``).
+                gives the same weights (``tests/stock/test_stock_report.py``).
             history: that model's per-epoch ``loss``/``val_loss`` (the trial's curves), for
                 the summary's ``val_loss``, ``epochs_trained`` and ``best_epoch``.
 

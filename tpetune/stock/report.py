@@ -8,7 +8,7 @@ each comes from:
   fit: the same params, training seed, train and validation days, early stopping and best
   weights; the trial's extra callbacks (epoch log, backup, pruning) change no weight, and
   Keras seeds every random draw from the trial's seed. So the kept model *is* the retrain, and
-  it is evaluated instead of trained again (``tests/test_stock_report.py`` checks that a
+  it is evaluated instead of trained again (``tests/stock/test_stock_report.py`` checks that a
   retrain predicts exactly the same). Where the two could differ, the kept model is the right
   one: it is the model the search measured (a trial resumed from a backup after a crash
   restarts early stopping's patience). Retrained only where no model was kept: a study of

@@ -259,7 +259,7 @@ def should_prune() -> bool:
 
 def paused_now() -> bool:
     """True when the pruner paused the current trial at its latest step (a freeze-thaw
-    pause): its checkpoint must then be kept for a thaw (see :mod:`tpetune.keras_callbacks`)."""
+    pause): its checkpoint must then be kept for a thaw (see :mod:`tpetune.keras.callbacks`)."""
     log = _LOG.get()
     return log is not None and log.last.pause
 
