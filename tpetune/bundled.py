@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tpetune._io import read_json, write_json
-from tpetune.engine.options import ExecutorOption, Workers
+from tpetune.engine.options import ExecutorOption, Search, Workers
 from tpetune.engine.tuning import tune
 from tpetune.pruners.policies import PRUNERS
 from tpetune.search.space import load_space
@@ -181,8 +181,17 @@ def bundled_study(name: str) -> BundledStudy:
     return study
 
 
-#: Where a bundled study's trials run unless told otherwise (see :func:`run_bundled`).
-DEFAULT_EXECUTOR = Workers(1, recycle_after=10)
+#: A new bundled study's proposal lag (``Search(lag=...)``): two trials train at once by
+#: default, one per core of a 2-core machine, and the study still resumes exactly.
+DEFAULT_LAG = 2
+
+
+def default_executor(lag: int | None) -> Workers:
+    """Where a bundled study's trials run unless told otherwise: ``lag`` recycled worker
+    processes (one for a study made without a lag, as before lags existed, so that it still
+    resumes exactly). A fresh process every 10 trials bounds the ~16 MiB per trial that
+    TensorFlow keeps after ``clear_session``."""
+    return Workers(lag or 1, recycle_after=10)
 
 
 def run_bundled(
@@ -208,10 +217,10 @@ def run_bundled(
         data: the study's data flags, for :meth:`BundledStudy.settings`.
         search: further :func:`tpetune.tune` options (search, stop rules, pruner, ...); a new
             study given no ``pruner`` gets the study's :attr:`~BundledStudy.default_pruner`.
-        executor: where trials run; ``None``: :data:`DEFAULT_EXECUTOR`, one recycled worker
-            process (TensorFlow keeps ~16 MiB per trial that no ``clear_session`` returns; a
-            fresh process every few trials bounds it, and with one trial in flight the
-            proposals, hence exact resume, are those of a serial study).
+        executor: where trials run; ``None``: :func:`default_executor` of the study's lag.
+            A new study gets ``Search(lag=DEFAULT_LAG)`` unless the search names its own lag
+            or its pruner thaws (freeze-thaw, which has no lag): two trials train at once
+            and proposals, hence resume, stay deterministic (see ``Search.lag``).
 
     Returns:
         The study and the test summary (``None`` when no trial finished).
@@ -222,9 +231,17 @@ def run_bundled(
     """
 
     study_dir = Path(study_dir)
-    stored = stored_settings(study_dir, fresh=fresh)
-    if search.get("pruner") is None and not stored:  # a new study; a resume keeps its own
-        search["pruner"] = PRUNERS[bundle.default_pruner]()
+    meta = _stored_meta(study_dir, fresh=fresh)
+    stored = _settings_of(meta)
+    lag = meta.get("lag")
+    if not meta:  # a new study; a resume keeps its own pruner and lag
+        if search.get("pruner") is None:
+            search["pruner"] = PRUNERS[bundle.default_pruner]()
+        options = search.get("search") or Search()
+        lag = options.lag
+        if lag is None and not hasattr(search["pruner"], "plan"):
+            lag = DEFAULT_LAG
+            search["search"] = replace(options, lag=lag)
     settings = bundle.settings(stored, study_dir=study_dir, **dict(data or {}))
     max_evals = max_evals or stored.get("max_evals") or bundle.default_max_evals
     loaded_space = load_space(space if space is not None else bundle.default_space)
@@ -232,7 +249,7 @@ def run_bundled(
     bundle.validate(loaded_space, objective)
     # The report reads kept models (the stock SPA test's top K): keep at least as many.
     keep = max(search.pop("keep_models", DEFAULT_KEEP), getattr(bundle, "keep_models", 0))
-    executor = executor or DEFAULT_EXECUTOR
+    executor = executor or default_executor(lag)
     study = tune(
         objective,
         loaded_space,
@@ -260,9 +277,18 @@ def stored_settings(study_dir: str | Path, *, fresh: bool = False) -> dict[str, 
     Empty when there is no study yet or ``fresh`` discards it, so that re-running a bundled
     study's bare command continues the same study.
     """
+    return _settings_of(_stored_meta(Path(study_dir), fresh=fresh))
+
+
+def _stored_meta(study_dir: Path, *, fresh: bool) -> dict[str, Any]:
     if fresh or not Store.exists(study_dir):
         return {}
-    meta = load_study(study_dir).meta
+    return load_study(study_dir).meta
+
+
+def _settings_of(meta: dict[str, Any]) -> dict[str, Any]:
+    if not meta:
+        return {}
     return {**(meta.get("objective_config") or {}), "max_evals": meta.get("max_evals")}
 
 

@@ -115,10 +115,19 @@ def add_search_options(
     g.add_argument(
         "--workers",
         type=positive_int,
-        default=1,
         metavar="N",
         help="run trials in N worker processes (default: run: in this process; stock, digits: "
-        "in one worker process, replaced every 10 trials to bound TensorFlow's memory)",
+        "in as many worker processes as the study's --lag, replaced every 10 trials to bound "
+        "TensorFlow's memory)",
+    )
+    g.add_argument(
+        "--lag",
+        type=positive_int,
+        metavar="L",
+        help="propose trial n from trials 0..n-L only, once all of them have finished, so that "
+        "with up to L trials in flight proposals and pruning depend on no timing and a resume "
+        "is exact (default for a new study: run: none, each proposal sees whatever has "
+        "finished; stock, digits: 2, except with --prune freeze-thaw; stored with the study)",
     )
     g.add_argument(
         "--trial-timeout",
@@ -166,6 +175,7 @@ def search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed,
             options=algo_options,
             points=_read_points(args.points) if args.points else (),
+            lag=args.lag,
         ),
         "stop": StopRules(
             timeout=args.timeout,
@@ -218,10 +228,9 @@ def _executor(args: argparse.Namespace) -> Any:
     them (the caller's default: ``run`` runs trials in this process, the bundled studies in one
     recycled worker)."""
     if args.spark is not None:
-        workers = args.workers if args.workers > 1 else None
-        return Spark(args.spark, workers=workers, trial_timeout=args.trial_timeout)
-    if args.workers > 1 or args.trial_timeout is not None:
-        return Workers(args.workers, trial_timeout=args.trial_timeout)
+        return Spark(args.spark, workers=args.workers, trial_timeout=args.trial_timeout)
+    if args.workers is not None or args.trial_timeout is not None:
+        return Workers(args.workers or 1, trial_timeout=args.trial_timeout)
     return None
 
 
@@ -234,6 +243,7 @@ _FLAGS = (
     ("Search(algo=...)", "--algo"),
     ("Search(seed=...)", "--seed"),
     ("Search(points=...)", "--points"),
+    ("Search(lag=...)", "--lag"),
     ("Search(options=", "the --tpe-* flags ("),
     ("StopRules(timeout=...)", "--timeout"),
     ("StopRules(loss_threshold=...)", "--loss-threshold"),

@@ -9,6 +9,10 @@ run objectives. Rules it keeps:
   stream (:mod:`tpetune.search.seeding`), and the ``Trials`` documents are built from store
   records by :func:`tpetune.search.documents.hyperopt_doc`, the function a resume uses too;
 - a trial left ``running`` by a crash is re-run first, with the same params;
+- with a ``lag`` (``Search(lag=...)``), trial ``n`` is proposed only once every trial up to
+  ``n - lag`` has finished, from those trials' documents alone, and its pruner's board holds
+  only those trials (``TrialContext.board_upto``): what it is proposed and how it is pruned
+  then depend on no timing, so resume is exact with up to ``lag`` trials in flight;
 - with a freeze-thaw pruner, before each proposal the pruner's plan may thaw a ``paused`` trial
   (same tid, params and seed; it continues from ``tpetune.last_step()``) or prune paused trials
   that became hopeless (their workdir is deleted); a thaw adds no trial to ``max_evals``, and
@@ -56,12 +60,14 @@ class Driver:
         point_vals: list[dict[str, Any]],
         callbacks: Sequence[Callback] = (),
         stream: tuple[dict[str, Any], int] | None = None,
+        lag: int | None = None,
     ) -> None:
         from hyperopt import Trials
 
         self.store, self.space, self.suggest = store, space, suggest
         self.seed, self.rules, self.pruner = seed, rules, pruner
         self.point_vals, self.callbacks = point_vals, list(callbacks)
+        self.lag = lag
         self.labels = space.labels
         records = store.records()
         self.rerun = [r for r in records if r.state is TrialState.RUNNING]
@@ -141,7 +147,7 @@ class Driver:
                 self.trials.refresh()
                 self._stale = False
             seed = self.stream.draw() if self.stream else derive_seed(self.seed, tid)
-            docs = self.suggest([tid], self.space.domain, self.trials, seed)
+            docs = self.suggest([tid], self.space.domain, self._seen_by(tid), seed)
             if not docs:
                 return None  # the algorithm has nothing left (grid exhausted)
             vals = {k: plain_number(v[0]) for k, v in docs[0]["misc"]["vals"].items() if v}
@@ -157,6 +163,25 @@ class Driver:
             started=time.time(),
         )
         return record, args
+
+    def _seen_by(self, tid: int) -> Any:
+        """The ``Trials`` a proposal for ``tid`` is made from: all of them, or with a lag
+        only those up to ``tid - lag`` (all finished: :meth:`_waits_for_older`)."""
+        if self.lag is None:
+            return self.trials
+        from hyperopt import Trials
+
+        view = Trials()
+        view.insert_trial_docs([self.docs[t] for t in sorted(self.docs) if t <= tid - self.lag])
+        view.refresh()
+        return view
+
+    def _waits_for_older(self, inflight: dict[int, TrialRecord]) -> bool:
+        """With a lag, whether the next new trial must wait for an older one still running
+        (a re-run of a crashed trial never waits: its params are fixed, its board set)."""
+        if self.lag is None or self.rerun:
+            return False
+        return any(t <= self.next_tid - self.lag for t in inflight)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, max_evals: int, executor: Executor, bar: bool) -> str:
@@ -199,7 +224,7 @@ class Driver:
                     if thaw is not None:
                         self._thaw(executor, inflight, thaw)
                         continue
-                    if not can_propose:
+                    if not can_propose or self._waits_for_older(inflight):
                         break
                     proposed = self.next_trial()
                     if proposed is None:
@@ -247,6 +272,7 @@ class Driver:
             self.pruner,
             vals=record.vals,
             last_step=self.store.last_step(record.tid),
+            board_upto=None if self.lag is None else record.tid - self.lag,
         )
         executor.submit(Job(record.tid, args, ctx))
 

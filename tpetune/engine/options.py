@@ -43,6 +43,14 @@ class Search:
             seed is drawn as ``hyperopt.fmin`` draws it; its position is stored with every
             proposal, so a resume continues the stream (:mod:`tpetune.search.seeding`). Stored with
             a new study; ``None``: per-trial seeds from (``seed``, trial id).
+        lag: with trials running in parallel, trial ``n`` is proposed only once every trial up
+            to ``n - lag`` has finished, from those trials alone, and its pruner sees only them:
+            so a study with at most ``lag`` trials in flight proposes and prunes the same
+            whatever the timing, the number of workers, or the crashes and resumes in between
+            (``lag=1`` is a serial study). Stored with a new study. ``None`` (the library's
+            default): each proposal sees every trial finished at that moment, which keeps every
+            worker busy but makes proposals depend on timing. Not with a freeze-thaw pruner,
+            whose thaws depend on timing.
     """
 
     algo: str | None = None
@@ -51,6 +59,7 @@ class Search:
     options: Mapping[str, Any] = field(default_factory=dict)
     points: Sequence[Mapping[str, Any]] = ()
     stream: Mapping[str, Any] | None = None
+    lag: int | None = None
 
     def __post_init__(self) -> None:
         if self.algo is not None:
@@ -67,6 +76,8 @@ class Search:
                 "Search(points=...) must be a list of param dicts (label -> value); "
                 f"got {self.points!r}"
             )
+        if self.lag is not None:
+            check_int("Search(lag=...)", self.lag)
         if self.stream is not None and (
             not isinstance(self.stream, Mapping) or "bit_generator" not in self.stream
         ):

@@ -8,7 +8,8 @@ pieces (the space's ``Domain``, ``Trials`` documents, the ``suggest`` algorithms
 - every trial is committed to the store before hyperopt sees its result;
 - each proposal is seeded from (study seed, trial id), or from hyperopt.fmin's seed stream whose
   position is stored with every trial (``Search(stream=...)``, :mod:`tpetune.search.seeding`), so a
-  serial study killed and resumed any number of times proposes what an uninterrupted one would;
+  serial study killed and resumed any number of times proposes what an uninterrupted one would
+  (so does a parallel one made with ``Search(lag=...)``, for up to ``lag`` trials in flight);
 - what decides proposals and pruning (algorithm, its knobs, seed, pruner) is stored with a
   new study and must match on resume;
 - budgets (``max_evals`` total, cumulative ``timeout``) and stop rules hold across resumes.
@@ -115,6 +116,12 @@ def tune(
     origin.intercept(objective, space)  # `tpetune replay` looking for this call's objective
     check_int("max_evals", max_evals)
     search = search or Search()
+    if search.lag is not None and hasattr(pruner, "plan"):
+        raise ConfigError(
+            "Search(lag=...) cannot keep proposals deterministic with a freeze-thaw pruner "
+            "(its thaws depend on which trials finished when): leave it unset or use another "
+            "pruner"
+        )
     stop = stop or StopRules()
     space = space if isinstance(space, Space) else Space(space)
     point_vals = [space.vals_from_params(p) for p in search.points]
@@ -145,6 +152,7 @@ def tune(
                     )
                 point_vals = stored_points
             suggest = algos.resolve(meta["algo"], meta.get("algo_options"), space=space)
+            lag = meta.get("lag")
             driver = Driver(
                 store,
                 space,
@@ -155,6 +163,7 @@ def tune(
                 point_vals=point_vals,
                 callbacks=[*callbacks, retention],
                 stream=_stream(meta),
+                lag=lag,
             )
             reason = driver.run(max_evals, (executor or Serial()).build(objective), progress)
             records = store.records()
@@ -254,6 +263,7 @@ def new_study_meta(
         "algo_options": options,
         "seed": 0 if seed is None else int(seed),
         "pruner": (pruner or default_pruner()).to_json(),
+        "lag": search.lag,
         "max_evals": max_evals,
         "timeout": timeout,
         "elapsed_s": 0.0,
@@ -328,7 +338,7 @@ def _check_same_search(
             f"({space.diff(meta.get('space', {}))}); to start over use fresh=True, "
             "or give another study_dir"
         )
-    for name, given in (("seed", search.seed), ("algo", search.algo)):
+    for name, given in (("seed", search.seed), ("algo", search.algo), ("lag", search.lag)):
         if given is not None and given != meta.get(name):
             raise ConfigError(
                 f"study {study_dir} was made with {name} {meta.get(name)!r}, not {given!r}: "

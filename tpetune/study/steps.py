@@ -61,6 +61,7 @@ class StepsMixin:
         decide: Callable[[StepBoard], Decision] | None = None,
         finished: Sequence[Sequence[float]] = (),
         keep_judged: bool = False,
+        upto: int | None = None,
     ) -> Decision | None:
         """Store ``value`` at ``step`` of trial ``tid`` and, when ``decide`` is given, the
         decision it takes on a :class:`StepBoard` over this store, in one transaction.
@@ -69,7 +70,8 @@ class StepsMixin:
 
         ``finished`` are the finished trials' monitored curves, which the trial side reads
         once per trial (they cannot change during a serial trial; with workers it is a fair
-        reference), while rung values are read here, inside the transaction."""
+        reference), while rung values are read here, inside the transaction; ``upto``: only
+        those of trials up to that id (a lagged study, ``TrialContext.board_upto``)."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -85,7 +87,7 @@ class StepsMixin:
             )
             decision = None
             if decide is not None:
-                decision = decide(StepBoard(self, finished))
+                decision = decide(StepBoard(self, finished, upto))
                 conn.execute(
                     "UPDATE steps SET decision=? WHERE tid=? AND step=?",
                     (decision.kind, tid, step),
@@ -138,8 +140,11 @@ class StepsMixin:
             table.setdefault(int(rung), {})[int(tid)] = [bool(pruned), value]
         return table
 
-    def rung_values(self, rung: int) -> list[float]:
-        rows = self._rows("SELECT rung_value FROM steps WHERE rung=?", (rung,))
+    def rung_values(self, rung: int, upto: int | None = None) -> list[float]:
+        if upto is None:
+            rows = self._rows("SELECT rung_value FROM steps WHERE rung=?", (rung,))
+        else:
+            rows = self._rows("SELECT rung_value FROM steps WHERE rung=? AND tid<=?", (rung, upto))
         return [math.nan if v is None else float(v) for (v,) in rows]
 
     def recorded(self, tid: int, rung: int) -> Decision | None:
@@ -169,17 +174,24 @@ class StepBoard:
     transaction).
 
     ``finished`` (the finished trials' curves) comes from the caller; see :meth:`record_step`.
+    ``upto``: rung values of trials up to that id only (a lagged study).
     """
 
-    def __init__(self, store: StepsMixin, finished: Sequence[Sequence[float]] = ()) -> None:
+    def __init__(
+        self,
+        store: StepsMixin,
+        finished: Sequence[Sequence[float]] = (),
+        upto: int | None = None,
+    ) -> None:
         self._store = store
         self._finished = finished
+        self._upto = upto
 
     def finished_curves(self) -> Sequence[Sequence[float]]:
         return self._finished
 
     def rung_values(self, rung: int) -> list[float]:
-        return self._store.rung_values(rung)
+        return self._store.rung_values(rung, self._upto)
 
     def recorded(self, tid: int, rung: int) -> Decision | None:
         return self._store.recorded(tid, rung)

@@ -56,6 +56,9 @@ class TrialContext:
         last_step: the last step this trial recorded before this attempt (a thaw of a paused
             trial, a re-run after a crash); ``None`` when it reported nothing yet. Read it
             with :func:`tpetune.last_step`.
+        board_upto: with a lagged study (``Search(lag=...)``), the last trial id the pruner
+            may look at: finished curves and rung values of later trials are left out, so the
+            trial is judged the same whatever ran beside it. ``None``: every trial.
     """
 
     tid: int
@@ -72,6 +75,7 @@ class TrialContext:
         return pruner_from_json(self.pruner) if self.pruner else NoPruner()
 
     last_step: int | None = None
+    board_upto: int | None = None
 
     @property
     def workdir(self) -> Path | None:

@@ -136,6 +136,7 @@ class StepLog:
                 decide=decide,
                 finished=self.finished(),
                 keep_judged=getattr(pruner, "replays_steps", False),
+                upto=self.ctx.board_upto,
             )
         else:
             decision = Decision(False)
@@ -158,7 +159,9 @@ class StepLog:
     def finished(self) -> list[list[float]]:
         """The finished trials' monitored curves, read once per trial."""
         if self._finished is None:
-            curves = self._store.curves().values() if self._store is not None else ()
+            upto = self.ctx.board_upto
+            by_tid = self._store.curves() if self._store is not None else {}
+            curves = [c for t, c in by_tid.items() if upto is None or t <= upto]
             self._finished = [c[self.pruner.monitor] for c in curves if c.get(self.pruner.monitor)]
         return self._finished
 
@@ -301,8 +304,17 @@ def with_reference(ctx: TrialContext) -> TrialContext:
     monitor = ctx.active_pruner.monitor
     store = Store.open(ctx.study_dir, readonly=True)
     try:
-        curves = [c[monitor] for c in store.curves().values() if c.get(monitor)]
-        rungs = store.rung_table()
+        upto = ctx.board_upto  # a lagged study: the trials the pruner may look at
+
+        def seen(tid: int) -> bool:
+            return upto is None or tid <= upto
+
+        by_tid = store.curves()
+        curves = [c[monitor] for t, c in by_tid.items() if seen(t) and c.get(monitor)]
+        rungs = {
+            rung: {t: v for t, v in row.items() if seen(t) or t == ctx.tid}
+            for rung, row in store.rung_table().items()
+        }
         steps = [[s, None if math.isnan(v) else v] for s, v in store.steps(ctx.tid)]
         decisions = store.decisions(ctx.tid)  # a thawed or re-run trial replays them
     finally:
