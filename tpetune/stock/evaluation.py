@@ -109,7 +109,8 @@ def block_split(n_rows: int, n_val: int, n_block: int) -> tuple[float, float, fl
 
 def read_forecast(folder: Path) -> pd.DataFrame:
     """A final report's ``predictions.csv`` (``date`` index; actual, predicted, naive)."""
-    return pd.read_csv(folder / PREDICTIONS_CSV, index_col="date")
+    # round_trip: the floats written, bit for bit (pandas' default parser may be 1 ulp off)
+    return pd.read_csv(folder / PREDICTIONS_CSV, index_col="date", float_precision="round_trip")
 
 
 def _forecast(objective: StockObjective, params: Any, seed: int) -> pd.DataFrame:
