@@ -1,13 +1,14 @@
 """Memory of a whole stock study with the default settings: RSS after 10 and after 100 trials.
 
-``tpetune stock`` runs its trials in one worker process that is replaced every 10 trials
-(``tpetune.bundled.DEFAULT_EXECUTOR``), because TensorFlow keeps ~16 MiB per trial that no
+``tpetune stock`` runs its trials in worker processes that are replaced every 10 trials
+(``tpetune.bundled.default_executor``: one per the study's lag, two for a new study; one when
+this was measured on 2026-12-02), because TensorFlow keeps ~16 MiB per trial that no
 ``keras.backend.clear_session`` returns. This benchmark runs the stock study as that command
 does (its space, 10 years of prices, 12 epochs, patience 3, TPE, the median pruner, through
 :func:`tpetune.bundled.run_bundled`) and reads, after every finished trial, the resident memory
 of the driver and all its child processes from /proc. The baseline, in the same run, is the
 same study with ``executor=Serial()``: trials in the driver's own process. Both get the same
-seed, so they propose and train the same models (one trial in flight either way); RSS does not
+seed and lag, so they propose and train the same models; RSS does not
 depend on timing, so the two studies run side by side.
 
     python bench/memory.py --json docs/bench/memory.json   # 100 trials per mode
