@@ -148,3 +148,38 @@ def test_a_new_study_gets_its_bundles_pruner_and_a_resume_keeps_the_stored_one(
     assert len(study.records) == 5 and study.meta["pruner"]["name"] == "median"
     assert bundled_study("digits").default_pruner == "none"
     assert bundled_study("stock").default_pruner == default_pruner().to_json()["name"]
+
+
+def test_a_new_study_runs_two_lagged_workers_and_an_old_one_keeps_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tpetune.bundled as bundled
+    from tpetune import FreezeThawPruner, Workers, tune
+
+    space = tmp_path / "quadratic.py"
+    space.write_text('from hyperopt import hp\nspace = {"x": hp.uniform("x", -2, 2)}\n')
+    bundle = _Quadratic(str(space), default_pruner="median")
+    given: list[dict[str, Any]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        given.append(kwargs)
+        return tune(*args, **{**kwargs, "executor": Serial()})  # a lambda stays in-process
+
+    monkeypatch.setattr(bundled, "tune", spy)
+    run_bundled(bundle, study_dir=tmp_path / "new", progress=False)
+    assert given[-1]["search"].lag == 2 and given[-1]["executor"] == Workers(2, recycle_after=10)
+    assert load_study(tmp_path / "new").meta["lag"] == 2
+    run_bundled(bundle, study_dir=tmp_path / "new", max_evals=4, progress=False)  # resume
+    assert given[-1]["executor"] == Workers(2, recycle_after=10)
+
+    # freeze-thaw has no lag: one worker, as before lags existed
+    run_bundled(bundle, study_dir=tmp_path / "ft", pruner=FreezeThawPruner(), progress=False)
+    assert load_study(tmp_path / "ft").meta["lag"] is None
+    assert given[-1]["executor"] == Workers(1, recycle_after=10)
+
+    # a study made before lags (no lag stored) resumes on one worker, as it was made
+    tune(lambda p: p["x"] ** 2, {"x": __import__("hyperopt").hp.uniform("x", -2, 2)},
+         study_dir=tmp_path / "old", max_evals=2, progress=False)  # fmt: skip
+    run_bundled(bundle, study_dir=tmp_path / "old", space=str(space), max_evals=3, progress=False)
+    assert given[-1]["executor"] == Workers(1, recycle_after=10)
+    assert "search" not in given[-1]  # nothing added to what the study was made with

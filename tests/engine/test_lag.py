@@ -93,6 +93,9 @@ def test_two_workers_propose_and_prune_what_a_serial_lagged_run_does(
     assert serial == _history(tmp_path / "two")
     assert any(state == "pruned" for _, state, _, _ in serial)  # the board mattered
     assert load_study(tmp_path / "two").meta["lag"] == 2  # stored with the study
+    from tpetune.views.show import show_text
+
+    assert "(algo tpe, seed 0, lag 2)" in show_text(load_study(tmp_path / "two"))
 
 
 def test_the_lag_waits_for_the_trial_it_depends_on(tmp_path: Path, jittery: Path) -> None:

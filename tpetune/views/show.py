@@ -107,6 +107,7 @@ def show_text(study: Study, *, top: int = 5, last: int | None = 20) -> str:
     running = study.is_running()
     head = (
         f"study {study.study_dir}  (algo {meta.get('algo')}, seed {meta.get('seed')}"
+        f"{', lag ' + str(meta['lag']) if meta.get('lag') else ''}"
         f"{', running now' if running else ''})"
     )
     out = [head, progress_line(study), "", best_block(study)]
