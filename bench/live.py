@@ -15,11 +15,14 @@ every mode alike:
   (b) tpetune:       the bundled study's runner (:func:`tpetune.bundled.run_bundled`) with
                      what a new study gets when no flag is given: the study's default pruner
                      (``BundledStudy.default_pruner``: median for stock, none for digits) and
-                     TPE start-up :func:`tpetune.search.algos.tpe_startup` (``max_evals``);
+                     TPE start-up :func:`tpetune.search.algos.tpe_startup` (``max_evals``)
+                     and executor (:func:`tpetune.bundled.default_executor`: since issue 23
+                     two worker processes with a proposal lag of 2; one before);
   (c) other pruner:  (b) with the pruning choice flipped: ``--prune none`` where the study
                      prunes by default, ``--prune median`` where it does not;
   freeze-thaw:       (b) with ``--prune freeze-thaw`` (``tpetune.FreezeThawPruner()``, its
                      defaults): a paused trial keeps its Keras backup, a thaw continues it;
+                     it has no lag, so it runs on the default's one worker;
   keras-tuner:       ``keras_tuner.Hyperband`` on the same space, data, folds and loss
                      (digits only; bench/live_keras_tuner.py says how, and what does not map
                      exactly), run last in each seed and stopped at the first trial boundary
