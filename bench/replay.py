@@ -92,6 +92,9 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "default": ("tpetune", {"pruner": "default", "n_startup": "rule"}),
     # the same with --prune none
     "default-noprune": ("tpetune", {"n_startup": "rule"}),
+    # "default" as two lagged workers run it (Search(lag=2), the bundled studies' default
+    # since issue 23): trial n proposed and pruned from trials up to n - 2
+    "default-lag2": ("tpetune", {"pruner": "default", "n_startup": "rule", "lag": 2}),
     "tpe": ("tpetune", {}),
     "tpe-median": ("tpetune", {"pruner": "median"}),
     "tpe-asha": ("tpetune", {"pruner": "asha"}),
@@ -198,6 +201,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
             n_startup=tpe_startup(trials) if n_startup == "rule" else n_startup,
             pruned_as=options.get("pruned_as", "partial"),
             gamma=options.get("gamma", "hyperopt"),
+            lag=options.get("lag", 1),
         )
     elif runner == "fmin":
         replay_sim.run_fmin(sim, seed)

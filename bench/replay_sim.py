@@ -162,6 +162,7 @@ def run_tpetune(
     pruned_as: str = "partial",
     gamma: str = "hyperopt",
     cache_posterior: bool = True,
+    lag: int = 1,
 ) -> Sim:
     """tpetune's serial driver loop in miniature: propose, replay, record, repeat.
 
@@ -172,7 +173,9 @@ def run_tpetune(
     25)`` of ``n``, instead of hyperopt's ``min(ceil(0.25 sqrt(n)), 25)``: hyperopt takes
     ``ceil(gamma * sqrt(n))``, so ``gamma = 0.1 sqrt(n)`` per proposal expresses it (25 is
     hyperopt's cap too). ``cache_posterior`` only makes it faster (see
-    :func:`_posterior_cached`).
+    :func:`_posterior_cached`). ``lag`` (``Search(lag=...)``): trial ``n`` is proposed from
+    trials up to ``n - lag`` and pruned against those alone, as two lagged workers run it
+    (the replay counts epochs, not wall time, so it shows what the lag costs in quality).
     """
     import functools
 
@@ -195,7 +198,7 @@ def run_tpetune(
     domain = Domain(lambda _: 0.0, hyperopt_space(sim.table))
     trials, board = Trials(), MemoryBoard()
     with _posterior_cached() if cache_posterior else contextlib.nullcontext():
-        _drive(sim, seed, suggest, domain, trials, board, pruner, pruned_as)
+        _drive(sim, seed, suggest, domain, trials, board, pruner, pruned_as, lag)
     return sim
 
 
@@ -208,14 +211,24 @@ def _drive(
     board: Any,
     pruner: Any,
     pruned_as: str,
+    lag: int = 1,
 ) -> None:
+    from hyperopt import Trials
     from hyperopt.base import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
 
     from tpetune.trial.context import derive_seed
 
     tid = 0
+    done: list[Any] = []  # (doc, finished curve or None), by tid, for a lag
     while not sim.exhausted:
-        doc = suggest([tid], domain, trials, derive_seed(seed, tid))[0]
+        seen = trials
+        if lag > 1:  # only trials up to tid - lag, on the board and in the proposal
+            seen = Trials()
+            seen.insert_trial_docs([d for d, _ in done[: max(0, tid - lag + 1)]])
+            seen.refresh()
+            if tid - lag >= 0 and done[tid - lag][1] is not None:
+                board.add_finished(done[tid - lag][1])
+        doc = suggest([tid], domain, seen, derive_seed(seed, tid))[0]
         params = _params(sim.table, doc["misc"]["vals"])
 
         def decide(step: int, curve: list[float], tid: int = tid) -> bool:
@@ -227,11 +240,12 @@ def _drive(
             state, loss, curve = sim.train(params, decide if pruner is not None else None)
         except BudgetSpent:
             break
-        if state == "ok":
+        if state == "ok" and lag == 1:
             board.add_finished(curve)
         shown = state == "ok" or (state == "pruned" and pruned_as == "partial")
         doc["state"] = JOB_STATE_DONE
         doc["result"] = {"status": STATUS_OK, "loss": loss} if shown else {"status": STATUS_FAIL}
+        done.append((doc, curve if state == "ok" else None))
         trials.insert_trial_docs([doc])
         trials.refresh()
         tid += 1
