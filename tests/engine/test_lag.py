@@ -165,3 +165,14 @@ def test_the_cli_names_its_flag(tmp_path: Path, jittery: Path) -> None:
     assert out.returncode == 2
     assert "--lag cannot keep proposals deterministic" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_lagged_grid_search_walks_every_point_once(tmp_path: Path) -> None:
+    from hyperopt import hp
+
+    space = {"a": hp.choice("a", [1, 2, 3]), "b": hp.choice("b", [10, 20])}
+    grid = Search(algo="grid", lag=2)
+    study = tune(lambda p: p["a"] * p["b"], space, study_dir=tmp_path, max_evals=10,
+                 search=grid, progress=False)  # fmt: skip
+    points = [(r.params["a"], r.params["b"]) for r in study.records]
+    assert sorted(points) == sorted({(a, b) for a in (1, 2, 3) for b in (10, 20)})

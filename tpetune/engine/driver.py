@@ -166,8 +166,9 @@ class Driver:
 
     def _seen_by(self, tid: int) -> Any:
         """The ``Trials`` a proposal for ``tid`` is made from: all of them, or with a lag
-        only those up to ``tid - lag`` (all finished: :meth:`_waits_for_older`)."""
-        if self.lag is None:
+        only those up to ``tid - lag`` (all finished: :meth:`_waits_for_older`). An algorithm
+        that reads no loss (grid) sees every proposed trial: what it reads is known already."""
+        if self.lag is None or not getattr(self.suggest, "reads_losses", True):
             return self.trials
         from hyperopt import Trials
 

@@ -98,7 +98,13 @@ def enumerate_space(expr: Any) -> list[dict[str, Any]]:
 
 
 class GridSearch:
-    """A hyperopt ``suggest`` function walking the grid of a :class:`tpetune.search.space.Space`."""
+    """A hyperopt ``suggest`` function walking the grid of a :class:`tpetune.search.space.Space`.
+
+    It reads which points were proposed, never a loss, so it must see every proposed trial,
+    running ones included (``reads_losses`` False: a lagged driver shows it all of them).
+    """
+
+    reads_losses = False
 
     def __init__(self, space: Any) -> None:
         self.combinations = enumerate_space(space.expr)
