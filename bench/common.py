@@ -186,6 +186,7 @@ class Run:
             "pruned": self.pruned,
             "failed": self.failed,
             "best_loss": self.best_loss,
+            "losses": [e.loss for e in self.ends],  # per trial, in the order they ended
             "best_by_trial": self.best_by_trial(),
             "best_by_time": self.best_by_time(),
             **self.extra,

@@ -151,8 +151,11 @@ def test_quick_run_writes_its_figures_and_shares_seeds(tmp_path: Path) -> None:
     runs = report["runs"]
     assert sorted(r["mode"] for r in runs) == sorted(live.MODES)
     assert all(r["trials"] == live.QUICK.studies[0].trials for r in runs)
-    first = [r["best_by_trial"][0] for r in runs]  # trial 0: the same random model everywhere
-    assert first == pytest.approx([first[0]] * 3, rel=1e-3)
+    # The same random models everywhere (common random numbers); with two workers (the
+    # default) trials may end in another order, so compare them as a set.
+    losses = [sorted(r["losses"]) for r in runs]
+    for other in losses[1:]:
+        assert other == pytest.approx(losses[0], rel=1e-3)
     assert len(report["table"]["rows"]) == 3
 
 

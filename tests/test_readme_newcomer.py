@@ -14,8 +14,8 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_the_stock_job_has_one_expected_time() -> None:
-    intro = re.search(r"Expect about (\d+) min(?:utes)? for the job", README)
-    table = re.search(r"\| `python -m tpetune stock` \| about (\d+) min", README)
+    intro = re.search(r"Expect about ([\d.]+) min(?:utes)? for the job", README)
+    table = re.search(r"\| `python -m tpetune stock` \| about ([\d.]+) min", README)
     assert intro and table, "README: the intro and the Expected time table both give the time"
     assert intro.group(1) == table.group(1)
     assert "about 5 minutes" not in README
