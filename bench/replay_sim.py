@@ -219,15 +219,16 @@ def _drive(
     from tpetune.trial.context import derive_seed
 
     tid = 0
-    done: list[Any] = []  # (doc, finished curve or None), by tid, for a lag
+    finished: list[Any] = []  # by tid: the curve of an ok trial, else None
     while not sim.exhausted:
+        # Trial tid sees trials up to tid - lag only: on the board and in the proposal.
+        if tid >= lag and finished[tid - lag] is not None:
+            board.add_finished(finished[tid - lag])
         seen = trials
-        if lag > 1:  # only trials up to tid - lag, on the board and in the proposal
+        if lag > 1:
             seen = Trials()
-            seen.insert_trial_docs([d for d, _ in done[: max(0, tid - lag + 1)]])
+            seen.insert_trial_docs(trials.trials[: max(0, tid - lag + 1)])
             seen.refresh()
-            if tid - lag >= 0 and done[tid - lag][1] is not None:
-                board.add_finished(done[tid - lag][1])
         doc = suggest([tid], domain, seen, derive_seed(seed, tid))[0]
         params = _params(sim.table, doc["misc"]["vals"])
 
@@ -240,12 +241,10 @@ def _drive(
             state, loss, curve = sim.train(params, decide if pruner is not None else None)
         except BudgetSpent:
             break
-        if state == "ok" and lag == 1:
-            board.add_finished(curve)
         shown = state == "ok" or (state == "pruned" and pruned_as == "partial")
         doc["state"] = JOB_STATE_DONE
         doc["result"] = {"status": STATUS_OK, "loss": loss} if shown else {"status": STATUS_FAIL}
-        done.append((doc, curve if state == "ok" else None))
+        finished.append(curve if state == "ok" else None)
         trials.insert_trial_docs([doc])
         trials.refresh()
         tid += 1

@@ -178,7 +178,9 @@ def test_a_new_study_runs_two_lagged_workers_and_an_old_one_keeps_one(
     assert given[-1]["executor"] == Workers(1, recycle_after=10)
 
     # a study made before lags (no lag stored) resumes on one worker, as it was made
-    tune(lambda p: p["x"] ** 2, {"x": __import__("hyperopt").hp.uniform("x", -2, 2)},
+    from hyperopt import hp
+
+    tune(lambda p: p["x"] ** 2, {"x": hp.uniform("x", -2, 2)},
          study_dir=tmp_path / "old", max_evals=2, progress=False)  # fmt: skip
     run_bundled(bundle, study_dir=tmp_path / "old", space=str(space), max_evals=3, progress=False)
     assert given[-1]["executor"] == Workers(1, recycle_after=10)

@@ -225,8 +225,8 @@ def _pruner(args: argparse.Namespace) -> Any:
 
 def _executor(args: argparse.Namespace) -> Any:
     """Worker processes or Spark, from --workers, --trial-timeout and --spark; ``None`` without
-    them (the caller's default: ``run`` runs trials in this process, the bundled studies in one
-    recycled worker)."""
+    them (the caller's default: ``run`` runs trials in this process, the bundled studies in as
+    many recycled workers as the study's lag)."""
     if args.spark is not None:
         return Spark(args.spark, workers=args.workers, trial_timeout=args.trial_timeout)
     if args.workers is not None or args.trial_timeout is not None:

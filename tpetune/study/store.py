@@ -303,12 +303,16 @@ class Store(StepsMixin, AttachmentsMixin, PausingMixin):
         except (ValueError, TypeError) as exc:  # a row SQLite reads but we cannot decode
             raise damaged(self.study_dir / DB_NAME, f"a trial row does not decode: {exc}") from None
 
-    def curves(self, states: tuple[TrialState, ...] = (TrialState.OK,)) -> dict[int, dict]:
-        """Per-epoch curves of trials in ``states`` (what the pruner reads), by tid."""
+    def curves(
+        self, states: tuple[TrialState, ...] = (TrialState.OK,), *, upto: int | None = None
+    ) -> dict[int, dict]:
+        """Per-epoch curves of trials in ``states`` (what the pruner reads), by tid; ``upto``:
+        of trials up to that id only (a lagged study's board, ``TrialContext.board_upto``)."""
         marks = ",".join("?" * len(states))
         rows = self._conn.execute(
-            f"SELECT tid, curves FROM trials WHERE state IN ({marks}) AND curves IS NOT NULL",
-            [s.value for s in states],
+            f"SELECT tid, curves FROM trials WHERE state IN ({marks}) AND curves IS NOT NULL"
+            + ("" if upto is None else " AND tid<=?"),
+            [s.value for s in states] + ([] if upto is None else [upto]),
         )
         return {tid: json.loads(c) for tid, c in rows}
 

@@ -159,9 +159,8 @@ class StepLog:
     def finished(self) -> list[list[float]]:
         """The finished trials' monitored curves, read once per trial."""
         if self._finished is None:
-            upto = self.ctx.board_upto
-            by_tid = self._store.curves() if self._store is not None else {}
-            curves = [c for t, c in by_tid.items() if upto is None or t <= upto]
+            store, upto = self._store, self.ctx.board_upto
+            curves = store.curves(upto=upto).values() if store is not None else ()
             self._finished = [c[self.pruner.monitor] for c in curves if c.get(self.pruner.monitor)]
         return self._finished
 
@@ -305,14 +304,9 @@ def with_reference(ctx: TrialContext) -> TrialContext:
     store = Store.open(ctx.study_dir, readonly=True)
     try:
         upto = ctx.board_upto  # a lagged study: the trials the pruner may look at
-
-        def seen(tid: int) -> bool:
-            return upto is None or tid <= upto
-
-        by_tid = store.curves()
-        curves = [c[monitor] for t, c in by_tid.items() if seen(t) and c.get(monitor)]
-        rungs = {
-            rung: {t: v for t, v in row.items() if seen(t) or t == ctx.tid}
+        curves = [c[monitor] for c in store.curves(upto=upto).values() if c.get(monitor)]
+        rungs = {  # the trial's own rungs stay: a re-run replays them
+            rung: {t: v for t, v in row.items() if upto is None or t <= upto or t == ctx.tid}
             for rung, row in store.rung_table().items()
         }
         steps = [[s, None if math.isnan(v) else v] for s, v in store.steps(ctx.tid)]
