@@ -119,8 +119,8 @@ def tune(
     if search.lag is not None and hasattr(pruner, "plan"):
         raise ConfigError(
             "Search(lag=...) cannot keep proposals deterministic with a freeze-thaw pruner "
-            "(its thaws depend on which trials finished when): leave it unset or use another "
-            "pruner"
+            "(its thaws depend on which trials finished when): use no Search(lag=...) or "
+            "another pruner"
         )
     stop = stop or StopRules()
     space = space if isinstance(space, Space) else Space(space)
