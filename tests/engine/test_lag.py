@@ -123,13 +123,15 @@ def test_kill_9_with_two_workers_resumes_to_the_uninterrupted_trials(
     proc = subprocess.Popen(
         argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    deadline, done = time.time() + 120, 0
-    while time.time() < deadline and done < 7:
-        time.sleep(0.1)
+    deadline, done, running = time.time() + 120, 0, 0
+    while time.time() < deadline and not (done >= 7 and running):  # kill mid-trial
+        time.sleep(0.05)
         try:
-            done = sum(r.state is not TrialState.RUNNING for r in load_study(study).records)
+            states = [r.state for r in load_study(study).records]
         except Exception:  # not created yet
-            done = 0
+            continue
+        running = sum(s is TrialState.RUNNING for s in states)
+        done = len(states) - running
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and both workers, as a power cut would
     proc.wait()
     assert 7 <= done < 18

@@ -163,13 +163,19 @@ def _study(root: Path, name: str, evals: int = 100) -> Path:
 
 
 def _reader() -> list[str]:
-    """The command prefix that runs as an unprivileged user (root ignores permissions)."""
+    """The command prefix that runs as an unprivileged user (root ignores permissions);
+    skips where that user cannot import tpetune (a checkout in a folder private to root,
+    such as one made by ``mktemp -d``)."""
     if os.geteuid() != 0:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("running as root without setpriv: cannot drop privileges")
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    user = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run([*user, sys.executable, "-c", "import tpetune"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("the unprivileged user cannot import tpetune from this checkout")
+    return user
 
 
 def _read_only(folder: Path) -> None:
@@ -184,9 +190,6 @@ def test_a_read_only_study_is_read_by_another_user_and_writers_get_one_line(
     assert sorted(p.name for p in study.iterdir()) == ["study.db"]  # no -wal, -shm, lock
     _read_only(study)
     user = _reader()
-    probe = subprocess.run([*user, sys.executable, "-c", "import tpetune"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("the unprivileged user cannot import tpetune from this checkout")
     shown = _tpetune("show", str(study), user=user)
     assert shown.returncode == 0, shown.stderr
     assert "30/30 trials done" in shown.stdout
