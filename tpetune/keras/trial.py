@@ -19,9 +19,10 @@ data of each fold (:meth:`~KerasTrial.fold_data`), the model (:meth:`~KerasTrial
   ``result.json``, written atomically. A trial re-run after a crash reuses finished folds and
   resumes the unfinished one from its last backup.
 - :attr:`~KerasTrial.steps_per_execution` train steps per call of Keras' compiled step (for
-  a model compiled without its own), and, for a trial of one fold inside a study, its trained
-  model kept with the trial (``keep_model``), so a report evaluates it instead of training
-  the same fit again.
+  a model compiled without its own); the previous fit's model, already traced, when the new
+  one is the same compiled model (:attr:`~KerasTrial.reuse_compiled`); and, for a trial of
+  one fold inside a study, its trained model kept with the trial (``keep_model``), so a
+  report evaluates it instead of training the same fit again.
 
 A paused fold (freeze-thaw) keeps its backup and writes no ``result.json``: the thaw resumes
 that fit from the epoch it paused at.
@@ -118,6 +119,11 @@ class KerasTrial(ABC):
     #: stopping, pruning, backups) are unaffected; a per-batch callback is called every this
     #: many steps. 1 turns it off. See docs/benchmarks.md ("Cheaper fits").
     steps_per_execution: ClassVar[int] = 8
+    #: Train on the previous fit's model (in this process) when the new one is the same
+    #: compiled model, with the new one's weights, seeds and optimizer state copied in: the
+    #: same fit without tracing its steps again (every fold of a cross-validated trial, a
+    #: report's re-fits of one configuration). See :mod:`tpetune.keras.reuse`.
+    reuse_compiled: ClassVar[bool] = True
     #: What the objective is called in messages, and the space file whose labels it needs.
     name: ClassVar[str] = "Keras objective"
     space_file: ClassVar[str | None] = None
@@ -311,8 +317,12 @@ class KerasTrial(ABC):
         ``callbacks`` run first, then early stopping, :meth:`fit_callbacks` and the user's."""
         import keras
 
+        from tpetune.keras.reuse import reuse_compiled
+
         fresh_session(seed)
         model = self.apply_steps_per_execution(self.build(params, fold))
+        if self.reuse_compiled:
+            model = reuse_compiled(model)
         extra = [cb if isinstance(cb, keras.callbacks.Callback) else cb() for cb in self.callbacks]
         early = keras.callbacks.EarlyStopping(
             monitor=self.monitor, patience=self.patience, restore_best_weights=True

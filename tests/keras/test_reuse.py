@@ -1,0 +1,200 @@
+"""Compiled-model reuse: a fit on the previous fit's (already traced) model gives, to the bit,
+what a fit on the freshly built model gives — weights, dropout masks, optimizer state and
+schedule — and a different compiled model is never reused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from tpetune.digits.data import load_digits_data  # noqa: E402
+from tpetune.digits.objective import DigitsObjective  # noqa: E402
+from tpetune.keras import reuse  # noqa: E402
+from tpetune.keras.trial import fresh_session  # noqa: E402
+
+pytestmark = [
+    pytest.mark.keras,
+    pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow", reason="reuse is TensorFlow-only (see module)"
+    ),
+]
+
+RNG = np.random.default_rng(1)
+X = RNG.normal(size=(96, 4)).astype("float32")
+Y = (X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * RNG.normal(size=96)).astype("float32")
+
+
+@pytest.fixture(autouse=True)
+def _forget() -> Iterator[None]:
+    reuse.forget()
+    yield
+    reuse.forget()
+
+
+def _model(
+    *, units: int = 8, dropout: float = 0.3, optimizer: Callable[[], Any] | None = None
+) -> Any:
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(units, activation="tanh"),
+            keras.layers.Dropout(dropout),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer=(optimizer or (lambda: keras.optimizers.Adam(0.01)))(), loss="mse")
+    return model
+
+
+def _fit(model: Any, rows: slice, *, epochs: int = 4) -> tuple[list[float], list[np.ndarray]]:
+    history = model.fit(
+        X[rows], Y[rows], validation_data=(X[:16], Y[:16]), epochs=epochs, batch_size=16,
+        verbose=0,
+    )  # fmt: skip
+    return history.history["val_loss"], [w.copy() for w in model.get_weights()]
+
+
+def _fits(
+    specs: Sequence[tuple[int, slice, Mapping[str, Any]]], *, reused: bool
+) -> tuple[list[Any], list[Any]]:
+    """Fit each (seed, rows, model kwargs) on a fresh session, through reuse or not."""
+    results, models = [], []
+    for seed, rows, kwargs in specs:
+        fresh_session(seed)
+        model = _model(**kwargs)
+        if reused:
+            model = reuse.reuse_compiled(model)
+        results.append(_fit(model, rows))
+        models.append(model)
+    return results, models
+
+
+def _assert_same(a: Sequence[Any], b: Sequence[Any]) -> None:
+    for (loss_a, weights_a), (loss_b, weights_b) in zip(a, b, strict=True):
+        assert loss_a == loss_b
+        for wa, wb in zip(weights_a, weights_b, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+
+
+def test_a_reused_model_trains_to_the_bit_what_a_fresh_one_does() -> None:
+    # Other seeds (initial weights, dropout masks), other rows, another learning rate; adam's
+    # moments and step count must not carry over from the previous fit.
+    specs = [
+        (0, slice(16, 96), {}),
+        (1, slice(0, 80), {}),
+        (2, slice(8, 88), {"optimizer": lambda: keras.optimizers.Adam(0.003)}),
+    ]
+    fresh, fresh_models = _fits(specs, reused=False)
+    again, models = _fits(specs, reused=True)
+    _assert_same(fresh, again)
+    assert models[0] is models[1] is models[2]  # one model, traced once
+    assert len({id(m) for m in fresh_models}) == 3
+
+
+def test_schedules_and_momentum_restart_with_each_fit() -> None:
+    def sgd() -> Any:
+        schedule = keras.optimizers.schedules.ExponentialDecay(0.05, 5, 0.5)
+        return keras.optimizers.SGD(schedule, momentum=0.9)
+
+    specs = [(3, slice(16, 96), {"optimizer": sgd}), (3, slice(0, 80), {"optimizer": sgd})]
+    fresh, _ = _fits(specs, reused=False)
+    again, models = _fits(specs, reused=True)
+    _assert_same(fresh, again)
+    assert models[0] is models[1]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"units": 6},
+        {"dropout": 0.1},
+        {"optimizer": lambda: keras.optimizers.SGD(0.01)},
+        {
+            "optimizer": lambda: keras.optimizers.Adam(
+                keras.optimizers.schedules.ExponentialDecay(0.01, 5, 0.5)
+            )
+        },  # noqa: E501
+    ],
+    ids=["units", "dropout", "optimizer", "schedule"],
+)
+def test_another_compiled_model_is_not_reused(other: Mapping[str, Any]) -> None:
+    specs = [(0, slice(16, 96), {}), (1, slice(0, 80), other)]
+    fresh, _ = _fits(specs, reused=False)
+    again, models = _fits(specs, reused=True)
+    _assert_same(fresh, again)
+    assert models[0] is not models[1]
+
+
+def test_the_previous_fits_resume_epoch_does_not_carry_over() -> None:
+    # A fit that restored a backup leaves model._initial_epoch set (Keras' BackupAndRestore);
+    # a later fit on the reused model must still train all its epochs.
+    fresh_session(0)
+    first = reuse.reuse_compiled(_model())
+    _fit(first, slice(16, 96))
+    first._initial_epoch, first.stop_training = 3, True
+    fresh_session(1)
+    again = reuse.reuse_compiled(_model())
+    assert again is first
+    losses, _ = _fit(again, slice(0, 80))
+    assert len(losses) == 4
+
+
+def test_a_stateful_rnn_is_never_reused() -> None:
+    def rnn() -> Any:
+        model = keras.Sequential(
+            [keras.Input((3, 4), batch_size=2), keras.layers.LSTM(2, stateful=True)]
+        )
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    assert reuse.compile_signature(rnn()) is None
+
+
+def test_a_model_that_is_not_compiled_is_passed_through_and_forgets() -> None:
+    fresh_session(0)
+    first = reuse.reuse_compiled(_model())
+    bare = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    assert reuse.compile_signature(bare) is None
+    assert reuse.reuse_compiled(bare) is bare
+    assert reuse.reuse_compiled(_model()) is not first  # the uncompiled one broke the chain
+
+
+def test_cross_validated_digits_trials_are_the_same_with_and_without_reuse() -> None:
+    data = load_digits_data(None).limited(300, seed=0)
+    space_points = [
+        {
+            "hidden_layers": {"layers": 2, "units1": 32, "units2": 16},
+            "activation": "relu",
+            "initializer": "he_normal",
+            "optimizer": {"name": "sgd", "momentum": 0.5, "nesterov": True},
+            "schedule": {"name": "time", "decay": 0.1},
+            "lr": 0.05,
+            "batch_size": 32,
+            "epochs": 3,
+        },
+        {
+            "hidden_layers": {"layers": 1, "units1": 48},
+            "activation": "elu",
+            "initializer": "glorot_uniform",
+            "optimizer": {"name": "adam"},
+            "schedule": {"name": "constant"},
+            "lr": 0.01,
+            "batch_size": 64,
+            "epochs": 3,
+        },
+    ]
+
+    def run(reused: bool) -> list[dict[str, Any]]:
+        objective = DigitsObjective(data=data, folds=3, patience=2)
+        objective.reuse_compiled = reused
+        out = [objective(p) for p in space_points]
+        for r in out:
+            r["metrics"].pop("train_seconds")
+        return out
+
+    assert run(False) == run(True)
