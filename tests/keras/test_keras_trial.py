@@ -83,6 +83,31 @@ def test_folds_combine_into_means_and_per_fold_lists() -> None:
     assert metrics["val_rows"] == 20.0  # averaged
 
 
+def test_folds_reuse_the_first_folds_model_and_collect_garbage_once_per_trial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    collected: list[bool] = []
+    clear = keras.backend.clear_session
+
+    def recording(free_memory: bool = True) -> None:
+        collected.append(free_memory)
+        clear(free_memory=free_memory)
+
+    monkeypatch.setattr(keras.backend, "clear_session", recording)
+    trained: list[Any] = []
+
+    class Seen(Tiny):
+        def fold_metrics(self, params: Any, fold: Any, model: Any, history: Any) -> Any:
+            trained.append(model)
+            return super().fold_metrics(params, fold, model, history)
+
+    obj = Seen(n_folds=3, epochs=1)
+    obj(PARAMS)
+    obj(PARAMS)
+    assert collected == [True, False, False] * 2
+    assert obj.built == 6 and len({id(m) for m in trained}) == 1  # built fresh, traced once
+
+
 def test_a_missing_label_names_the_objective() -> None:
     with pytest.raises(Exception, match="params lack units; the tiny objective"):
         Tiny()({"batch_size": 8})
