@@ -118,7 +118,7 @@ def test_schedules_and_momentum_restart_with_each_fit() -> None:
             "optimizer": lambda: keras.optimizers.Adam(
                 keras.optimizers.schedules.ExponentialDecay(0.01, 5, 0.5)
             )
-        },  # noqa: E501
+        },
     ],
     ids=["units", "dropout", "optimizer", "schedule"],
 )

@@ -142,9 +142,9 @@ def test_trial_context_seeds_checkpoints_and_resumes(
         seeds.append(seed)
         original_seed(seed)
 
-    def spy_clear() -> None:
+    def spy_clear(free_memory: bool = True) -> None:
         cleared.append(True)
-        original_clear()
+        original_clear(free_memory=free_memory)
 
     monkeypatch.setattr(keras.utils, "set_random_seed", spy_seed)
     monkeypatch.setattr(keras.backend, "clear_session", spy_clear)

@@ -18,8 +18,10 @@ on all training images and is the only place the test split is ever looked at.
 
 Per fold the shared machinery (:class:`~tpetune.keras.trial.KerasTrial`) resets Keras'
 session and seeds it with the trial's seed (folds after the first train on the first fold's
-already-traced model, with the fresh model's weights copied in: :mod:`tpetune.keras.reuse`), early-stops with ``restore_best_weights=True``,
-adds ``StopOnNaN`` (a quiet ``TerminateOnNaN``) and, on the first fold, the study's pruning
+already-traced model, with the fresh model's weights copied in: :mod:`tpetune.keras.reuse`;
+the images reach ``fit`` as lean datasets in Keras' own batch order:
+:mod:`tpetune.keras.inputs`), early-stops with ``restore_best_weights=True``, adds
+``StopOnNaN`` (a quiet ``TerminateOnNaN``) and, on the first fold, the study's pruning
 callback. A pruned fold ends the trial (the remaining folds would be wasted on a trial the
 pruner has already judged); its loss is then the mean of the folds run. Each finished fold's
 result is written atomically to the trial's workdir, so a trial interrupted by a crash re-runs
