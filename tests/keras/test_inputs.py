@@ -129,3 +129,26 @@ def test_cross_validated_digits_trials_are_the_same_with_lean_inputs() -> None:
         return result
 
     assert run(True) == run(False)
+
+
+def test_the_digits_final_report_is_the_same_with_lean_inputs() -> None:
+    data = load_digits_data(None).limited(300, seed=0)
+    point = {
+        "hidden_layers": {"layers": 1, "units1": 32},
+        "activation": "tanh",
+        "initializer": "glorot_uniform",
+        "optimizer": {"name": "rmsprop"},
+        "schedule": {"name": "constant"},
+        "lr": 0.01,
+        "batch_size": 64,
+        "epochs": 3,
+    }
+
+    def report(lean: bool) -> dict[str, Any]:
+        objective = DigitsObjective(data=data, folds=3, patience=2)
+        objective.lean_inputs = lean
+        summary = objective.final_report(point, out_dir=None, seed=5, epochs=3, cv_loss=0.1)
+        summary.pop("train_seconds")
+        return summary
+
+    assert report(True) == report(False)

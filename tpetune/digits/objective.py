@@ -199,6 +199,7 @@ class DigitsObjective(KerasTrial):
         from sklearn.metrics import classification_report, confusion_matrix
 
         from tpetune.keras.callbacks import StopOnNaN  # imports Keras: only where it trains
+        from tpetune.keras.inputs import lean_fit_args
 
         seed = self.trial_seed() if seed is None else seed
         if epochs is None:
@@ -209,11 +210,14 @@ class DigitsObjective(KerasTrial):
         fresh_session(seed)
         model = self.apply_steps_per_execution(self._build(params, len(d.y_train)))
         started = time.perf_counter()
+        fit_args = {
+            "x": d.x_train,
+            "y": d.y_train,
+            "epochs": int(epochs),
+            "batch_size": self.int_param(params, "batch_size"),
+        }
         model.fit(
-            d.x_train,
-            d.y_train,
-            epochs=int(epochs),
-            batch_size=self.int_param(params, "batch_size"),
+            **(lean_fit_args(fit_args) if self.lean_inputs else fit_args),
             verbose=self.verbose,
             callbacks=[StopOnNaN()],
         )
