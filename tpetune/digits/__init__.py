@@ -21,7 +21,7 @@ __all__ = [
     "TEST_FRACTION",
 ]
 
-#: Trials of the default ``tpetune digits`` run (3 min 49 s measured on a quiet 2-core CPU).
+#: Trials of the default ``tpetune digits`` run (about a minute on 2 cores since issue 23).
 DEFAULT_MAX_EVALS = 25
 #: Stratified cross-validation folds per trial; the loss is their mean validation loss.
 DEFAULT_FOLDS = 3

@@ -38,6 +38,11 @@ this project's 2-core CPU (shared with other jobs), TensorFlow 2.21 / Keras 3, s
   report, took 3 min 49 s on a quiet 2-core machine (2026-12-02, no pruning, the digits
   default; 7.4 minutes on a busier one with median pruning); the target was 5–10 minutes.
   (A new study's TPE samples its first ``tpe_startup(25)`` = 12 trials at random.)
+
+Since issue 23 (two lagged workers, one traced model per trial, lean inputs, one garbage
+collection per trial) the same 25 trials take about a minute: 58 s, the median of 5 seeds
+(docs/benchmarks.md, "Cheaper fits", run 6); the figures above are the per-fold costs these
+changes removed.
 """
 
 from __future__ import annotations

@@ -1,2 +1,3 @@
 """The shared Keras trial machinery: KerasTrial (folds, backups, seeding), its callbacks and
-optimizers. Imports Keras; nothing in the core imports this package."""
+optimizers, compiled-model reuse and lean fit inputs. Imports Keras; nothing in the core
+imports this package."""

@@ -1,0 +1,168 @@
+"""What each fit set-up change of KerasTrial buys, one change at a time, on the real objectives.
+
+The same trials (``--trials`` random points of the study's space, trial *i* trained with seed
+*i*, outside a study) are trained by ``KerasTrial`` four times over, each in a fresh process,
+the four variants alternating per repeat:
+
+- ``before``: the machinery as it was before these changes: a full garbage collection at every
+  fold's session reset, a new model traced per fold, array inputs handed to Keras as arrays;
+- ``+ one gc per trial``: the session reset of a trial's later folds skips the collection;
+- ``+ compiled-model reuse``: folds after the first train the first fold's traced model
+  (:mod:`tpetune.keras.reuse`);
+- ``+ lean inputs`` (this tree's default): arrays reach ``fit`` as plain datasets in Keras' own
+  batch order (:mod:`tpetune.keras.inputs`).
+
+Printed per variant: the median wall of the trials, its ratio to ``before`` and to the variant
+above it (the change's own ratio), and whether every trial's loss equals ``before``'s to the
+bit (each change claims the same fit).
+
+    python bench/fit_setup.py                              # digits, 8 trials, 3 repeats
+    python bench/fit_setup.py --study stock --epochs 12    # the stock LSTM (one fold a trial)
+    python bench/fit_setup.py --quick                      # a smoke run of about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import common
+
+VARIANTS = ("before", "+ one gc per trial", "+ compiled-model reuse", "+ lean inputs")
+
+
+def _configure(variant: str) -> None:
+    """Switch KerasTrial's set-up changes on up to ``variant`` (cumulative, in VARIANTS order)."""
+    from tpetune.keras import trial
+
+    level = VARIANTS.index(variant)
+    if level < 1:
+        plain = trial.fresh_session
+
+        def every_fold(seed: int, *, free_memory: bool = True) -> None:
+            plain(seed, free_memory=True)
+
+        trial.fresh_session = every_fold
+    trial.KerasTrial.reuse_compiled = level >= 2
+    trial.KerasTrial.lean_inputs = level >= 3
+
+
+def child(study: str, variant: str, trials: int, epochs: int, quick: bool) -> dict[str, Any]:
+    """Train the trials in this process under ``variant``; their wall and losses."""
+    common.quiet()
+    _configure(variant)
+    if study == "stock":
+        objective: Any = common.stock_objective(quick=quick, epochs=epochs)
+        space = common.load_space("stock")
+    else:
+        from tpetune.digits.objective import DigitsObjective
+
+        objective = DigitsObjective(limit=400 if quick else None)
+        space = common.load_space("digits")
+    points = common.sample_points(space, trials, seed=0)
+    started = time.perf_counter()
+    losses = []
+    for i, params in enumerate(points):
+        objective.seed = i
+        losses.append(float(objective(params)["loss"]))
+    return {"wall": time.perf_counter() - started, "losses": losses}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__ or "")
+    p.add_argument("--study", choices=("digits", "stock"), default="digits")
+    p.add_argument("--trials", type=int, help="trials per run (default 8; quick 2)")
+    p.add_argument("--epochs", type=int, default=12, help="stock: most epochs per trial")
+    p.add_argument("--repeats", type=int, help="runs per variant (default 3; quick 1)")
+    p.add_argument("--child", help=argparse.SUPPRESS)  # one variant's run, in a fresh process
+    args = p.parse_args(argv)
+    trials = args.trials or (2 if args.quick else 8)
+    epochs = 2 if args.quick else args.epochs
+    if args.child:
+        result = child(args.study, args.child, trials, epochs, args.quick)
+        print("RESULT " + json.dumps(result))
+        return 0
+    repeats = args.repeats or (1 if args.quick else 3)
+    started = time.time()
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    for r in range(repeats):
+        for variant in VARIANTS:
+            print(f"repeat {r + 1}/{repeats}: {variant} ...", flush=True)
+            runs[variant].append(_spawn(args, variant))
+    walls = {v: statistics.median(run["wall"] for run in runs[v]) for v in VARIANTS}
+    reference = runs["before"][0]["losses"]
+    same = {v: all(run["losses"] == reference for run in runs[v]) for v in VARIANTS}
+    columns = ["variant", "wall s (median)", "vs before", "vs the row above", "same losses"]
+    rows = []
+    for i, v in enumerate(VARIANTS):
+        above = walls[VARIANTS[i - 1]] if i else walls[v]
+        rows.append(
+            [
+                v,
+                common.fmt(walls[v], ".1f"),
+                common.fmt(common.ratio(walls[v], walls["before"]), ".2f", "x"),
+                common.fmt(common.ratio(walls[v], above), ".2f", "x") if i else "-",
+                "yes" if same[v] else "NO",
+            ]
+        )
+    what = f"{args.study}: {trials} trials"
+    if args.study == "stock":
+        what += f" of at most {epochs} epochs"
+    print(f"{what}, median of {repeats} run(s) per variant, each in a fresh process")
+    common.print_table(columns, rows)
+    figures = {
+        "study": args.study,
+        "trials": trials,
+        "walls": walls,
+        "ratio_vs_before": {v: common.ratio(walls[v], walls["before"]) for v in VARIANTS},
+        "same_losses": same,
+        "runs": runs,
+    }
+    common.write_report(
+        args,
+        {
+            "benchmark": "fit_setup",
+            "quick": args.quick,
+            "seconds": time.time() - started,
+            "settings": {
+                "study": args.study,
+                "trials": trials,
+                "epochs": epochs,
+                "repeats": repeats,
+            },
+            "figures": figures,
+            "target": "each change the same losses, less wall",
+            "target_met": all(same.values()) and walls["+ lean inputs"] < walls["before"],
+            "table": {"columns": columns, "rows": rows},
+            "png": None,
+            "runs": [],
+        },
+    )
+    return 0 if all(same.values()) else 1
+
+
+def _spawn(args: Any, variant: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", variant, "--study", args.study]
+    cmd += ["--epochs", str(args.epochs)] + (["--quick"] if args.quick else [])
+    if args.trials:
+        cmd += ["--trials", str(args.trials)]
+    done = subprocess.run(cmd, cwd=common.ROOT, capture_output=True, text=True, check=False)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"{variant} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+    print(f"  {result['wall']:.1f} s", flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
