@@ -68,7 +68,11 @@ def child(study: str, variant: str, trials: int, epochs: int, quick: bool) -> di
 
         objective = DigitsObjective(limit=400 if quick else None)
         space = common.load_space("digits")
-    points = common.sample_points(space, trials, seed=0)
+    from hyperopt import Trials, rand
+
+    docs = rand.suggest(list(range(trials)), space.domain, Trials(), 0)
+    # The objective's nested point (what it receives in a study), not the flat params.
+    points = [space.evaluate({k: v[0] for k, v in d["misc"]["vals"].items() if v}) for d in docs]
     started = time.perf_counter()
     losses = []
     for i, params in enumerate(points):

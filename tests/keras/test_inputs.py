@@ -56,6 +56,19 @@ def test_lean_inputs_train_to_the_bit_what_arrays_train(seed: int, shuffle: bool
     assert _fit(seed, args, lean=True) == _fit(seed, args, lean=False)
 
 
+def test_float64_inputs_are_cast_as_keras_casts_them() -> None:
+    # NumPy and pandas default to float64; Keras' adapter hands floatx on, and so must we.
+    args = {
+        "x": X.astype("float64"), "y": Y.astype("float64"), "epochs": 3, "batch_size": 32,
+        "validation_data": (XV.astype("float64"), YV.astype("float64")),
+    }  # fmt: skip
+    lean = lean_fit_args(args)
+    assert lean["x"].element_spec[0].dtype == tf.float32
+    assert lean["validation_data"].element_spec[1].dtype == tf.float32
+    assert "validation_batch_size" not in lean  # None: the training batch size, as in Keras
+    assert _fit(5, args, lean=True) == _fit(5, args, lean=False)
+
+
 def test_keras_order_is_one_permutation_for_every_epoch_of_a_seeded_fit() -> None:
     keras.utils.set_random_seed(3)
     first = keras_order(203, 32)

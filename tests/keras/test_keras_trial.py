@@ -84,7 +84,7 @@ def test_folds_combine_into_means_and_per_fold_lists() -> None:
 
 
 def test_folds_reuse_the_first_folds_model_and_collect_garbage_once_per_trial(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     collected: list[bool] = []
     clear = keras.backend.clear_session
@@ -106,6 +106,15 @@ def test_folds_reuse_the_first_folds_model_and_collect_garbage_once_per_trial(
     obj(PARAMS)
     assert collected == [True, False, False] * 2
     assert obj.built == 6 and len({id(m) for m in trained}) == 1  # built fresh, traced once
+
+    # A trial re-run with fold 0 finished: the first fold it trains collects.
+    with trial_scope(TrialContext(tid=0, seed=3, study_dir=tmp_path)):
+        obj(PARAMS)
+        for stem in ("fold1_", "fold2_"):
+            (tmp_path / "trials" / "0" / f"{stem}result.json").unlink()
+        collected.clear()
+        obj(PARAMS)
+    assert collected == [True, False]
 
 
 def test_a_missing_label_names_the_objective() -> None:

@@ -43,6 +43,7 @@ def _model(
         [
             keras.Input((4,)),
             keras.layers.Dense(units, activation="tanh"),
+            keras.layers.BatchNormalization(),  # moving statistics: non-trainable variables
             keras.layers.Dropout(dropout),
             keras.layers.Dense(1),
         ]
@@ -153,6 +154,56 @@ def test_a_stateful_rnn_is_never_reused() -> None:
         return model
 
     assert reuse.compile_signature(rnn()) is None
+
+
+def _focal(gamma: float) -> Any:
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        return keras.ops.mean(keras.ops.square(y_true - y_pred)) * gamma
+
+    return loss
+
+
+class Scale(keras.layers.Layer):  # type: ignore[misc]
+    """A user's layer: its config does not have to describe its step."""
+
+    def call(self, x: Any) -> Any:
+        return x * 2.0
+
+
+def _compiled(layers: list[Any], loss: Any = "mse") -> Any:
+    model = keras.Sequential([keras.Input((4,)), *layers, keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss=loss)
+    return model
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _compiled([keras.layers.Dense(3)], loss=_focal(2.0)),
+        lambda: _compiled([keras.layers.Lambda(lambda x: x * 2.0)]),
+        lambda: _compiled([Scale()]),
+    ],
+    ids=["closure-loss", "lambda-layer", "user-layer"],
+)
+def test_what_a_config_does_not_describe_is_never_reused(make: Callable[[], Any]) -> None:
+    # focal(2.0) and focal(5.0) serialise alike (by the function's name): reusing the first
+    # model's traced step would train the second with gamma 2. Only Keras' own objects count.
+    fresh_session(0)
+    first = make()
+    assert reuse.compile_signature(first) is None
+    assert reuse.reuse_compiled(first) is first
+    assert reuse.reuse_compiled(make()) is not first
+
+
+def test_a_config_that_fails_to_serialise_means_no_reuse() -> None:
+    class Broken(keras.layers.Dense):  # type: ignore[misc]
+        def get_config(self) -> Any:
+            raise RuntimeError("a user's get_config that fails")
+
+    fresh_session(0)
+    model = _compiled([Broken(3)])
+    assert reuse.compile_signature(model) is None
+    assert reuse.reuse_compiled(model) is model
 
 
 def test_a_model_that_is_not_compiled_is_passed_through_and_forgets() -> None:

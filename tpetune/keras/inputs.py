@@ -14,7 +14,8 @@ Keras' own array adapter for it, once per fit, and the lean dataset holds the ro
 order: the fit is the same to the bit (``tests/keras/test_inputs.py``). Where Keras' adapter
 cannot be reached (another Keras version or backend) or the fit uses anything else (sample or
 class weights, ``validation_split``, ``steps_per_epoch``, nested inputs, no global seed), the
-arguments are left as they are.
+arguments are left as they are. Floats other than Keras' ``floatx`` are cast to it, as Keras'
+adapter does.
 """
 
 from __future__ import annotations
@@ -49,12 +50,15 @@ def lean_fit_args(args: Mapping[str, Any]) -> dict[str, Any]:
         return out
     import tensorflow as tf
 
-    out["x"] = tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(batch)
+    # The permuted copy is temporary: the dataset holds one copy of the data, as Keras' does.
+    rows = (_as_keras(x)[order], _as_keras(y)[order])
+    out["x"] = tf.data.Dataset.from_tensor_slices(rows).batch(batch)
     out.pop("y")
     out["shuffle"] = False  # a dataset's order is its own: this only silences Keras' warning
     out.pop("batch_size", None)
     if val is not None:
         val_batch = int(out.pop("validation_batch_size", None) or batch)
+        val = (_as_keras(val[0]), _as_keras(val[1]))
         out["validation_data"] = tf.data.Dataset.from_tensor_slices(val).batch(val_batch)
     return out
 
@@ -63,12 +67,12 @@ def keras_order(n: int, batch_size: int, *, shuffle: bool = True) -> np.ndarray 
     """The row order in which Keras' array adapter feeds ``n`` rows to every epoch of a fit
     started now, or ``None`` when it cannot tell (not TensorFlow, no global seed, a Keras
     without this adapter)."""
-    if not shuffle:
-        return np.arange(n)
     import keras
 
     if keras.backend.backend() != "tensorflow":
         return None
+    if not shuffle:
+        return np.arange(n)
     import tensorflow as tf
     from tensorflow.python.eager import context
 
@@ -87,6 +91,16 @@ def keras_order(n: int, batch_size: int, *, shuffle: bool = True) -> np.ndarray 
     if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
         return None
     return order
+
+
+def _as_keras(a: np.ndarray) -> np.ndarray:
+    """``a`` as Keras' array adapter hands it on: floats other than ``floatx`` cast to it."""
+    import keras
+
+    floatx = keras.backend.floatx()
+    if np.issubdtype(a.dtype, np.floating) and a.dtype != np.dtype(floatx):
+        return a.astype(floatx)
+    return a
 
 
 def _plain(x: Any, y: Any) -> bool:

@@ -23,6 +23,18 @@ sizes, an activation, a dropout rate, a learning-rate schedule — keeps the new
 batch size is not in either config: Keras retraces the reused model's step for the new input
 shape, which is correct, only not faster.)
 
+Only models made entirely of Keras' own objects are reused: an equal config means an equal
+step only when every layer, loss, metric and schedule is fully described by its config. A
+user's layer, model subclass, loss or metric function (a closure serialises by its name
+alone: ``focal(gamma=2)`` and ``focal(gamma=5)`` look alike), a ``Lambda`` layer, a lookup
+layer with an adapted table or a stateful RNN keeps the new model; so does any error while
+comparing or copying (reuse only saves time).
+
+The model a fit returns is the next matching fit's model: use it (predict, save, score)
+before the next fit in the same thread, or copy its weights; :func:`forget` drops it.
+In practice a process traces once per distinct compiled configuration: once per trial, and
+a cross-validated trial's folds share it.
+
 TensorFlow only: on JAX a reused model did not train to the bit what a fresh one does, and
 JAX's persistent compilation cache already compiles a repeated shape once.
 
@@ -54,9 +66,9 @@ def compile_signature(model: Any) -> str | None:
         return None
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         return None
-    if any(getattr(layer, "stateful", False) for layer in model._flatten_layers()):
-        return None  # a stateful RNN's carried states are the user's to manage: never reuse
     try:
+        if any(getattr(layer, "stateful", False) for layer in model._flatten_layers()):
+            return None  # a stateful RNN's carried states are the user's to manage
         compile_config = dict(model.get_compile_config() or {})
         optimizer = compile_config.get("optimizer")
         if isinstance(optimizer, dict):
@@ -66,6 +78,8 @@ def compile_signature(model: Any) -> str | None:
             compile_config["optimizer"] = {**optimizer, "config": inner}
         architecture = json.loads(model.to_json())
         architecture.pop("compile_config", None)  # compared below, without the learning rate
+        if not _keras_only(architecture) or not _keras_only(compile_config):
+            return None
         parts = [
             architecture,
             compile_config,
@@ -73,8 +87,8 @@ def compile_signature(model: Any) -> str | None:
             bool(getattr(model, "run_eagerly", False)),
         ]
         return json.dumps(parts, sort_keys=True, default=repr)
-    except (NotImplementedError, TypeError, ValueError, AttributeError):
-        return None  # a custom layer or loss without a config: never reuse it
+    except Exception:  # a config that does not serialise: reuse is only an optimisation
+        return None
 
 
 def reuse_compiled(model: Any) -> Any:
@@ -90,12 +104,40 @@ def reuse_compiled(model: Any) -> Any:
         return model
     try:
         _copy_state(model, previous)
-    except (ValueError, TypeError):
-        # A variable layout that does not line up (a model building lazily, say): use the new
-        # model, as if never cached.
+    except Exception:
+        # A variable layout that does not line up (a model building lazily, say), or any
+        # other surprise: use the new model, as if never cached (reuse only saves time).
         _last.model, _last.signature = model, signature
         return model
     return previous
+
+
+#: Keras' own layers whose traced step depends on more than their config and variables: a
+#: Lambda's Python function (serialised by name), a lookup layer's adapted table.
+_NOT_BY_CONFIG = frozenset(
+    {"Lambda", "StringLookup", "IntegerLookup", "IndexLookup", "TextVectorization", "TFSMLayer"}
+)
+
+
+def _keras_only(config: Any) -> bool:
+    """Whether every object in a serialised config is Keras' own (module ``keras...``, no
+    user registration) and none is in :data:`_NOT_BY_CONFIG`: only then does an equal config
+    mean an equal traced step. A user's layer, loss, metric or function (a closure serialises
+    by its name alone, so ``focal(gamma=2)`` and ``focal(gamma=5)`` look alike) is never
+    reused."""
+    if isinstance(config, list):
+        return all(_keras_only(v) for v in config)
+    if not isinstance(config, dict):
+        return True
+    name = config.get("class_name")
+    if isinstance(name, str) and not name.startswith("__"):  # "__keras_tensor__": a link
+        module = config.get("module")
+        registered = config.get("registered_name")
+        if not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+            return False
+        if registered not in (None, name) or name in _NOT_BY_CONFIG:
+            return False
+    return all(_keras_only(v) for v in config.values())
 
 
 def forget() -> None:

@@ -157,7 +157,10 @@ class KerasTrial(ABC):
 
     @abstractmethod
     def build(self, params: Mapping[str, Any], fold: Any) -> Any:
-        """A compiled Keras model for ``params`` (called after the session is reset)."""
+        """A compiled Keras model for ``params`` (called after the session is reset).
+
+        Return a new model each call; with :attr:`reuse_compiled` the fit may train an
+        equal, already-traced model carrying this one's state instead."""
 
     @abstractmethod
     def fit_args(self, params: Mapping[str, Any], fold: Any) -> dict[str, Any]:
@@ -170,7 +173,10 @@ class KerasTrial(ABC):
 
     def fold_metrics(self, params: Params, fold: Any, model: Any, history: History) -> Metrics:
         """Extra figures of one trained fold; ``history`` holds :attr:`logged` per epoch
-        (epochs trained before a crash included), ``model`` has the best weights."""
+        (epochs trained before a crash included), ``model`` has the best weights.
+
+        Use ``model`` here and now: with :attr:`reuse_compiled` the next fold's fit may train
+        the same object (copy its weights, or save it, to keep this fold's)."""
         return {}
 
     # -- the machinery ------------------------------------------------------------------------
@@ -190,6 +196,7 @@ class KerasTrial(ABC):
         workdir = ctx.ensure_workdir() if ctx is not None else None
         folds = self.fold_data(params)
         results = []
+        trained = False  # a fold fitted in this call (the first one collects garbage)
         for i, fold in enumerate(folds):
             stem = "" if len(folds) == 1 else f"fold{i}_"
             done = None if workdir is None else workdir / f"{stem}result.json"
@@ -205,11 +212,12 @@ class KerasTrial(ABC):
                     stem=stem,
                     prune=i == 0,
                     # A full garbage collection costs ~0.2 s with TensorFlow loaded (half a
-                    # million objects): once per trial frees the previous trial's models; a
+                    # million objects): once per call frees the previous trial's models; a
                     # fold leaves one small model behind, collected by the next trial's.
-                    free_memory=i == 0,
+                    free_memory=not trained,
                     keep=ctx if self.keep_model and len(folds) == 1 and workdir else None,
                 )
+                trained = True
                 result = _fold_layout(result)
                 pruned_at = _pruned_at(ctx)
                 if pruned_at is not None:
@@ -329,7 +337,8 @@ class KerasTrial(ABC):
         callbacks: Sequence[Any],
         free_memory: bool = True,
     ) -> tuple[Any, dict[str, list[float]]]:
-        """Fit one fresh model on ``fold``; return it (best weights) and its logged history.
+        """Fit a freshly built model on ``fold`` (or, with :attr:`reuse_compiled`, an equal
+        traced one carrying its state); return it (best weights) and its logged history.
 
         The model returned may be the next fit's too (:attr:`reuse_compiled`): use it before
         training again. ``free_memory=False`` skips the session reset's garbage collection.
