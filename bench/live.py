@@ -23,9 +23,6 @@ every mode alike:
   freeze-thaw:       (b) with ``--prune freeze-thaw`` (``tpetune.FreezeThawPruner()``, its
                      defaults): a paused trial keeps its Keras backup, a thaw continues it;
                      it has no lag, so it runs on the default's one worker;
-  freeze-thaw 2w:    the same with ``--workers 2``: two free-running workers (both cores;
-                     proposals then depend on which trials ended first, so a resumed study
-                     is not the uninterrupted one);
   keras-tuner:       ``keras_tuner.Hyperband`` on the same space, data, folds and loss
                      (digits only; bench/live_keras_tuner.py says how, and what does not map
                      exactly), run last in each seed and stopped at the first trial boundary
@@ -148,25 +145,21 @@ QUICK = Settings(
 MODES = ("fmin", "tpetune", "other pruner")
 #: Every mode ``--modes`` may name, in the order a seed runs them (keras-tuner last: its
 #: budget is the others' wall time).
-ALL_MODES = (*MODES, "freeze-thaw", "freeze-thaw 2w", "keras-tuner")
+ALL_MODES = (*MODES, "freeze-thaw", "keras-tuner")
 COLORS = {
     "fmin": "tab:gray",
     "tpetune": "tab:blue",
     "other pruner": "tab:orange",
     "freeze-thaw": "tab:green",
-    "freeze-thaw 2w": "tab:olive",
     "keras-tuner": "tab:red",
 }
 #: Figure keys of each mode's ratios: ``<key>_over_b`` against tpetune (b), ``<key>_over_a``
 #: against fmin (a).
-KEYS = {
-    "fmin": "a", "other pruner": "c", "freeze-thaw": "ft", "freeze-thaw 2w": "ft2",
-    "keras-tuner": "kt",
-}  # fmt: skip
+KEYS = {"fmin": "a", "other pruner": "c", "freeze-thaw": "ft", "keras-tuner": "kt"}
 #: Modes also compared with fmin (issue 24).
-VS_FMIN = ("freeze-thaw", "freeze-thaw 2w", "keras-tuner")
+VS_FMIN = ("freeze-thaw", "keras-tuner")
 #: Modes whose final best sets the target (keras-tuner's budget is the others' wall time).
-TARGET_MODES = ("fmin", "tpetune", "other pruner", "freeze-thaw", "freeze-thaw 2w")
+TARGET_MODES = ("fmin", "tpetune", "other pruner", "freeze-thaw")
 #: The issues' targets: wall time to target of (a) / (b) >= 2 (issue 13); of freeze-thaw /
 #: (a) <= 1/2 (issue 24); median over seeds, and faster in every seed.
 TARGET_RATIO = 2.0
@@ -246,7 +239,7 @@ def run_tpetune(st: StudySetting, seed: int, mode: str) -> common.Run:
     on a fresh study in a temp folder; (c) flips the pruning choice of (b) (none where the
     study prunes by default, the median rule where it does not)."""
     from tpetune.bundled import bundled_study, run_bundled
-    from tpetune.engine.options import Search, Workers
+    from tpetune.engine.options import Search
     from tpetune.pruners.freeze_thaw import FreezeThawPruner
     from tpetune.pruners.policies import MedianPruner, NoPruner
     from tpetune.study.store import TrialState
@@ -255,9 +248,8 @@ def run_tpetune(st: StudySetting, seed: int, mode: str) -> common.Run:
     pruner: Any = None  # what a new study of this bundle gets by default
     if mode == "other pruner":
         pruner = NoPruner() if bundle.default_pruner != "none" else MedianPruner()
-    elif mode.startswith("freeze-thaw"):
+    elif mode == "freeze-thaw":
         pruner = FreezeThawPruner()
-    executor = Workers(2) if mode == "freeze-thaw 2w" else None  # None: the study's default
 
     ends: list[common.TrialEnd] = []
     counted: dict[int, int] = {}  # epochs stamped per trial: a thaw re-reports its earlier ones
@@ -281,7 +273,6 @@ def run_tpetune(st: StudySetting, seed: int, mode: str) -> common.Run:
             search=Search(seed=seed),
             pruner=pruner,
             callbacks=[stamp],
-            executor=executor,
         )
         wall = time.perf_counter() - clock
         meta = study.meta
@@ -331,7 +322,6 @@ def runners(
         "tpetune": lambda seed, _: run_tpetune(st, seed, "tpetune"),
         "other pruner": lambda seed, _: run_tpetune(st, seed, "other pruner"),
         "freeze-thaw": lambda seed, _: run_tpetune(st, seed, "freeze-thaw"),
-        "freeze-thaw 2w": lambda seed, _: run_tpetune(st, seed, "freeze-thaw 2w"),
         "keras-tuner": keras_tuner,
     }
 
@@ -346,7 +336,7 @@ def run_seed(st: StudySetting, seed: int, s: Settings | None = None) -> list[com
         r.extra["study"] = st.study
         runs.append(r)
         more = ""
-        if mode.startswith("freeze-thaw"):
+        if mode == "freeze-thaw":
             more = f", {r.extra['paused_ever']} paused, {r.extra['thaws']} thaws"
         elif mode == "keras-tuner":
             more = f", stopped by its {r.extra['stopped_by']}"
@@ -446,14 +436,13 @@ def target_met(figures: dict[str, Any]) -> bool | None:
     )
 
 
-def freeze_thaw_target_met(figures: dict[str, Any], key: str = "ft") -> bool | None:
+def freeze_thaw_target_met(figures: dict[str, Any]) -> bool | None:
     """Issue 24: freeze-thaw's wall time to target ≤ 0.5x fmin's (median over seeds), and
-    shorter in every seed where either got there; ``None`` when either mode was not run.
-    ``key``: ``ft`` (one worker) or ``ft2`` (``--workers 2``)."""
-    if f"time_to_target_{key}_over_a" not in figures:
+    shorter in every seed where either got there; ``None`` when either mode was not run."""
+    if "time_to_target_ft_over_a" not in figures:
         return None
-    per_seed = figures[f"time_to_target_{key}_over_a_per_seed"]
-    return figures[f"time_to_target_{key}_over_a"] <= 1 / TARGET_RATIO and all(
+    per_seed = figures["time_to_target_ft_over_a_per_seed"]
+    return figures["time_to_target_ft_over_a"] <= 1 / TARGET_RATIO and all(
         r < 1 for r in per_seed if r == r
     )
 
@@ -709,9 +698,6 @@ def main() -> None:
         if "freeze-thaw" in s.modes:
             met = verdict(freeze_thaw_target_met(digits))
             print(f"target, issue 24 ({FREEZE_THAW_TARGET}): {met}")
-        if "freeze-thaw 2w" in s.modes:
-            met = verdict(freeze_thaw_target_met(digits, "ft2"))
-            print(f"the same with --workers 2: {met}")
 
 
 if __name__ == "__main__":

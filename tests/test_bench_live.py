@@ -104,9 +104,6 @@ def test_the_freeze_thaw_target_needs_every_seed_faster() -> None:
     f["time_to_target_ft_over_a"] = 0.51
     assert live.freeze_thaw_target_met(f) is False
     assert live.freeze_thaw_target_met({}) is None  # fmin or freeze-thaw not run
-    two = {"time_to_target_ft2_over_a": 0.4, "time_to_target_ft2_over_a_per_seed": [0.4, 0.3]}
-    assert live.freeze_thaw_target_met(two, "ft2") is True  # freeze-thaw with --workers 2
-    assert live.freeze_thaw_target_met(two) is None
 
 
 def test_paired_ratio_of_runs_that_never_got_there() -> None:
