@@ -1,3 +1,3 @@
 """The shared Keras trial machinery: KerasTrial (folds, backups, seeding), its callbacks and
-optimizers, compiled-model reuse and lean fit inputs. Imports Keras; nothing in the core
-imports this package."""
+optimizers, fold results, compiled-model reuse and lean fit inputs. Imports Keras; nothing in
+the core imports this package."""

@@ -43,7 +43,6 @@ A user's own objective: README, "Keras folds, tf.data and generators: KerasTrial
 
 from __future__ import annotations
 
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -52,8 +51,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tpetune._io import read_json, write_json
+from tpetune._io import write_json
 from tpetune.errors import ConfigError
+from tpetune.keras.results import (
+    CURVES,
+    best,
+    best_epoch,
+    fold_layout,
+    merge_curves,
+    read_fold_result,
+)
 from tpetune.pruners import keras as pruning  # looked up per fit: tests swap the callback
 from tpetune.search.space import require_labels
 from tpetune.trial.context import TrialContext, current_trial
@@ -75,7 +82,6 @@ CallbackSpec = Any  # a keras.callbacks.Callback, or a zero-argument factory ret
 Params = Mapping[str, Any]  # one point of the space: what the objective receives
 History = Mapping[str, list[float]]  # logged metric -> one value per epoch
 Metrics = dict[str, float]  # extra figures of one fold
-_CURVES = ("loss", "val_loss")
 _PRUNED_NOTE = "pruned_at_epoch"
 _REDUCE: dict[str, Callable[[Sequence[float]], Any]] = {"sum": np.sum, "median": np.median}
 
@@ -103,7 +109,7 @@ class KerasTrial(ABC):
     monitor: ClassVar[str] = "val_loss"
     #: Logged metrics kept per epoch (curves report ``loss`` and ``val_loss``; any others are
     #: there for :meth:`fold_metrics`, e.g. accuracy at the best epoch).
-    logged: ClassVar[tuple[str, ...]] = _CURVES
+    logged: ClassVar[tuple[str, ...]] = CURVES
     #: How a metric of several folds combines: ``"sum"``, ``"median"``; any other is the mean.
     combine_rules: ClassVar[Mapping[str, str]] = {"epochs_trained": "sum", "train_seconds": "sum"}
     #: Metrics also kept per fold, as a ``fold_<name>`` list (``fold_loss`` is always kept).
@@ -218,7 +224,7 @@ class KerasTrial(ABC):
                     keep=ctx if self.keep_model and len(folds) == 1 and workdir else None,
                 )
                 trained = True
-                result = _fold_layout(result)
+                result = fold_layout(result)
                 pruned_at = _pruned_at(ctx)
                 if pruned_at is not None:
                     result["pruned_at_epoch"] = pruned_at
@@ -319,7 +325,7 @@ class KerasTrial(ABC):
             keep.save_model(model)  # the result then names it (artifacts.capture); never raises
         return {
             "loss": best(values),
-            "curves": {k: list(history.get(k, [])) for k in _CURVES},
+            "curves": {k: list(history.get(k, [])) for k in CURVES},
             "metrics": {
                 **{k: float(v) for k, v in extra.items()},
                 "best_epoch": float(best_epoch(values)),
@@ -381,49 +387,6 @@ def fresh_session(seed: int, *, free_memory: bool = True) -> None:
 
     keras.backend.clear_session(free_memory=free_memory)
     keras.utils.set_random_seed(seed)
-
-
-def read_fold_result(path: Path) -> dict[str, Any] | None:
-    """A finished fold's stored result, or ``None`` when there is none (or it is torn).
-
-    Also reads the flat layout the digits study wrote before the machinery was shared
-    (``loss``, ``curves`` and the metrics side by side).
-    """
-    data = read_json(path)
-    if not isinstance(data, dict) or "loss" not in data or "curves" not in data:
-        return None
-    return _fold_layout(data)
-
-
-def _fold_layout(result: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"loss", "curves", "metrics"}`` (plus ``pruned_at_epoch``) from either layout."""
-    if "metrics" in result:
-        return dict(result)
-    skip = {"loss", "curves", "pruned_at_epoch"}
-    metrics = {k: v for k, v in result.items() if k not in skip}
-    return {**{k: result[k] for k in skip if k in result}, "metrics": metrics}
-
-
-def merge_curves(curves: Sequence[Mapping[str, Sequence[float]]]) -> dict[str, list[float]]:
-    """Per-epoch mean of ``loss`` and ``val_loss`` over the folds still training then."""
-    merged = {}
-    for key in _CURVES:
-        series = [list(c.get(key, [])) for c in curves]
-        longest = max((len(s) for s in series), default=0)
-        merged[key] = [float(np.mean([s[e] for s in series if e < len(s)])) for e in range(longest)]
-    return merged
-
-
-def best(values: Sequence[float]) -> float:
-    """Best (lowest) finite value; NaN when training never produced one."""
-    finite = [v for v in values if math.isfinite(v)]
-    return min(finite) if finite else math.nan
-
-
-def best_epoch(values: Sequence[float]) -> int:
-    """1-based epoch of :func:`best` (0 when there is none)."""
-    value = best(values)
-    return 0 if math.isnan(value) else list(values).index(value) + 1
 
 
 def _pruned_at(ctx: TrialContext | None) -> int | None:
