@@ -253,13 +253,18 @@ def run_tune(
     )
 
 
-def sample_points(space: Any, n: int, seed: int) -> list[dict[str, Any]]:
-    """``n`` random points of ``space`` as label -> value dicts, as ``tune(points=...)``
-    takes them."""
+def sample_vals(space: Any, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` random points of ``space`` as hyperopt vals (label -> raw value or index)."""
     from hyperopt import Trials, rand
 
     docs = rand.suggest(list(range(n)), space.domain, Trials(), seed)
-    return [space.params({k: v[0] for k, v in d["misc"]["vals"].items() if v}) for d in docs]
+    return [{k: v[0] for k, v in d["misc"]["vals"].items() if v} for d in docs]
+
+
+def sample_points(space: Any, n: int, seed: int) -> list[dict[str, Any]]:
+    """``n`` random points of ``space`` as label -> value dicts, as ``tune(points=...)``
+    takes them."""
+    return [space.params(vals) for vals in sample_vals(space, n, seed)]
 
 
 # -- arithmetic and formatting -----------------------------------------------------------------

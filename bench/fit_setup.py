@@ -68,11 +68,8 @@ def child(study: str, variant: str, trials: int, epochs: int, quick: bool) -> di
 
         objective = DigitsObjective(limit=400 if quick else None)
         space = common.load_space("digits")
-    from hyperopt import Trials, rand
-
-    docs = rand.suggest(list(range(trials)), space.domain, Trials(), 0)
     # The objective's nested point (what it receives in a study), not the flat params.
-    points = [space.evaluate({k: v[0] for k, v in d["misc"]["vals"].items() if v}) for d in docs]
+    points = [space.evaluate(vals) for vals in common.sample_vals(space, trials, seed=0)]
     started = time.perf_counter()
     losses = []
     for i, params in enumerate(points):
@@ -89,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, help="runs per variant (default 3; quick 1)")
     p.add_argument("--child", help=argparse.SUPPRESS)  # one variant's run, in a fresh process
     args = p.parse_args(argv)
+    if any(n is not None and n < 1 for n in (args.trials, args.repeats)):
+        p.error("--trials and --repeats must be at least 1")
     trials = args.trials or (2 if args.quick else 8)
     epochs = 2 if args.quick else args.epochs
     if args.child:
@@ -118,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 "yes" if same[v] else "NO",
             ]
         )
-    what = f"{args.study}: {trials} trials"
+    what = f"{args.study}: {trials} trial{'s' if trials != 1 else ''}"
     if args.study == "stock":
         what += f" of at most {epochs} epochs"
     print(f"{what}, median of {repeats} run(s) per variant, each in a fresh process")

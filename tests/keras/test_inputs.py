@@ -3,6 +3,7 @@ train to the bit what the arrays train, and anything else is left as it was."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
+from tests.digits.test_digits_objective import PARAMS  # noqa: E402
 from tpetune.digits.data import load_digits_data  # noqa: E402
 from tpetune.digits.objective import DigitsObjective  # noqa: E402
 from tpetune.keras.inputs import keras_order, lean_fit_args  # noqa: E402
@@ -121,41 +123,15 @@ def test_an_unseeded_fit_keeps_its_arrays() -> None:
         keras.utils.set_random_seed(0)
 
 
-def test_cross_validated_digits_trials_are_the_same_with_lean_inputs() -> None:
-    data = load_digits_data(None).limited(300, seed=0)
-    point = {
-        "hidden_layers": {"layers": 2, "units1": 32, "units2": 16},
-        "activation": "relu",
-        "initializer": "he_normal",
-        "optimizer": {"name": "adam"},
-        "schedule": {"name": "exponential", "rate": 0.9},
-        "lr": 0.01,
-        "batch_size": 32,
-        "epochs": 4,
-    }
-
-    def run(lean: bool) -> dict[str, Any]:
-        objective = DigitsObjective(data=data, folds=3, patience=2)
-        objective.lean_inputs = lean
-        result = objective(point)
-        result["metrics"].pop("train_seconds")
-        return result
-
-    assert run(True) == run(False)
+def test_cross_validated_digits_trials_are_the_same_with_lean_inputs(
+    digits_trials: Callable[..., list[dict[str, Any]]],
+) -> None:
+    assert digits_trials(lean_inputs=True) == digits_trials(lean_inputs=False)
 
 
 def test_the_digits_final_report_is_the_same_with_lean_inputs() -> None:
     data = load_digits_data(None).limited(300, seed=0)
-    point = {
-        "hidden_layers": {"layers": 1, "units1": 32},
-        "activation": "tanh",
-        "initializer": "glorot_uniform",
-        "optimizer": {"name": "rmsprop"},
-        "schedule": {"name": "constant"},
-        "lr": 0.01,
-        "batch_size": 64,
-        "epochs": 3,
-    }
+    point = {**PARAMS, "activation": "tanh", "optimizer": {"name": "rmsprop"}, "batch_size": 64}
 
     def report(lean: bool) -> dict[str, Any]:
         objective = DigitsObjective(data=data, folds=3, patience=2)

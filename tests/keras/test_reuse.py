@@ -12,8 +12,6 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from tpetune.digits.data import load_digits_data  # noqa: E402
-from tpetune.digits.objective import DigitsObjective  # noqa: E402
 from tpetune.keras import reuse  # noqa: E402
 from tpetune.keras.trial import fresh_session  # noqa: E402
 
@@ -215,37 +213,7 @@ def test_a_model_that_is_not_compiled_is_passed_through_and_forgets() -> None:
     assert reuse.reuse_compiled(_model()) is not first  # the uncompiled one broke the chain
 
 
-def test_cross_validated_digits_trials_are_the_same_with_and_without_reuse() -> None:
-    data = load_digits_data(None).limited(300, seed=0)
-    space_points = [
-        {
-            "hidden_layers": {"layers": 2, "units1": 32, "units2": 16},
-            "activation": "relu",
-            "initializer": "he_normal",
-            "optimizer": {"name": "sgd", "momentum": 0.5, "nesterov": True},
-            "schedule": {"name": "time", "decay": 0.1},
-            "lr": 0.05,
-            "batch_size": 32,
-            "epochs": 3,
-        },
-        {
-            "hidden_layers": {"layers": 1, "units1": 48},
-            "activation": "elu",
-            "initializer": "glorot_uniform",
-            "optimizer": {"name": "adam"},
-            "schedule": {"name": "constant"},
-            "lr": 0.01,
-            "batch_size": 64,
-            "epochs": 3,
-        },
-    ]
-
-    def run(reused: bool) -> list[dict[str, Any]]:
-        objective = DigitsObjective(data=data, folds=3, patience=2)
-        objective.reuse_compiled = reused
-        out = [objective(p) for p in space_points]
-        for r in out:
-            r["metrics"].pop("train_seconds")
-        return out
-
-    assert run(False) == run(True)
+def test_cross_validated_digits_trials_are_the_same_with_and_without_reuse(
+    digits_trials: Callable[..., list[dict[str, Any]]],
+) -> None:
+    assert digits_trials(reuse_compiled=False) == digits_trials(reuse_compiled=True)

@@ -59,6 +59,7 @@ from tpetune._io import jsonable
 from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
 from tpetune.digits.plots import CONFUSION_PNG, confusion_title, plot_confusion
+from tpetune.keras.inputs import lean_fit_args
 from tpetune.keras.trial import (
     CallbackSpec,
     History,
@@ -204,7 +205,6 @@ class DigitsObjective(KerasTrial):
         from sklearn.metrics import classification_report, confusion_matrix
 
         from tpetune.keras.callbacks import StopOnNaN  # imports Keras: only where it trains
-        from tpetune.keras.inputs import lean_fit_args
 
         seed = self.trial_seed() if seed is None else seed
         if epochs is None:

@@ -53,6 +53,8 @@ import numpy as np
 
 from tpetune._io import write_json
 from tpetune.errors import ConfigError
+from tpetune.keras import reuse
+from tpetune.keras.inputs import lean_fit_args
 from tpetune.keras.results import (
     CURVES,
     best,
@@ -352,18 +354,14 @@ class KerasTrial(ABC):
         ``callbacks`` run first, then early stopping, :meth:`fit_callbacks` and the user's."""
         import keras
 
-        from tpetune.keras.reuse import reuse_compiled
-
         fresh_session(seed, free_memory=free_memory)
         model = self.apply_steps_per_execution(self.build(params, fold))
         if self.reuse_compiled:
-            model = reuse_compiled(model)
+            model = reuse.reuse_compiled(model)
         extra = [cb if isinstance(cb, keras.callbacks.Callback) else cb() for cb in self.callbacks]
         early = keras.callbacks.EarlyStopping(
             monitor=self.monitor, patience=self.patience, restore_best_weights=True
         )
-        from tpetune.keras.inputs import lean_fit_args
-
         args = self.fit_args(params, fold)
         fit = model.fit(
             **(lean_fit_args(args) if self.lean_inputs else args),

@@ -1,0 +1,44 @@
+"""Shared pieces of the Keras machinery's tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def digits_trials() -> Callable[..., list[dict[str, Any]]]:
+    """``run(**flags)``: three digits trials (3 folds of 300 images; SGD with momentum and a
+    time schedule, Adam with an exponential one, RMSprop constant) trained by a
+    ``DigitsObjective`` with these KerasTrial class flags set on the instance (e.g.
+    ``lean_inputs=False``); their results without ``train_seconds``, to compare exactly."""
+    pytest.importorskip("keras")
+    from tests.digits.test_digits_objective import PARAMS
+    from tpetune.digits.data import load_digits_data
+    from tpetune.digits.objective import DigitsObjective
+
+    data = load_digits_data(None).limited(300, seed=0)
+    points = [
+        {
+            **PARAMS,
+            "hidden_layers": {"layers": 2, "units1": 32, "units2": 16},
+            "optimizer": {"name": "sgd", "momentum": 0.5, "nesterov": True},
+            "schedule": {"name": "time", "decay": 0.1},
+            "lr": 0.05,
+        },
+        PARAMS,
+        {**PARAMS, "activation": "elu", "optimizer": {"name": "rmsprop"}, "batch_size": 64},
+    ]
+
+    def run(**flags: bool) -> list[dict[str, Any]]:
+        objective = DigitsObjective(data=data, folds=3, patience=2)
+        for name, value in flags.items():
+            setattr(objective, name, value)
+        results = [objective(p) for p in points]
+        for r in results:
+            r["metrics"].pop("train_seconds")
+        return results
+
+    return run
