@@ -1,16 +1,19 @@
 """What each fit set-up change of KerasTrial buys, one change at a time, on the real objectives.
 
 The same trials (``--trials`` random points of the study's space, trial *i* trained with seed
-*i*, outside a study) are trained by ``KerasTrial`` four times over, each in a fresh process,
-the four variants alternating per repeat:
+*i*, outside a study) are trained by ``KerasTrial`` five times over, each in a fresh process,
+the five variants alternating per repeat:
 
 - ``before``: the machinery as it was before these changes: a full garbage collection at every
   fold's session reset, a new model traced per fold, array inputs handed to Keras as arrays;
 - ``+ one gc per trial``: the session reset of a trial's later folds skips the collection;
 - ``+ compiled-model reuse``: folds after the first train the first fold's traced model
   (:mod:`tpetune.keras.reuse`);
-- ``+ lean inputs`` (this tree's default): arrays reach ``fit`` as plain datasets in Keras' own
-  batch order (:mod:`tpetune.keras.inputs`).
+- ``+ lean inputs``: arrays reach ``fit`` as plain datasets in Keras' own batch order
+  (:mod:`tpetune.keras.inputs`);
+- ``+ state before fit`` (this tree's default): the optimizer's and metrics' variables are
+  made before ``fit``, so the train step is traced once, not twice
+  (:mod:`tpetune.keras.prebuild`).
 
 Printed per variant: the median wall of the trials, its ratio to ``before`` and to the variant
 above it (the change's own ratio), and whether every trial's loss equals ``before``'s to the
@@ -37,7 +40,13 @@ if __package__ in (None, ""):
 
 from bench import common
 
-VARIANTS = ("before", "+ one gc per trial", "+ compiled-model reuse", "+ lean inputs")
+VARIANTS = (
+    "before",
+    "+ one gc per trial",
+    "+ compiled-model reuse",
+    "+ lean inputs",
+    "+ state before fit",
+)
 
 
 def _configure(variant: str) -> None:
@@ -54,6 +63,7 @@ def _configure(variant: str) -> None:
         trial.fresh_session = every_fold
     trial.KerasTrial.reuse_compiled = level >= 2
     trial.KerasTrial.lean_inputs = level >= 3
+    trial.KerasTrial.prebuild = level >= 4
 
 
 def child(study: str, variant: str, trials: int, epochs: int, quick: bool) -> dict[str, Any]:

@@ -20,7 +20,8 @@ data of each fold (:meth:`~KerasTrial.fold_data`), the model (:meth:`~KerasTrial
   resumes the unfinished one from its last backup.
 - :attr:`~KerasTrial.steps_per_execution` train steps per call of Keras' compiled step (for
   a model compiled without its own); the previous fit's model, already traced, when the new
-  one is the same compiled model (:attr:`~KerasTrial.reuse_compiled`); and, for a trial of
+  one is the same compiled model (:attr:`~KerasTrial.reuse_compiled`), with its optimizer and
+  metric state created before ``fit`` (:attr:`~KerasTrial.prebuild`); and, for a trial of
   one fold inside a study, its trained model kept with the trial (``keep_model``), so a
   report evaluates it instead of training the same fit again.
 
@@ -55,6 +56,7 @@ from tpetune._io import write_json
 from tpetune.errors import ConfigError
 from tpetune.keras import reuse
 from tpetune.keras.inputs import lean_fit_args
+from tpetune.keras.prebuild import build_before_fit
 from tpetune.keras.results import (
     CURVES,
     best,
@@ -100,8 +102,7 @@ class KerasTrial(ABC):
         keep_model: inside a study, save a single-fold trial's trained model (best weights)
             with the trial (``STUDY/models/<tid>.keras``, the best ``keep_models`` retained;
             see :mod:`tpetune.study.artifacts`), so a report can use it instead of training
-            it again.
-            Trials of several folds keep none (no one model is the trial's).
+            it again. Trials of several folds keep none (no one model is the trial's).
 
     Raises:
         ConfigError: a negative ``patience``.
@@ -136,6 +137,8 @@ class KerasTrial(ABC):
     #: Keras would feed them: the same batches, without Keras' four new input iterators per
     #: epoch (about 11 ms each). See :mod:`tpetune.keras.inputs`.
     lean_inputs: ClassVar[bool] = True
+    #: Make optimizer/metric variables before ``fit``: one trace, not two (keras/prebuild.py).
+    prebuild: ClassVar[bool] = True
     #: What the objective is called in messages, and the space file whose labels it needs.
     name: ClassVar[str] = "Keras objective"
     space_file: ClassVar[str | None] = None
@@ -347,10 +350,8 @@ class KerasTrial(ABC):
     ) -> tuple[Any, dict[str, list[float]]]:
         """Fit a freshly built model on ``fold`` (or, with :attr:`reuse_compiled`, an equal
         traced one carrying its state); return it (best weights) and its logged history.
-
         The model returned may be the next fit's too (:attr:`reuse_compiled`): use it before
         training again. ``free_memory=False`` skips the session reset's garbage collection.
-
         ``callbacks`` run first, then early stopping, :meth:`fit_callbacks` and the user's."""
         import keras
 
@@ -363,8 +364,12 @@ class KerasTrial(ABC):
             monitor=self.monitor, patience=self.patience, restore_best_weights=True
         )
         args = self.fit_args(params, fold)
+        if self.lean_inputs:
+            args = lean_fit_args(args)
+        if self.prebuild:
+            build_before_fit(model, args)
         fit = model.fit(
-            **(lean_fit_args(args) if self.lean_inputs else args),
+            **args,
             verbose=self.verbose,
             callbacks=[
                 *callbacks,

@@ -1,0 +1,171 @@
+"""State made before ``fit``: Keras traces the train step once instead of twice, and the fit is
+the same to the bit (weights, dropout masks, optimizer slots, metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from tests.digits.test_digits_objective import PARAMS  # noqa: E402
+from tpetune.digits.data import load_digits_data  # noqa: E402
+from tpetune.digits.objective import DigitsObjective  # noqa: E402
+from tpetune.keras.inputs import lean_fit_args  # noqa: E402
+from tpetune.keras.prebuild import build_before_fit  # noqa: E402
+from tpetune.keras.trial import fresh_session  # noqa: E402
+
+pytestmark = [
+    pytest.mark.keras,
+    pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow", reason="the double trace is TensorFlow's"
+    ),
+]
+
+RNG = np.random.default_rng(3)
+X = RNG.normal(size=(80, 6, 3)).astype("float32")
+LABELS = RNG.integers(0, 3, size=80)
+TARGET = RNG.normal(size=(80, 1)).astype("float32")
+
+
+def _dense() -> Any:
+    model = keras.Sequential(
+        [
+            keras.Input((6, 3)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.01, 5, 0.9)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _lstm() -> Any:
+    model = keras.Sequential(
+        [
+            keras.Input((6, 3)),
+            keras.layers.LSTM(5, return_sequences=True),
+            keras.layers.Dropout(0.2),
+            keras.layers.LSTM(4),
+            keras.layers.Dense(1),
+        ]
+    )
+    optimizer = keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True, clipnorm=1.0)
+    model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
+    return model
+
+
+class LazyModel(keras.Model):  # type: ignore[misc]
+    """Built lazily, on its first call: the symbolic build must build it as the trace would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flat = keras.layers.Flatten()
+        self.hidden = keras.layers.Dense(6, activation="tanh")
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        return self.out(self.hidden(self.flat(x)))
+
+
+def _subclassed() -> Any:
+    model = LazyModel()
+    model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="mse")
+    return model
+
+
+def _args(y: np.ndarray, *, lean: bool) -> dict[str, Any]:
+    args = {
+        "x": X[16:],
+        "y": y[16:],
+        "validation_data": (X[:16], y[:16]),
+        "epochs": 3,
+        "batch_size": 16,
+    }
+    return lean_fit_args(args) if lean else args
+
+
+def _fit(make: Callable[[], Any], y: np.ndarray, *, prebuild: bool, lean: bool) -> Any:
+    """(history, weights, optimizer variables, train-step traces) of one seeded fit."""
+    fresh_session(7)
+    model = make()
+    model.steps_per_execution = 4
+    args = _args(y, lean=lean)
+    built = build_before_fit(model, args) if prebuild else False
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: (traces.append(1), train_step(data))[1]
+    history = model.fit(**args, verbose=0).history
+    weights = [w.copy() for w in model.get_weights()]
+    slots = [np.asarray(v.value).copy() for v in model.optimizer.variables]
+    return built, history, weights, slots, len(traces)
+
+
+CASES = [(_dense, LABELS), (_lstm, TARGET), (_subclassed, TARGET)]
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["arrays", "datasets"])
+@pytest.mark.parametrize("make, y", CASES, ids=["dense-metrics", "lstm-momentum", "subclassed"])
+def test_the_fit_is_the_same_and_traced_once(make: Any, y: np.ndarray, lean: bool) -> None:
+    built, history, weights, slots, traces = _fit(make, y, prebuild=True, lean=lean)
+    plain, history0, weights0, slots0, traces0 = _fit(make, y, prebuild=False, lean=lean)
+    assert built and not plain
+    assert (traces, traces0) == (1, 2)  # tf.function retraces a trace that made variables
+    assert history == history0
+    for a, b in zip([*weights, *slots], [*weights0, *slots0], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_generator_input_still_gets_its_optimizer_built() -> None:
+    fresh_session(0)
+    model = _lstm()
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        while True:
+            yield X[:16], TARGET[:16]
+
+    assert build_before_fit(model, {"x": batches(), "steps_per_epoch": 2})
+    assert model.optimizer.built
+    model.fit(batches(), steps_per_epoch=2, epochs=1, verbose=0)
+
+
+def test_what_it_cannot_build_is_left_to_keras() -> None:
+    uncompiled = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    assert not build_before_fit(uncompiled, {"x": X, "y": TARGET})
+    lazy = _subclassed()  # not built, and no shaped input to build it from
+    assert not build_before_fit(lazy, {"x": iter([]), "steps_per_epoch": 1})
+    assert not lazy.optimizer.built
+    broken = _dense()
+    assert not build_before_fit(broken, {"x": np.zeros((4, 5)), "y": np.zeros(4)})  # bad shape
+    fresh_session(0)
+    broken.fit(X, LABELS, epochs=1, verbose=0)  # still trains: Keras builds in the trace
+
+
+def test_cross_validated_digits_trials_are_the_same_with_prebuild(
+    digits_trials: Callable[..., list[dict[str, Any]]],
+) -> None:
+    assert digits_trials(prebuild=True) == digits_trials(prebuild=False)
+
+
+def test_the_digits_final_report_is_the_same_with_prebuild() -> None:
+    data = load_digits_data(None).limited(300, seed=0)
+    point = {**PARAMS, "optimizer": {"name": "sgd", "momentum": 0.8, "nesterov": False}}
+
+    def report(prebuild: bool) -> dict[str, Any]:
+        objective = DigitsObjective(data=data, folds=3, patience=2)
+        objective.prebuild = prebuild
+        summary = objective.final_report(point, out_dir=None, seed=5, epochs=3, cv_loss=0.1)
+        summary.pop("train_seconds")
+        return summary
+
+    assert report(True) == report(False)
