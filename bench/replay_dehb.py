@@ -26,7 +26,7 @@ seed (its generator and the ConfigSpace's), under :class:`bench.replay_sim.Sim`'
 - **Budget**: the search stops when the epoch budget is spent; the evaluation in progress
   is cut (:class:`~bench.replay_sim.BudgetSpent`) and not told to DEHB.
 
-``python bench/replay_dehb.py`` prints what re-training from scratch costs DEHB per table.
+``python bench/dehb_retraining.py`` prints what re-training from scratch costs DEHB per table.
 """
 
 from __future__ import annotations
@@ -139,48 +139,3 @@ def run_dehb(sim: Sim, seed: int) -> Sim:
                 break
             opt.tell(job, {"fitness": fitness, "cost": cost})
     return sim
-
-
-def repeats(sim: Sim) -> dict[str, float]:
-    """What re-training costs a finished DEHB replay: evaluations, distinct configurations, and
-    the share of the epochs spent on a configuration evaluated before (at any fidelity)."""
-    from bench.tabular import row_key
-
-    seen: set[str] = set()
-    again = 0
-    for params, outcome in sim.history:
-        key = row_key(params)
-        again += len(outcome.curve) if key in seen else 0
-        seen.add(key)
-    return {"evaluations": len(sim.history), "distinct": len(seen), "retrained": again / sim.spent}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python bench/replay_dehb.py [--seeds 30]``: DEHB's re-training figures per table
-    (medians over the seeds, at bench/freeze_thaw.py's budgets)."""
-    import argparse
-    import statistics
-
-    from bench import replay
-
-    p = argparse.ArgumentParser(description=main.__doc__)
-    p.add_argument("--seeds", type=int, default=30)
-    p.add_argument("--tables", default="digits,stock")
-    args = p.parse_args(argv)
-    for name in args.tables.split(","):
-        table = replay._table(name)
-        budget = round(replay.FULL.budgets[name][0] * replay.mean_trial_epochs(table))
-        runs = [repeats(run_dehb(Sim(table, budget), seed)) for seed in range(args.seeds)]
-        medians = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        print(
-            f"{name} ({budget} epochs, {len(table.val_loss)} configurations): "
-            f"{medians['evaluations']:.0f} evaluations of {medians['distinct']:.0f} distinct "
-            f"configurations; {medians['retrained']:.0%} of the epochs re-train a configuration "
-            f"evaluated before (range {min(r['retrained'] for r in runs):.0%}-"
-            f"{max(r['retrained'] for r in runs):.0%}; medians over {args.seeds} seeds)"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -23,7 +23,8 @@ def _one_config_table(curve: list[float]) -> tuple[object, dict[str, int]]:
 
 
 def test_each_evaluation_trains_from_scratch_and_a_capped_one_is_not_finished() -> None:
-    from bench.replay_dehb import evaluate, repeats
+    from bench.dehb_retraining import repeats
+    from bench.replay_dehb import evaluate
     from bench.replay_sim import Sim
 
     table, params = _one_config_table([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
@@ -80,3 +81,11 @@ def test_dehb_replay_on_stock_keeps_the_budget_and_the_report_fields(tmp_path: P
     assert freeze_thaw.main([*argv, "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["stock"]["rows"]
     assert rows["dehb"].keys() == rows["tpe"].keys() and rows["dehb"]["seeds"] == 2
+
+
+def test_the_retraining_script_prints_each_tables_share(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import dehb_retraining
+
+    assert dehb_retraining.main(["--seeds", "2", "--tables", "stock"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("stock (") and "of the epochs re-train a configuration" in line
