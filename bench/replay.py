@@ -105,6 +105,11 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "optuna-hyperband": ("optuna", {"pruner": "hyperband"}),
     # pause instead of prune, thaw by a learning-curve model (bench/replay_pause.py)
     "tpe-freeze-thaw": ("pause", {"method": "freeze-thaw"}),
+    # the two above as a new study proposes since Search(allow_duplicates=False) became its
+    # default: a proposal repeating a trial's params is drawn again (tpetune.search.distinct);
+    # the other tpetune methods here propose as hyperopt does, repeats included
+    "tpe-distinct": ("tpetune", {"allow_duplicates": False}),
+    "tpe-freeze-thaw-distinct": ("pause", {"method": "freeze-thaw", "allow_duplicates": False}),
     # Egele et al. 2023: screen random configurations one epoch each, train the best on
     "one-epoch-top-k": ("pause", {"method": "one-epoch-top-k"}),
     # DEHB (the dehb package): Hyperband brackets, each evaluation trained from scratch
@@ -202,6 +207,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
             pruned_as=options.get("pruned_as", "partial"),
             gamma=options.get("gamma", "hyperopt"),
             lag=options.get("lag", 1),
+            allow_duplicates=options.get("allow_duplicates", True),
         )
     elif runner == "fmin":
         replay_sim.run_fmin(sim, seed)
@@ -215,7 +221,9 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
 
         if options["method"] == "freeze-thaw":
             pruner = FreezeThawPruner(**{"max_steps": table.epochs, **FREEZE_THAW})
-            replay_pause.run_freeze_thaw(sim, seed, pruner=pruner)
+            replay_pause.run_freeze_thaw(
+                sim, seed, pruner=pruner, allow_duplicates=options.get("allow_duplicates", True)
+            )
         else:
             replay_pause.run_one_epoch_top_k(sim, seed)
     else:

@@ -25,7 +25,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.replay_sim import BudgetSpent, Sim, _params, _posterior_cached, hyperopt_space
+from bench.replay_sim import (
+    BudgetSpent,
+    Sim,
+    _params,
+    _posterior_cached,
+    distinct_suggest,
+    hyperopt_space,
+)
 
 
 @dataclass
@@ -80,8 +87,12 @@ def advance(sim: Sim, run: Run, decide: Callable[[int, list[float]], Any] | None
     return run.state
 
 
-def run_freeze_thaw(sim: Sim, seed: int, *, pruner: Any, n_startup: int = 20) -> Sim:
-    """TPE with a freeze-thaw pruner over the table (see the module docstring)."""
+def run_freeze_thaw(
+    sim: Sim, seed: int, *, pruner: Any, n_startup: int = 20, allow_duplicates: bool = True
+) -> Sim:
+    """TPE with a freeze-thaw pruner over the table (see the module docstring);
+    ``allow_duplicates=False``: proposals are drawn again while they repeat a trial's params,
+    as a new tpetune study does (:func:`bench.replay_sim.distinct_suggest`)."""
     import functools
 
     from hyperopt import Domain, Trials, tpe
@@ -93,8 +104,11 @@ def run_freeze_thaw(sim: Sim, seed: int, *, pruner: Any, n_startup: int = 20) ->
     suggest = functools.partial(tpe.suggest, n_startup_jobs=n_startup, verbose=False)
     domain = Domain(lambda _: 0.0, hyperopt_space(sim.table))
     trials, board = Trials(), MemoryBoard()
+    if not allow_duplicates:
+        suggest = distinct_suggest(suggest, trials, seed)
     docs: dict[int, dict[str, Any]] = {}
     paused: dict[int, Run] = {}
+    shown: set[int] = set()  # tids whose doc TPE's history holds
     sim.paused = 0  # type: ignore[attr-defined]
     sim.thaws = 0  # type: ignore[attr-defined]
 
@@ -143,8 +157,10 @@ def run_freeze_thaw(sim: Sim, seed: int, *, pruner: Any, n_startup: int = 20) ->
             elif state == "paused":
                 paused[current] = run
                 sim.paused += 1  # type: ignore[attr-defined]
-            if current in docs and "result" not in docs[current]:
-                docs[current]["result"] = {}
+            if current in docs and current not in shown:
+                # A proposal's doc arrives with a placeholder result ("new"): checking for a
+                # result here kept every doc out of TPE's history (it proposed at random).
+                shown.add(current)
                 trials.insert_trial_docs([docs[current]])
             show(current, run)
     return sim

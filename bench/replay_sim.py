@@ -163,6 +163,7 @@ def run_tpetune(
     gamma: str = "hyperopt",
     cache_posterior: bool = True,
     lag: int = 1,
+    allow_duplicates: bool = True,
 ) -> Sim:
     """tpetune's serial driver loop in miniature: propose, replay, record, repeat.
 
@@ -176,6 +177,9 @@ def run_tpetune(
     :func:`_posterior_cached`). ``lag`` (``Search(lag=...)``): trial ``n`` is proposed from
     trials up to ``n - lag`` and pruned against those alone, as two lagged workers run it
     (the replay counts epochs, not wall time, so it shows what the lag costs in quality).
+    ``allow_duplicates=False`` (``Search(allow_duplicates=False)``, a new study's default since
+    proposals were made distinct): a proposal repeating a trial's params is drawn again
+    (:func:`distinct_suggest`).
     """
     import functools
 
@@ -197,9 +201,29 @@ def run_tpetune(
 
     domain = Domain(lambda _: 0.0, hyperopt_space(sim.table))
     trials, board = Trials(), MemoryBoard()
+    if not allow_duplicates:
+        suggest = distinct_suggest(suggest, trials, seed)
     with _posterior_cached() if cache_posterior else contextlib.nullcontext():
         _drive(sim, seed, suggest, domain, trials, board, pruner, pruned_as, lag)
     return sim
+
+
+def distinct_suggest(suggest: Any, history: Any, seed: int) -> Any:
+    """``suggest`` redrawn as tpetune's driver redraws a repeat (:mod:`tpetune.search.distinct`):
+    compared with every trial proposed so far (``history``, the full ``Trials``, whatever
+    view the proposal is made from), redraws seeded from (``seed``, tid, attempt)."""
+    from tpetune.search.distinct import propose_distinct, vals_key, vals_of
+    from tpetune.trial.context import derive_seed
+
+    def distinct(new_ids: list[int], domain: Any, trials: Any, tid_seed: int) -> Any:
+        tid = new_ids[0]
+        taken = {vals_key(vals_of(doc)) for doc in history.trials}
+        return propose_distinct(
+            suggest, tid, domain, trials, tid_seed, taken=taken,
+            redraw_seed=lambda attempt: derive_seed(seed, tid, f"redraw {attempt}"),
+        )  # fmt: skip
+
+    return distinct
 
 
 def _drive(

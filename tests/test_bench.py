@@ -284,3 +284,43 @@ def test_replayed_pause_and_thaw_pay_only_new_epochs() -> None:
     assert ft.spent <= 150 and ft.trials >= 10 and math.isfinite(ft.best)
     top = run_one_epoch_top_k(Sim(synthetic, budget=60), 0)
     assert top.trials == 15 and top.spent <= 60 and math.isfinite(top.best)  # 60/4 screened
+
+
+def test_replayed_freeze_thaw_shows_tpe_its_history_and_draws_repeats_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every proposal of the freeze-thaw replay is made from all trials before it (a doc
+    held back from TPE's history once made it propose at random); with distinct proposals,
+    no configuration is trained twice before all 24 of the table were."""
+    from hyperopt import tpe
+
+    from bench import replay_pause, tabular
+    from bench.replay_sim import Sim
+    from tpetune import FreezeThawPruner
+
+    history: list[tuple[int, int]] = []
+    real = tpe.suggest
+
+    def spy(new_ids: list[int], domain: Any, trials: Any, seed: int, **kw: Any) -> Any:
+        history.append((new_ids[0], len(trials.trials)))
+        return real(new_ids, domain, trials, seed, **kw)
+
+    made: list[str] = []
+
+    class Recorded(replay_pause.Run):
+        def __init__(self, params: dict[str, Any], full: list[float]) -> None:
+            super().__init__(params, full)
+            made.append(tabular.row_key(params))
+
+    monkeypatch.setattr(tpe, "suggest", spy)
+    monkeypatch.setattr(replay_pause, "Run", Recorded)
+    table, pruner = _table(epochs=8), FreezeThawPruner(max_steps=8)
+    replay_pause.run_freeze_thaw(Sim(table, budget=400), 0, pruner=pruner, n_startup=3)
+    assert len(history) > 24 and all(seen == tid for tid, seen in history)
+    assert len(set(made[:24])) < 24  # hyperopt's TPE repeats its favourites
+
+    made.clear()
+    replay_pause.run_freeze_thaw(
+        Sim(table, budget=400), 0, pruner=pruner, n_startup=3, allow_duplicates=False
+    )
+    assert len(made) > 24 and len(set(made[:24])) == 24

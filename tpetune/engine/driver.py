@@ -13,6 +13,8 @@ run objectives. Rules it keeps:
   ``n - lag`` has finished, from those trials' documents alone, and its pruner's board holds
   only those trials (``TrialContext.board_upto``): what it is proposed and how it is pruned
   then depend on no timing, so resume is exact with up to ``lag`` trials in flight;
+- unless the study allows duplicates, a proposal repeating a trial's params is drawn again
+  (:mod:`tpetune.search.distinct`);
 - with a freeze-thaw pruner, before each proposal the pruner's plan may thaw a ``paused`` trial
   (same tid, params and seed; it continues from ``tpetune.last_step()``) or prune paused trials
   that became hopeless (their workdir is deleted); a thaw adds no trial to ``max_evals``, and
@@ -30,12 +32,13 @@ from dataclasses import replace
 from typing import Any
 
 from tpetune import _signals
-from tpetune._io import jsonable, plain_number
+from tpetune._io import jsonable
 from tpetune.engine.options import Callback, StopRules
 from tpetune.errors import ObjectiveError, SearchFailedError
 from tpetune.executors.base import Executor, Job, Outcome
 from tpetune.pruners.policies import pruner_from_json
 from tpetune.search import algos
+from tpetune.search.distinct import propose_distinct, vals_key, vals_of
 from tpetune.search.documents import hyperopt_doc
 from tpetune.search.seeding import SeedStream
 from tpetune.search.space import Space
@@ -61,6 +64,7 @@ class Driver:
         callbacks: Sequence[Callback] = (),
         stream: tuple[dict[str, Any], int] | None = None,
         lag: int | None = None,
+        allow_duplicates: bool = True,
     ) -> None:
         from hyperopt import Trials
 
@@ -68,11 +72,13 @@ class Driver:
         self.seed, self.rules, self.pruner = seed, rules, pruner
         self.point_vals, self.callbacks = point_vals, list(callbacks)
         self.lag = lag
+        self.allow_duplicates = allow_duplicates
         self.labels = space.labels
         records = store.records()
         self.rerun = [r for r in records if r.state is TrialState.RUNNING]
         self.done = [r for r in records if r.state is not TrialState.RUNNING]
         self.next_tid = max((r.tid for r in records), default=-1) + 1
+        self.taken = {vals_key(r.vals) for r in records}  # every trial's point: no repeats
         # hyperopt.fmin's seeding: (initial state, first tid it seeded); each later tid drew once
         self.stream = None
         if stream is not None:
@@ -147,11 +153,19 @@ class Driver:
                 self.trials.refresh()
                 self._stale = False
             seed = self.stream.draw() if self.stream else derive_seed(self.seed, tid)
-            docs = self.suggest([tid], self.space.domain, self._seen_by(tid), seed)
+            seen = self._seen_by(tid)
+            if self.allow_duplicates or not getattr(self.suggest, "reads_losses", True):
+                docs = self.suggest([tid], self.space.domain, seen, seed)
+            else:  # seeded from (seed, tid) alone: a resume redraws the same
+                docs = propose_distinct(
+                    self.suggest, tid, self.space.domain, seen, seed, taken=self.taken,
+                    redraw_seed=lambda attempt: derive_seed(self.seed, tid, f"redraw {attempt}"),
+                )  # fmt: skip
             if not docs:
                 return None  # the algorithm has nothing left (grid exhausted)
-            vals = {k: plain_number(v[0]) for k, v in docs[0]["misc"]["vals"].items() if v}
+            vals = vals_of(docs[0])
         self.next_tid += 1
+        self.taken.add(vals_key(vals))
         args = self.space.evaluate(vals)
         record = TrialRecord(
             tid=tid,

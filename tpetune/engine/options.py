@@ -51,6 +51,11 @@ class Search:
             default): each proposal sees every trial finished at that moment, which keeps every
             worker busy but makes proposals depend on timing. Not with a freeze-thaw pruner,
             whose thaws depend on timing.
+        allow_duplicates: whether a new proposal may repeat the params of a trial the study
+            has. ``None``: ``False`` for a new study (a repeat is drawn again:
+            :mod:`tpetune.search.distinct`), the stored value on resume (a study made before
+            tpetune stored it proposed as hyperopt does, repeats included). ``tpetune.fmin``
+            and imported hyperopt searches pass ``True``: they propose what hyperopt would.
     """
 
     algo: str | None = None
@@ -60,6 +65,7 @@ class Search:
     points: Sequence[Mapping[str, Any]] = ()
     stream: Mapping[str, Any] | None = None
     lag: int | None = None
+    allow_duplicates: bool | None = None
 
     def __post_init__(self) -> None:
         if self.algo is not None:
@@ -78,6 +84,10 @@ class Search:
             )
         if self.lag is not None:
             check_int("Search(lag=...)", self.lag)
+        if self.allow_duplicates is not None and not isinstance(self.allow_duplicates, bool):
+            raise ConfigError(
+                f"Search(allow_duplicates=...) must be True or False; got {self.allow_duplicates!r}"
+            )
         if self.stream is not None and (
             not isinstance(self.stream, Mapping) or "bit_generator" not in self.stream
         ):

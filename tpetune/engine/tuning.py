@@ -164,6 +164,8 @@ def tune(
                 callbacks=[*callbacks, retention],
                 stream=_stream(meta),
                 lag=lag,
+                # absent: a study made before tpetune stored it, which proposed repeats
+                allow_duplicates=bool(meta.get("allow_duplicates", True)),
             )
             reason = driver.run(max_evals, (executor or Serial()).build(objective), progress)
             records = store.records()
@@ -264,6 +266,7 @@ def new_study_meta(
         "seed": 0 if seed is None else int(seed),
         "pruner": (pruner or default_pruner()).to_json(),
         "lag": search.lag,
+        "allow_duplicates": bool(search.allow_duplicates),
         "max_evals": max_evals,
         "timeout": timeout,
         "elapsed_s": 0.0,
@@ -338,10 +341,17 @@ def _check_same_search(
             f"({space.diff(meta.get('space', {}))}); to start over use fresh=True, "
             "or give another study_dir"
         )
-    for name, given in (("seed", search.seed), ("algo", search.algo), ("lag", search.lag)):
-        if given is not None and given != meta.get(name):
+    given_options = (
+        ("seed", search.seed, None),
+        ("algo", search.algo, None),
+        ("lag", search.lag, None),
+        ("allow_duplicates", search.allow_duplicates, True),
+    )
+    for name, given, before in given_options:
+        if given is not None and given != meta.get(name, before):
             raise ConfigError(
-                f"study {study_dir} was made with {name} {meta.get(name)!r}, not {given!r}: "
+                f"study {study_dir} was made with {name} {meta.get(name, before)!r}, not "
+                f"{given!r}: "
                 f"leave Search({name}=...) unset to resume it, {hint}"
             )
     if search.stream is not None and meta.get("seed_stream", search.stream) != search.stream:

@@ -188,7 +188,9 @@ def fmin(
             study_dir=study_dir,
             # hyperopt evaluates the points, then max_evals proposals
             max_evals=max_evals + len(points),
-            search=Search(algo=name, options=options, points=points, stream=stream),
+            search=Search(
+                algo=name, options=options, points=points, stream=stream, allow_duplicates=True
+            ),
             stop=StopRules(
                 # hyperopt's timeout is this call's; tune()'s counts the study's earlier runs
                 timeout=None

@@ -206,7 +206,9 @@ def create_study_store(
     algo = algo or "tpe"
     if options is None:
         options = {"n_startup_jobs": 20} if algo == "tpe" else {}
-    search = Search(algo=algo, seed=seed, options=dict(options), stream=stream)
+    search = Search(
+        algo=algo, seed=seed, options=dict(options), stream=stream, allow_duplicates=True
+    )
     store, _ = tuning._open_store(study_dir, space, search, None, max_evals, StopRules(), {}, [])
     return store
 

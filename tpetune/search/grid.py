@@ -115,19 +115,25 @@ class GridSearch:
 
     def __call__(self, new_ids: list[int], domain: Any, trials: Any, seed: int) -> list[dict]:
         tried = {_key(_flat(doc["misc"]["vals"])) for doc in trials.trials}
-        docs = []
         pending = (c for c in self.combinations if _key(c) not in tried)
-        for tid, combo in zip(new_ids, pending, strict=False):
-            labels = domain.params.keys()
-            misc = {
-                "tid": tid,
-                "cmd": domain.cmd,
-                "workdir": domain.workdir,
-                "idxs": {k: [tid] if k in combo else [] for k in labels},
-                "vals": {k: [combo[k]] if k in combo else [] for k in labels},
-            }
-            docs.extend(trials.new_trial_docs([tid], [None], [domain.new_result()], [misc]))
-        return docs
+        return [
+            combination_doc(combo, tid, domain, trials)
+            for tid, combo in zip(new_ids, pending, strict=False)
+        ]
+
+
+def combination_doc(combo: dict[str, Any], tid: int, domain: Any, trials: Any) -> dict[str, Any]:
+    """hyperopt's proposal document for trial ``tid`` at ``combo`` (an :func:`enumerate_space`
+    combination)."""
+    labels = domain.params.keys()
+    misc = {
+        "tid": tid,
+        "cmd": domain.cmd,
+        "workdir": domain.workdir,
+        "idxs": {k: [tid] if k in combo else [] for k in labels},
+        "vals": {k: [combo[k]] if k in combo else [] for k in labels},
+    }
+    return dict(trials.new_trial_docs([tid], [None], [domain.new_result()], [misc])[0])
 
 
 def _flat(vals: dict[str, list[Any]]) -> dict[str, Any]:
