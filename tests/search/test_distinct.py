@@ -135,3 +135,31 @@ def test_a_paused_or_failed_trials_point_is_not_proposed_again(tmp_path: Path) -
     records = load_study(tmp_path).records
     assert len({json.dumps(r.params, sort_keys=True) for r in records}) == 12
     assert sum(r.state is TrialState.FAIL for r in records) == 4  # a=2: 4 points, each once
+
+
+DISCRETE_FILE = """
+import os, time
+from hyperopt import hp
+
+space = {"a": hp.choice("a", [0, 1, 2]), "b": hp.choice("b", ["x", "y"]),
+         "c": hp.choice("c", [0.1, 0.2])}
+
+def objective(params):
+    time.sleep(os.urandom(1)[0] / 255 * 0.05)  # from the OS: the finish order varies per run
+    return params["a"] + (params["b"] == "y") + 10 * params["c"]
+"""
+
+
+def test_two_lagged_workers_propose_the_distinct_points_a_serial_run_does(tmp_path: Path) -> None:
+    from tpetune import Serial, Workers
+    from tpetune.search.space import load_file
+
+    path = tmp_path / "discrete.py"
+    path.write_text(DISCRETE_FILE)
+    ns = load_file(path, need_objective=True)
+    search = Search(seed=2, lag=2, options={"n_startup_jobs": 3})
+    for name, executor in (("serial", Serial()), ("two", Workers(2))):
+        tune(ns["objective"], ns["space"], study_dir=tmp_path / name, max_evals=12,
+             search=search, executor=executor, progress=False)  # fmt: skip
+    assert _points(tmp_path / "two") == _points(tmp_path / "serial")
+    assert len(set(_points(tmp_path / "two"))) == 12
