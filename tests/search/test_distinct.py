@@ -163,3 +163,26 @@ def test_two_lagged_workers_propose_the_distinct_points_a_serial_run_does(tmp_pa
              search=search, executor=executor, progress=False)  # fmt: skip
     assert _points(tmp_path / "two") == _points(tmp_path / "serial")
     assert len(set(_points(tmp_path / "two"))) == 12
+
+
+def test_the_cli_flag_is_stored_and_a_conflicting_resume_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tpetune.cli.main import main
+
+    path = tmp_path / "discrete.py"
+    path.write_text(DISCRETE_FILE)
+    common = ["--max-evals", "4", "--quiet", "--no-plots", "--seed", "1"]
+    repeats, distinct = tmp_path / "repeats", tmp_path / "distinct"
+    assert main(["run", str(path), "--study-dir", str(repeats), *common, "--allow-duplicates"]) == 0
+    assert main(["run", str(path), "--study-dir", str(distinct), *common]) == 0
+    assert load_study(repeats).meta["allow_duplicates"] is True
+    assert load_study(distinct).meta["allow_duplicates"] is False
+    capsys.readouterr()
+    more = ["--max-evals", "6", "--quiet", "--no-plots"]
+    assert main(["run", str(path), "--study-dir", str(distinct), *more, "--allow-duplicates"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--allow-duplicates" in err and "Traceback" not in err
+    assert len(load_study(distinct).records) == 4  # nothing changed
+    assert main(["run", str(path), "--study-dir", str(repeats), *more]) == 0  # stored: resumes
+    assert len(load_study(repeats).records) == 6

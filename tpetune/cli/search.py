@@ -82,6 +82,13 @@ def add_search_options(
         help="JSON list of param dicts (by value) evaluated first, as a new study's first trials",
     )
     g.add_argument(
+        "--allow-duplicates",
+        action="store_const",
+        const=True,
+        help="let a new study propose params it has trained already, as hyperopt does (default: "
+        "a repeat is drawn again while the space has an untrained point; stored with the study)",
+    )
+    g.add_argument(
         "--tpe-startup",
         type=positive_int,
         help="TPE: random trials before TPE (default for a new study: half of --max-evals, "
@@ -176,6 +183,7 @@ def search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             options=algo_options,
             points=_read_points(args.points) if args.points else (),
             lag=args.lag,
+            allow_duplicates=args.allow_duplicates,
         ),
         "stop": StopRules(
             timeout=args.timeout,
@@ -244,6 +252,7 @@ _FLAGS = (
     ("Search(seed=...)", "--seed"),
     ("Search(points=...)", "--points"),
     ("Search(lag=...)", "--lag"),
+    ("Search(allow_duplicates=...)", "--allow-duplicates"),
     ("Search(options=", "the --tpe-* flags ("),
     ("StopRules(timeout=...)", "--timeout"),
     ("StopRules(loss_threshold=...)", "--loss-threshold"),
