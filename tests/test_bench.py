@@ -165,15 +165,22 @@ def test_replayed_trial_stops_by_patience_prune_and_budget() -> None:
     assert short.spent == 3 and short.trials == 0 and short.best_at(3) == math.inf
 
 
-def test_replay_loop_proposes_and_prunes_exactly_as_tpetune_tune(tmp_path: Path) -> None:
-    """The simulator's driver loop equals the real driver: same params, states and losses."""
+@pytest.mark.parametrize("allow_duplicates", [True, False], ids=["repeats", "distinct"])
+def test_replay_loop_proposes_and_prunes_exactly_as_tpetune_tune(
+    tmp_path: Path, allow_duplicates: bool
+) -> None:
+    """The simulator's driver loop equals the real driver: same params, states and losses,
+    with hyperopt's repeats and with a new study's distinct proposals."""
     import tpetune
     from bench.replay_sim import Sim, hyperopt_space, run_tpetune
     from tpetune.engine.tuning import tune
 
     table = _table()
     for pruner in (None, tpetune.ASHAPruner()):
-        sim = run_tpetune(Sim(table, budget=120), 7, pruner=pruner, n_startup=5)
+        sim = run_tpetune(
+            Sim(table, budget=120), 7, pruner=pruner, n_startup=5,
+            allow_duplicates=allow_duplicates,
+        )  # fmt: skip
 
         def objective(params: dict[str, Any]) -> float:
             best, wait = math.inf, 0
@@ -191,12 +198,16 @@ def test_replay_loop_proposes_and_prunes_exactly_as_tpetune_tune(tmp_path: Path)
             hyperopt_space(table),
             study_dir=tmp_path / str(pruner),
             max_evals=sim.trials,
-            search=tpetune.Search(seed=7, options={"n_startup_jobs": 5}),
+            search=tpetune.Search(
+                seed=7, options={"n_startup_jobs": 5}, allow_duplicates=allow_duplicates
+            ),
             pruner=pruner or tpetune.NoPruner(),
             progress=False,
         )
         driven = [(r.params, r.state.value, r.loss) for r in sorted(study.records, key=_tid)]
         assert driven == [(p, o.state, o.loss) for p, o in sim.history]
+        points = [json.dumps(p, sort_keys=True) for p, _ in sim.history][:24]  # 24 in the table
+        assert (len(set(points)) == len(points)) is not allow_duplicates  # repeats are redrawn
 
 
 def _tid(record: Any) -> int:
