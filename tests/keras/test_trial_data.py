@@ -162,4 +162,6 @@ def test_trial_seed_answers_inside_tf_datas_generator_thread() -> None:
 
     with trial_scope(TrialContext(tid=3, seed=1234, study_dir=None)):
         LazySeed("generator")({"lr": 0.05})
-    assert seen == [1234]
+    # TensorFlow starts the generator once; on JAX the trainer first peeks at one batch
+    # through an iterator of its own, which starts it once more: each start gets the seed.
+    assert seen and set(seen) == {1234}
