@@ -27,7 +27,13 @@ def test_every_variant_trains_the_same_losses(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = json.loads(out.read_text())["figures"]
-    variants = ["before", "+ one gc per trial", "+ compiled-model reuse", "+ lean inputs"]
+    variants = [
+        "before",
+        "+ one gc per trial",
+        "+ compiled-model reuse",
+        "+ lean inputs",
+        "+ state before fit",
+    ]
     assert list(figures["walls"]) == variants
     assert all(figures["walls"][v] > 0 for v in variants)
     assert figures["same_losses"] == dict.fromkeys(variants, True)
