@@ -169,3 +169,33 @@ def test_the_digits_final_report_is_the_same_with_prebuild() -> None:
         return summary
 
     assert report(True) == report(False)
+
+
+STRATEGY = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+import keras
+from tpetune.keras.prebuild import build_before_fit
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+x, y = np.ones((32, 3), "float32"), np.ones((32, 1), "float32")
+assert not build_before_fit(model, {"x": x, "y": y})  # Keras builds it, in the scope
+model.fit(x, y, epochs=1, verbose=0)
+print("trained")
+"""
+
+
+def test_a_model_compiled_under_a_distribution_strategy_is_left_to_keras() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", STRATEGY], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr[-2000:]

@@ -15,7 +15,12 @@ values are those the trace would have created (zeros, the initial step and learn
 the fit is the same to the bit (``tests/keras/test_prebuild.py``); only the duplicate trace
 goes. Anything it cannot tell — another backend, inputs of no known shape, a Keras without
 the private method, any error — leaves the model as it was, and Keras builds during the trace
-as before (this only saves time).
+as before (this only saves time). A model compiled under a ``tf.distribute`` strategy is left
+alone: Keras builds it before ``fit`` already, in the strategy's scope.
+
+The optimizer is built on the variables trainable when this is called, as Keras' own build
+under a strategy does: a callback that unfreezes layers in ``on_train_begin`` then needs
+``KerasTrial.prebuild = False`` (or the unfreezing done before ``fit``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ def build_before_fit(model: Any, fit_args: Mapping[str, Any]) -> bool:
         if keras.backend.backend() != "tensorflow":
             return False  # JAX and torch build before their first step already
         if not getattr(model, "compiled", False) or getattr(model, "optimizer", None) is None:
+            return False
+        import tensorflow as tf
+
+        if getattr(model, "_distribute_strategy", None) is not None or tf.distribute.has_strategy():
+            # Keras builds before fit itself under a strategy, inside its scope; building
+            # here, outside it, would leave the optimizer marked built without its slots.
             return False
         batch = _symbolic_batch(fit_args)
         if batch is not None and hasattr(model, "_symbolic_build"):
