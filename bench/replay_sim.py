@@ -212,7 +212,8 @@ def distinct_suggest(suggest: Any, history: Any, seed: int) -> Any:
     """``suggest`` redrawn as tpetune's driver redraws a repeat (:mod:`tpetune.search.distinct`):
     compared with every trial proposed so far (``history``, the full ``Trials``, whatever
     view the proposal is made from), redraws seeded from (``seed``, tid, attempt)."""
-    from tpetune.search.distinct import propose_distinct, vals_key, vals_of
+    from tpetune.search.distinct import propose_distinct
+    from tpetune.search.documents import vals_key, vals_of
     from tpetune.trial.context import derive_seed
 
     def distinct(new_ids: list[int], domain: Any, trials: Any, tid_seed: int) -> Any:

@@ -42,3 +42,25 @@ def digits_trials() -> Callable[..., list[dict[str, Any]]]:
         return results
 
     return run
+
+
+@pytest.fixture(scope="module")
+def digits_report() -> Callable[..., dict[str, Any]]:
+    """``run(point, **flags)``: the digits final report of ``point`` (300 images, seed 5, 3
+    epochs) by a ``DigitsObjective`` with these KerasTrial class flags set on the instance;
+    its summary without ``train_seconds``, to compare exactly."""
+    pytest.importorskip("keras")
+    from tpetune.digits.data import load_digits_data
+    from tpetune.digits.objective import DigitsObjective
+
+    data = load_digits_data(None).limited(300, seed=0)
+
+    def run(point: dict[str, Any], **flags: bool) -> dict[str, Any]:
+        objective = DigitsObjective(data=data, folds=3, patience=2)
+        for name, value in flags.items():
+            setattr(objective, name, value)
+        summary = objective.final_report(point, out_dir=None, seed=5, epochs=3, cv_loss=0.1)
+        summary.pop("train_seconds")
+        return summary
+
+    return run

@@ -13,8 +13,6 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from tests.digits.test_digits_objective import PARAMS  # noqa: E402
-from tpetune.digits.data import load_digits_data  # noqa: E402
-from tpetune.digits.objective import DigitsObjective  # noqa: E402
 from tpetune.keras.inputs import keras_order, lean_fit_args  # noqa: E402
 from tpetune.keras.trial import fresh_session  # noqa: E402
 
@@ -129,15 +127,8 @@ def test_cross_validated_digits_trials_are_the_same_with_lean_inputs(
     assert digits_trials(lean_inputs=True) == digits_trials(lean_inputs=False)
 
 
-def test_the_digits_final_report_is_the_same_with_lean_inputs() -> None:
-    data = load_digits_data(None).limited(300, seed=0)
+def test_the_digits_final_report_is_the_same_with_lean_inputs(
+    digits_report: Callable[..., dict[str, Any]],
+) -> None:
     point = {**PARAMS, "activation": "tanh", "optimizer": {"name": "rmsprop"}, "batch_size": 64}
-
-    def report(lean: bool) -> dict[str, Any]:
-        objective = DigitsObjective(data=data, folds=3, patience=2)
-        objective.lean_inputs = lean
-        summary = objective.final_report(point, out_dir=None, seed=5, epochs=3, cv_loss=0.1)
-        summary.pop("train_seconds")
-        return summary
-
-    assert report(True) == report(False)
+    assert digits_report(point, lean_inputs=True) == digits_report(point, lean_inputs=False)

@@ -12,8 +12,6 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from tests.digits.test_digits_objective import PARAMS  # noqa: E402
-from tpetune.digits.data import load_digits_data  # noqa: E402
-from tpetune.digits.objective import DigitsObjective  # noqa: E402
 from tpetune.keras.inputs import lean_fit_args  # noqa: E402
 from tpetune.keras.prebuild import build_before_fit  # noqa: E402
 from tpetune.keras.trial import fresh_session  # noqa: E402
@@ -157,18 +155,11 @@ def test_cross_validated_digits_trials_are_the_same_with_prebuild(
     assert digits_trials(prebuild=True) == digits_trials(prebuild=False)
 
 
-def test_the_digits_final_report_is_the_same_with_prebuild() -> None:
-    data = load_digits_data(None).limited(300, seed=0)
+def test_the_digits_final_report_is_the_same_with_prebuild(
+    digits_report: Callable[..., dict[str, Any]],
+) -> None:
     point = {**PARAMS, "optimizer": {"name": "sgd", "momentum": 0.8, "nesterov": False}}
-
-    def report(prebuild: bool) -> dict[str, Any]:
-        objective = DigitsObjective(data=data, folds=3, patience=2)
-        objective.prebuild = prebuild
-        summary = objective.final_report(point, out_dir=None, seed=5, epochs=3, cv_loss=0.1)
-        summary.pop("train_seconds")
-        return summary
-
-    assert report(True) == report(False)
+    assert digits_report(point, prebuild=True) == digits_report(point, prebuild=False)
 
 
 STRATEGY = """

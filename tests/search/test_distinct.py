@@ -15,7 +15,8 @@ from hyperopt import hp, tpe
 
 import tpetune
 from tpetune import ConfigError, Search, TrialState, load_study, tune
-from tpetune.search.distinct import propose_distinct, vals_key
+from tpetune.search.distinct import propose_distinct
+from tpetune.search.documents import vals_key
 from tpetune.search.grid import combination_doc
 
 # 3 * 2 * 2 = 12 points; the loss favours one corner, so TPE keeps proposing near it.

@@ -59,8 +59,6 @@ from tpetune._io import jsonable
 from tpetune.digits import DATA_SEED, DEFAULT_FOLDS, DEFAULT_PATIENCE
 from tpetune.digits.data import N_CLASSES, Digits, load_digits_data, stratified_folds
 from tpetune.digits.plots import CONFUSION_PNG, confusion_title, plot_confusion
-from tpetune.keras.inputs import lean_fit_args
-from tpetune.keras.prebuild import build_before_fit
 from tpetune.keras.trial import (
     CallbackSpec,
     History,
@@ -216,18 +214,14 @@ class DigitsObjective(KerasTrial):
         fresh_session(seed)
         model = self.apply_steps_per_execution(self._build(params, len(d.y_train)))
         started = time.perf_counter()
-        fit_args: dict[str, Any] = {
+        fit_args = {
             "x": d.x_train,
             "y": d.y_train,
             "epochs": int(epochs),
             "batch_size": self.int_param(params, "batch_size"),
         }
-        if self.lean_inputs:
-            fit_args = lean_fit_args(fit_args)
-        if self.prebuild:
-            build_before_fit(model, fit_args)
         model.fit(
-            **fit_args,
+            **self.fit_inputs(model, fit_args),
             verbose=self.verbose,
             callbacks=[StopOnNaN()],
         )

@@ -38,8 +38,8 @@ from tpetune.errors import ObjectiveError, SearchFailedError
 from tpetune.executors.base import Executor, Job, Outcome
 from tpetune.pruners.policies import pruner_from_json
 from tpetune.search import algos
-from tpetune.search.distinct import propose_distinct, vals_key, vals_of
-from tpetune.search.documents import hyperopt_doc
+from tpetune.search.distinct import propose_distinct
+from tpetune.search.documents import hyperopt_doc, vals_key, vals_of
 from tpetune.search.seeding import SeedStream
 from tpetune.search.space import Space
 from tpetune.study.store import Store, TrialRecord, TrialState

@@ -130,12 +130,10 @@ class KerasTrial(ABC):
     steps_per_execution: ClassVar[int] = 8
     #: Train on the previous fit's model (in this process) when the new one is the same
     #: compiled model, with the new one's weights, seeds and optimizer state copied in: the
-    #: same fit without tracing its steps again (every fold of a cross-validated trial, a
-    #: report's re-fits of one configuration). See :mod:`tpetune.keras.reuse`.
+    #: same fit without tracing its steps again. See :mod:`tpetune.keras.reuse`.
     reuse_compiled: ClassVar[bool] = True
-    #: Hand ``fit`` array inputs as lean ``tf.data`` datasets holding the rows in the order
-    #: Keras would feed them: the same batches, without Keras' four new input iterators per
-    #: epoch (about 11 ms each). See :mod:`tpetune.keras.inputs`.
+    #: Hand ``fit`` array inputs as ``tf.data`` datasets in Keras' own row order: the same
+    #: batches without Keras' four new iterators per epoch. See :mod:`tpetune.keras.inputs`.
     lean_inputs: ClassVar[bool] = True
     #: Make optimizer/metric variables before ``fit``: one trace, not two (keras/prebuild.py).
     prebuild: ClassVar[bool] = True
@@ -242,6 +240,13 @@ class KerasTrial(ABC):
                 break  # the pruner stopped this fold: the trial is judged already
         results = [{k: r[k] for k in ("loss", "curves", "metrics")} for r in results]
         return results[0] if len(folds) == 1 else self.combine(results)
+
+    def fit_inputs(self, model: Any, args: Mapping[str, Any]) -> dict[str, Any]:
+        """``fit``'s ``args`` for ``model``: lean inputs, its state made (see the flags)."""
+        out = lean_fit_args(args) if self.lean_inputs else dict(args)
+        if self.prebuild:
+            build_before_fit(model, out)
+        return out
 
     def apply_steps_per_execution(self, model: Any) -> Any:
         """``model`` with :attr:`steps_per_execution` set, unless it was compiled with its own
@@ -363,13 +368,8 @@ class KerasTrial(ABC):
         early = keras.callbacks.EarlyStopping(
             monitor=self.monitor, patience=self.patience, restore_best_weights=True
         )
-        args = self.fit_args(params, fold)
-        if self.lean_inputs:
-            args = lean_fit_args(args)
-        if self.prebuild:
-            build_before_fit(model, args)
         fit = model.fit(
-            **args,
+            **self.fit_inputs(model, self.fit_args(params, fold)),
             verbose=self.verbose,
             callbacks=[
                 *callbacks,

@@ -23,28 +23,17 @@ parameters make exact repeats practically impossible, so this changes nothing th
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container
 from typing import Any
 
-from tpetune._io import plain_number
+from tpetune.search.algos import Suggest
+from tpetune.search.documents import vals_key, vals_of
+from tpetune.search.grid import combination_doc, enumerate_space
 
-__all__ = ["REDRAWS", "propose_distinct", "vals_key", "vals_of"]
+__all__ = ["REDRAWS", "propose_distinct"]
 
 #: Redraws with the study's algorithm, then as many at random, before a repeat is accepted.
 REDRAWS = 10
-
-Suggest = Callable[[list[int], Any, Any, int], list[dict[str, Any]]]
-
-
-def vals_of(doc: Mapping[str, Any]) -> dict[str, int | float]:
-    """A hyperopt proposal document's point: label -> value of every active label."""
-    return {k: plain_number(v[0]) for k, v in doc["misc"]["vals"].items() if v}
-
-
-def vals_key(vals: Mapping[str, Any]) -> str:
-    """The comparable form of a point (``1`` and ``1.0`` are the same choice index)."""
-    return json.dumps({k: float(v) for k, v in vals.items()}, sort_keys=True)
 
 
 def propose_distinct(
@@ -70,8 +59,6 @@ def propose_distinct(
         again = algo([tid], domain, trials, redraw_seed(attempt))
         if again and vals_key(vals_of(again[0])) not in taken:
             return again
-    from tpetune.search.grid import combination_doc, enumerate_space
-
     try:
         combinations = enumerate_space(domain.expr)
     except Exception:  # continuous, too many points, or a form grid search cannot list

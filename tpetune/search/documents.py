@@ -8,13 +8,26 @@ so TPE sees the same history either way. Imports hyperopt only inside the functi
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Mapping
 from typing import Any
 
+from tpetune._io import plain_number
 from tpetune.study.store import TrialRecord, TrialState
 
 #: The metric :func:`tpetune.fmin` records for a trial whose ``fn`` raised: hyperopt's
 #: ``misc["error"]`` pair, ``[str(type(exc)), str(exc)]``.
 RAISED = "fmin_raised"
+
+
+def vals_of(doc: Mapping[str, Any]) -> dict[str, int | float]:
+    """A hyperopt proposal document's point: label -> value of every active label."""
+    return {k: plain_number(v[0]) for k, v in doc["misc"]["vals"].items() if v}
+
+
+def vals_key(vals: Mapping[str, Any]) -> str:
+    """The comparable form of a point (``1`` and ``1.0`` are the same choice index)."""
+    return json.dumps({k: float(v) for k, v in vals.items()}, sort_keys=True)
 
 
 def hyperopt_doc(record: TrialRecord, labels: list[str]) -> dict[str, Any]:

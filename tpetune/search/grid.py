@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from tpetune.errors import ConfigError
+from tpetune.search.documents import vals_key, vals_of
 
 log = logging.getLogger("tpetune")
 
@@ -114,8 +115,8 @@ class GridSearch:
         return len(self.combinations)
 
     def __call__(self, new_ids: list[int], domain: Any, trials: Any, seed: int) -> list[dict]:
-        tried = {_key(_flat(doc["misc"]["vals"])) for doc in trials.trials}
-        pending = (c for c in self.combinations if _key(c) not in tried)
+        tried = {vals_key(vals_of(doc)) for doc in trials.trials}
+        pending = (c for c in self.combinations if vals_key(c) not in tried)
         return [
             combination_doc(combo, tid, domain, trials)
             for tid, combo in zip(new_ids, pending, strict=False)
@@ -134,11 +135,3 @@ def combination_doc(combo: dict[str, Any], tid: int, domain: Any, trials: Any) -
         "vals": {k: [combo[k]] if k in combo else [] for k in labels},
     }
     return dict(trials.new_trial_docs([tid], [None], [domain.new_result()], [misc])[0])
-
-
-def _flat(vals: dict[str, list[Any]]) -> dict[str, Any]:
-    return {k: v[0] for k, v in vals.items() if v}
-
-
-def _key(combo: dict[str, Any]) -> tuple[tuple[str, float], ...]:
-    return tuple(sorted((k, float(v)) for k, v in combo.items()))
