@@ -34,3 +34,23 @@ def test_calibration_is_wide_without_enough_finished_curves() -> None:
     many = tuple(tuple(_pow3(t) + 0.01 * k for t in range(1, 11)) for k in range(6))
     z_mean, z_sd = calibration(many, 3, 10)
     assert math.isfinite(z_mean) and z_sd >= 0.5
+
+
+def _flat_then_drop(drop_at: int | None, level: float = 0.405) -> list[float]:
+    """A near-random-walk curve, flat at ``level``; with ``drop_at``, it falls 3% there."""
+    return [level + 0.002 / t - (0.012 if drop_at and t >= drop_at else 0) for t in range(1, 13)]
+
+
+def test_a_late_drop_seen_once_keeps_a_flat_curve_from_being_pruned() -> None:
+    """On curves that are flat early and fall late (the stock table), the normal fit of the
+    calibration errors underrates a flat start's chance; the errors themselves say that one
+    finished curve in n did beat its forecast that much: p >= 1/(n + 1)."""
+    flat = [_flat_then_drop(None, 0.405 + 0.001 * k) for k in range(9)]
+    late = [*flat, _flat_then_drop(7)]
+    start = _flat_then_drop(None)[:3]
+    threshold = 0.398  # below every flat curve's end, above the late one's
+    assert forecast(start, 12, flat).p_below(threshold) < 1e-3  # nothing like it: prunable
+    with_late = forecast(start, 12, late)
+    assert with_late.p_below(threshold) >= 1 / (len(late) + 1)
+    assert with_late.expected_improvement(threshold) > 0
+    assert len(with_late.outcomes) == len(late)
