@@ -122,19 +122,21 @@ def run_freeze_thaw(
     tid = 0
     with _posterior_cached():
         while not sim.exhausted:
-            plan = pruner.plan(
-                {t: r.curve for t, r in paused.items()}, board.curves, can_propose=True
-            )
-            for gone in plan.prune:
-                paused.pop(gone)
-                sim.pruned += 1
-            if plan.thaw is not None:
-                current, run = plan.thaw, paused.pop(plan.thaw)
+            thaw = _plan(pruner, paused, board, sim, can_propose=True)
+            doc = None
+            if thaw is None:
+                doc = suggest([tid], domain, trials, derive_seed(seed, tid))[0]
+                if paused and not allow_duplicates and _repeats(doc, docs):
+                    # no untrained point is left: continue a paused trial instead (as the
+                    # driver does; a repeat stands only when none is paused)
+                    thaw = _plan(pruner, paused, board, sim, can_propose=False)
+            if thaw is not None:
+                current, run = thaw, paused.pop(thaw)
                 board.thaw(current)
                 sim.thaws += 1  # type: ignore[attr-defined]
             else:
+                assert doc is not None
                 current = tid
-                doc = suggest([tid], domain, trials, derive_seed(seed, tid))[0]
                 doc["state"] = JOB_STATE_DONE
                 run = Run(
                     _params(sim.table, doc["misc"]["vals"]),
@@ -164,6 +166,27 @@ def run_freeze_thaw(
                 trials.insert_trial_docs([docs[current]])
             show(current, run)
     return sim
+
+
+def _plan(
+    pruner: Any, paused: dict[int, Run], board: Any, sim: Sim, *, can_propose: bool
+) -> int | None:
+    """The pruner's plan: prunes the paused trials it names; the one to thaw, or None."""
+    plan = pruner.plan(
+        {t: r.curve for t, r in paused.items()}, board.curves, can_propose=can_propose
+    )
+    for gone in plan.prune:
+        paused.pop(gone)
+        sim.pruned += 1
+    return plan.thaw
+
+
+def _repeats(doc: dict[str, Any], docs: Mapping[int, dict[str, Any]]) -> bool:
+    """Whether ``doc`` proposes the point of a trial already in ``docs``."""
+    from tpetune.search.documents import vals_key, vals_of
+
+    key = vals_key(vals_of(doc))
+    return any(vals_key(vals_of(d)) == key for d in docs.values())
 
 
 def run_one_epoch_top_k(sim: Sim, seed: int, *, share: float = 0.25) -> Sim:

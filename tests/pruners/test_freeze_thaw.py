@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -492,3 +492,90 @@ def test_a_thawed_objective_returns_its_whole_curve_from_reported(tmp_path: Path
     for r in study.records:
         if r.state is TrialState.OK:
             assert r.loss == min(value(r.params["x"], s) for s in range(1, EPOCHS + 1))
+
+
+SMALL_VALUES = [0.0, 0.3, 0.6, 0.9, 1.2, 1.5]
+SMALL = {"x": hp.choice("x", SMALL_VALUES)}  # six points
+
+
+def _paused_spans(study: tpetune.Study, trained: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(tid, at, until) for each pause: log lines of the pause and of its thaw (or the end)."""
+    spans = []
+    for r in study.records:
+        for at in r.metrics.get("paused_at") or []:
+            start = trained.index((r.tid, at))
+            thaw = (r.tid, at + 1)
+            spans.append((r.tid, start, trained.index(thaw) if thaw in trained else len(trained)))
+    return spans
+
+
+def test_a_full_space_thaws_paused_trials_before_training_a_repeat(tmp_path: Path) -> None:
+    """Once every point of a finite space has a trial, a new proposal could only repeat one:
+    the driver continues paused trials instead, and a repeat starts only while none is
+    paused; stopped and resumed, the study is the same."""
+
+    def run(study_dir: Path, log: Path, **kw: Any) -> tpetune.Study:
+        return tune(Objective(log), SMALL, study_dir=study_dir, max_evals=9,
+                    search=Search(seed=3), pruner=PRUNER, progress=False, **kw)  # fmt: skip
+
+    study = run(tmp_path / "s", tmp_path / "log")
+    points = [r.params["x"] for r in study.records]
+    assert sorted(points[:6]) == SMALL_VALUES and len(points) == 9  # then repeats
+    trained = _trained(tmp_path / "log")
+    full = trained.index((5, 1))  # the sixth point started: the space is full
+    repeats = [trained.index((tid, 1)) for tid in range(6, 9)]
+    spans = _paused_spans(study, trained)
+    assert [s for s in spans if s[1] > full], "nothing was paused once the space was full"
+    for tid, start, until in spans:
+        assert not [i for i in repeats if start < i < until], f"a repeat ran while {tid} paused"
+
+    count = {"n": 0}
+
+    def interrupt(trials: Any, record: Any) -> None:
+        count["n"] += 1
+        if count["n"] % 3 == 0:
+            raise KeyboardInterrupt
+
+    for _ in range(20):
+        try:
+            resumed = run(tmp_path / "parts", tmp_path / "parts.log", callbacks=[interrupt])
+            break
+        except KeyboardInterrupt:
+            continue
+    assert _summary(resumed) == _summary(study)
+
+
+def test_a_trial_that_crashed_after_its_pause_or_prune_ends_so_without_a_re_run(
+    tmp_path: Path,
+) -> None:
+    """A crash between the step at which the pruner paused (or pruned) a trial and the
+    objective's stop leaves it running; on resume it ends as that decision said, its
+    checkpoint kept for a paused one, instead of training past the step."""
+    study_dir = tmp_path / "s"
+    first = _run(study_dir, Objective(tmp_path / "log"), max_evals=4)
+    store = Store.open(study_dir, readonly=False)
+    try:
+        for tid, stop in ((4, Decision(True, pause=True)), (5, Decision(True))):
+            running = replace(first.records[0], tid=tid, state=TrialState.RUNNING, loss=None)
+            store.begin_trial(running)
+            (study_dir / "trials" / str(tid)).mkdir(parents=True)
+            (study_dir / "trials" / str(tid) / "checkpoint").write_text("2")
+            for step, decision in ((1, Decision(False)), (2, stop)):
+                store.record_step(tid, step, value(0.9, step), decide=lambda _b, d=decision: d)
+    finally:
+        store.close()
+    kept = {}
+
+    def look(trials: Any, record: Any) -> None:  # right after the two ended
+        if record.tid == 5:
+            kept["4"] = (study_dir / "trials" / "4" / "checkpoint").exists()
+            kept["5"] = (study_dir / "trials" / "5").exists()
+
+    log = tmp_path / "resumed.log"
+    resumed = _run(study_dir, Objective(log), max_evals=6, callbacks=[look])
+    paused, pruned = resumed.records[4], resumed.records[5]
+    assert pruned.state is TrialState.PRUNED and pruned.loss == value(0.9, 2)
+    assert paused.metrics["paused_at"][0] == 2  # (then thawed: it may pause again)
+    assert kept == {"4": True, "5": False}  # a paused trial's checkpoint waits for a thaw
+    trained = _trained(log)
+    assert not [t for t in trained if t[0] == 5 or (t[0] == 4 and t[1] <= 2)]  # no re-run

@@ -8,7 +8,9 @@ run objectives. Rules it keeps:
 - each proposal is seeded from (study seed, trial id), or drawn from hyperopt.fmin's seed
   stream (:mod:`tpetune.search.seeding`), and the ``Trials`` documents are built from store
   records by :func:`tpetune.search.documents.hyperopt_doc`, the function a resume uses too;
-- a trial left ``running`` by a crash is re-run first, with the same params;
+- a trial left ``running`` by a crash is re-run first, with the same params (with a
+  freeze-thaw pruner that had paused or pruned it at the last step it recorded, it ends so
+  instead: the crash came between that decision and the objective's stop);
 - with a ``lag`` (``Search(lag=...)``), trial ``n`` is proposed only once every trial up to
   ``n - lag`` has finished, from those trials' documents alone, and its pruner's board holds
   only those trials (``TrialContext.board_upto``): what it is proposed and how it is pruned
@@ -18,13 +20,15 @@ run objectives. Rules it keeps:
 - with a freeze-thaw pruner, before each proposal the pruner's plan may thaw a ``paused`` trial
   (same tid, params and seed; it continues from ``tpetune.last_step()``) or prune paused trials
   that became hopeless (their workdir is deleted); a thaw adds no trial to ``max_evals``, and
-  once ``max_evals`` trials exist paused trials are still thawed while the plan says so;
+  once ``max_evals`` trials exist, or every point of the space has a trial (a new proposal
+  could only repeat one), paused trials are still thawed while the plan says so;
 - failures are recorded and the search goes on, up to ``max_failures`` in a row.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -46,6 +50,10 @@ from tpetune.study.store import Store, TrialRecord, TrialState
 from tpetune.trial.context import TrialContext, derive_seed
 
 log = logging.getLogger("tpetune")
+
+#: :meth:`Driver.next_trial`'s answer when the only proposal left repeats a trial's params
+#: while trials are paused: continuing one of those beats training a repeat from scratch.
+ONLY_REPEATS = "only repeats"
 
 
 class Driver:
@@ -139,9 +147,11 @@ class Driver:
         return None
 
     # -- proposing ------------------------------------------------------------------------
-    def next_trial(self) -> tuple[TrialRecord, Any] | None:
+    def next_trial(self) -> tuple[TrialRecord, Any] | str | None:
         """The next trial and the objective's argument for it: a crashed trial again, a
-        warm-start point, or a new proposal; ``None`` when the algorithm has nothing left."""
+        warm-start point, or a new proposal; ``None`` when the algorithm has nothing left;
+        :data:`ONLY_REPEATS` (nothing stored, no trial id used) when distinct proposals are
+        left with a repeat while trials are paused."""
         if self.rerun:
             old = self.rerun.pop(0)  # announced by run(), before the progress bar
             return replace(old, started=time.time(), error=None), self.space.evaluate(old.vals)
@@ -161,6 +171,9 @@ class Driver:
                     self.suggest, tid, self.space.domain, seen, seed, taken=self.taken,
                     redraw_seed=lambda attempt: derive_seed(self.seed, tid, f"redraw {attempt}"),
                 )  # fmt: skip
+                thawable = self.planner is not None and self.paused and self.stream is None
+                if docs and thawable and vals_key(vals_of(docs[0])) in self.taken:
+                    return ONLY_REPEATS  # seeded from (seed, tid): asked again, the same
             if not docs:
                 return None  # the algorithm has nothing left (grid exhausted)
             vals = vals_of(docs[0])
@@ -234,6 +247,10 @@ class Driver:
                     reason = self.stop_reason()
                     if reason:
                         break
+                    if self.rerun and (ended := self._stopped_before_crash(self.rerun[0])):
+                        reason = self._finish(self.rerun.pop(0), ended) or reason
+                        progress.update(1)
+                        continue
                     can_propose = not self.exhausted and len(self.done) + len(inflight) < max_evals
                     thaw = None if self.rerun else self._plan(can_propose)
                     if thaw is not None:
@@ -245,6 +262,12 @@ class Driver:
                     if proposed is None:
                         self.exhausted = True  # paused trials may still be thawed
                         continue
+                    if proposed == ONLY_REPEATS:
+                        thaw = self._plan(can_propose=False)  # or prunes them all
+                        if thaw is not None:
+                            self._thaw(executor, inflight, thaw)
+                        continue
+                    assert not isinstance(proposed, str)
                     self._dispatch(executor, inflight, *proposed)
                 if not inflight:
                     break
@@ -292,6 +315,25 @@ class Driver:
         executor.submit(Job(record.tid, args, ctx))
 
     # -- freeze-thaw --------------------------------------------------------------------------
+    def _stopped_before_crash(self, record: TrialRecord) -> Outcome | None:
+        """How a crashed trial ends without a re-run: a freeze-thaw pruner had paused or
+        pruned it at the last step it recorded, and the crash came before the objective
+        stopped; a re-run continuing from ``last_step() + 1`` would train past that step.
+        ``None``: re-run it."""
+        if self.planner is None:
+            return None
+        steps = self.store.steps(record.tid)
+        kind = self.store.decisions(record.tid).get(steps[-1][0]) if steps else None
+        values = [v for _, v in steps if not math.isnan(v)]
+        if kind not in ("pause", "prune") or not values:
+            return None
+        now = time.time()
+        state = TrialState.PAUSED if kind == "pause" else TrialState.PRUNED
+        curves = {self.planner.monitor: [v for _, v in steps]}
+        log.info("trial %d, %s at step %d before a crash, is not re-run", record.tid,
+                 "paused" if kind == "pause" else "pruned", steps[-1][0])  # fmt: skip
+        return Outcome(state, loss=min(values), curves=curves, started=now, finished=now)
+
     def _plan(self, can_propose: bool) -> int | None:
         """The paused trial the pruner would thaw now (pruning the hopeless ones), or None."""
         if self.planner is None or not self.paused:

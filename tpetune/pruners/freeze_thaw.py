@@ -18,8 +18,9 @@ jobs on the pruner seam (:mod:`tpetune.pruners`):
   that rate beats a new trial's; a new trial's rate is estimated from the finished trials'
   results (the chance that a new draw is the best, 1/(n+1), times the gap between the two
   best results, over the mean steps a trial takes). Paused trials whose *p* fell below
-  ``prune_below`` are pruned. When no new trial may be proposed (``max_evals`` reached), paused
-  trials are thawed best first while their *p* is not negligible.
+  ``prune_below`` are pruned. When no new trial may be proposed (``max_evals`` reached, or
+  every point of a finite space has a trial, so that a proposal could only repeat one),
+  paused trials are thawed best first while their *p* is not negligible.
 
 Budgets: ``max_evals`` counts trials (configurations); a thaw continues a trial and adds none.
 Steps (epochs) are not budgeted by the pruner: a trial trains at most its objective's steps
@@ -56,7 +57,9 @@ class FreezeThawPruner:
     replays_steps: ClassVar[bool] = True
     pause_below: float = 0.1
     prune_below: float = 0.001
-    min_steps: int = 3
+    #: The fewest points a curve fit takes: screening is cheap, and a pause that was wrong
+    #: costs a later thaw, not the trial (replay: docs/benchmarks.md, Freeze-thaw).
+    min_steps: int = 2
     warmup_trials: int = 3
     max_steps: int | None = None
     monitor: str = "val_loss"
