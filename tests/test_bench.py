@@ -335,3 +335,46 @@ def test_replayed_freeze_thaw_shows_tpe_its_history_and_draws_repeats_again(
         Sim(table, budget=400), 0, pruner=pruner, n_startup=3, allow_duplicates=False
     )
     assert len(made) > 24 and len(set(made[:24])) == 24
+
+
+def test_replayed_freeze_thaw_thaws_before_repeating_in_a_full_space(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As tpetune's driver does: once the six configurations of a small table were all
+    proposed, a paused trial is continued instead of a repeat, and a repeat is made only
+    while none is paused."""
+    from bench import replay_pause, tabular
+    from bench.replay_sim import Sim
+    from tpetune import FreezeThawPruner
+
+    factors = {"a": [0, 1, 2], "b": ["x", "y"]}
+    val = {}
+    for i, params in enumerate(tabular.configs(factors)):
+        slow = 1 + i % 3  # 1, 2, 3: the larger, the slower the start
+        val[tabular.row_key(params)] = [0.2 + 0.05 * i + slow / (e + 1) ** 0.5 for e in range(8)]
+    table = tabular.Table("six", {"table": "six", "epochs": 8}, factors, val, val)
+    events: list[tuple[str, int]] = []  # ("new", run id) when made, (state, run id) after
+    real_advance = replay_pause.advance
+
+    def advance(sim: Any, run: Any, decide: Any) -> str:
+        if not any(i == id(run) for _, i in events):
+            events.append(("new", id(run)))
+        state = real_advance(sim, run, decide)
+        events.append((state, id(run)))
+        return state
+
+    monkeypatch.setattr(replay_pause, "advance", advance)
+    pruner = FreezeThawPruner(pause_below=0.9, prune_below=0.0, warmup_trials=2, max_steps=8)
+    sim = Sim(table, budget=120)
+    replay_pause.run_freeze_thaw(sim, 0, pruner=pruner, n_startup=3, allow_duplicates=False)
+    made, paused, thawed_when_full = 0, set(), 0
+    for state, run in events:
+        if state == "new":
+            made += 1
+            assert made <= 6 or not paused, "a repeat was made while a trial was paused"
+        elif run in paused:  # it ran again: a thaw
+            paused.discard(run)
+            thawed_when_full += made >= 6
+        if state == "paused":
+            paused.add(run)
+    assert made > 6 and thawed_when_full, (made, thawed_when_full)

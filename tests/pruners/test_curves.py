@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from tpetune.pruners.curves import calibration, fit, forecast, raw_forecast
 
@@ -51,6 +52,8 @@ def test_a_late_drop_seen_once_keeps_a_flat_curve_from_being_pruned() -> None:
     threshold = 0.398  # below every flat curve's end, above the late one's
     assert forecast(start, 12, flat).p_below(threshold) < 1e-3  # nothing like it: prunable
     with_late = forecast(start, 12, late)
-    assert with_late.p_below(threshold) >= 1 / (len(late) + 1)
-    assert with_late.expected_improvement(threshold) > 0
+    normal_only = replace(with_late, outcomes=())
+    assert normal_only.p_below(threshold) < 1 / (len(late) + 1) <= with_late.p_below(threshold)
+    ei = with_late.expected_improvement(threshold)
+    assert ei > normal_only.expected_improvement(threshold)
     assert len(with_late.outcomes) == len(late)

@@ -4,6 +4,7 @@ resume replaying recorded decisions, and the schema-3 migration of older studies
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -498,7 +499,9 @@ SMALL_VALUES = [0.0, 0.3, 0.6, 0.9, 1.2, 1.5]
 SMALL = {"x": hp.choice("x", SMALL_VALUES)}  # six points
 
 
-def _paused_spans(study: tpetune.Study, trained: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _paused_spans(
+    study: tpetune.Study, trained: list[tuple[int, int]]
+) -> list[tuple[int, int, int]]:
     """(tid, at, until) for each pause: log lines of the pause and of its thaw (or the end)."""
     spans = []
     for r in study.records:
@@ -542,6 +545,8 @@ def test_a_full_space_thaws_paused_trials_before_training_a_repeat(tmp_path: Pat
             break
         except KeyboardInterrupt:
             continue
+    else:
+        pytest.fail("the study did not end in 20 runs")
     assert _summary(resumed) == _summary(study)
 
 
@@ -555,13 +560,15 @@ def test_a_trial_that_crashed_after_its_pause_or_prune_ends_so_without_a_re_run(
     first = _run(study_dir, Objective(tmp_path / "log"), max_evals=4)
     store = Store.open(study_dir, readonly=False)
     try:
-        for tid, stop in ((4, Decision(True, pause=True)), (5, Decision(True))):
+        stops = ((4, Decision(True, pause=True), 0.9), (5, Decision(True), 0.9),
+                 (6, Decision(True), math.nan))  # fmt: skip
+        for tid, stop, x in stops:
             running = replace(first.records[0], tid=tid, state=TrialState.RUNNING, loss=None)
             store.begin_trial(running)
             (study_dir / "trials" / str(tid)).mkdir(parents=True)
             (study_dir / "trials" / str(tid) / "checkpoint").write_text("2")
             for step, decision in ((1, Decision(False)), (2, stop)):
-                store.record_step(tid, step, value(0.9, step), decide=lambda _b, d=decision: d)
+                store.record_step(tid, step, value(x, step), decide=_always(decision))
     finally:
         store.close()
     kept = {}
@@ -572,10 +579,15 @@ def test_a_trial_that_crashed_after_its_pause_or_prune_ends_so_without_a_re_run(
             kept["5"] = (study_dir / "trials" / "5").exists()
 
     log = tmp_path / "resumed.log"
-    resumed = _run(study_dir, Objective(log), max_evals=6, callbacks=[look])
-    paused, pruned = resumed.records[4], resumed.records[5]
+    resumed = _run(study_dir, Objective(log), max_evals=7, callbacks=[look])
+    paused, pruned, nan = resumed.records[4:7]
     assert pruned.state is TrialState.PRUNED and pruned.loss == value(0.9, 2)
+    assert nan.state is TrialState.FAIL and "before any value" in (nan.error or "")
     assert paused.metrics["paused_at"][0] == 2  # (then thawed: it may pause again)
     assert kept == {"4": True, "5": False}  # a paused trial's checkpoint waits for a thaw
     trained = _trained(log)
-    assert not [t for t in trained if t[0] == 5 or (t[0] == 4 and t[1] <= 2)]  # no re-run
+    assert not [t for t in trained if t[0] in (5, 6) or (t[0] == 4 and t[1] <= 2)]  # no re-run
+
+
+def _always(decision: Decision) -> Any:
+    return lambda board: decision

@@ -20,8 +20,8 @@ run objectives. Rules it keeps:
 - with a freeze-thaw pruner, before each proposal the pruner's plan may thaw a ``paused`` trial
   (same tid, params and seed; it continues from ``tpetune.last_step()``) or prune paused trials
   that became hopeless (their workdir is deleted); a thaw adds no trial to ``max_evals``, and
-  once ``max_evals`` trials exist, or every point of the space has a trial (a new proposal
-  could only repeat one), paused trials are still thawed while the plan says so;
+  once ``max_evals`` trials exist, or distinct proposals give only a repeat (a full finite
+  space), paused trials are still thawed while the plan says so;
 - failures are recorded and the search goes on, up to ``max_failures`` in a row.
 """
 
@@ -51,8 +51,9 @@ from tpetune.trial.context import TrialContext, derive_seed
 
 log = logging.getLogger("tpetune")
 
-#: :meth:`Driver.next_trial`'s answer when the only proposal left repeats a trial's params
-#: while trials are paused: continuing one of those beats training a repeat from scratch.
+#: :meth:`Driver.next_trial`'s answer when distinct proposals gave only a repeat of a trial's
+#: params (a full finite space, or too many repeated draws) while trials are paused:
+#: continuing one of those beats training a repeat from scratch.
 ONLY_REPEATS = "only repeats"
 
 
@@ -109,6 +110,7 @@ class Driver:
         self.paused = {r.tid: r for r in records if r.state is TrialState.PAUSED}
         self.thawing: set[int] = set()
         self.exhausted = False
+        self.repeat_ok = False  # ONLY_REPEATS found nothing to thaw: train the repeat
 
     # -- bookkeeping ----------------------------------------------------------------------
     def _set_doc(self, record: TrialRecord) -> None:
@@ -171,9 +173,10 @@ class Driver:
                     self.suggest, tid, self.space.domain, seen, seed, taken=self.taken,
                     redraw_seed=lambda attempt: derive_seed(self.seed, tid, f"redraw {attempt}"),
                 )  # fmt: skip
-                thawable = self.planner is not None and self.paused and self.stream is None
-                if docs and thawable and vals_key(vals_of(docs[0])) in self.taken:
-                    return ONLY_REPEATS  # seeded from (seed, tid): asked again, the same
+                # (never with hyperopt.fmin's seed stream: a draw cannot be taken back)
+                thawable = self.paused and self.planner and self.stream is None
+                if docs and thawable and not self.repeat_ok and self._repeats(docs[0]):
+                    return ONLY_REPEATS  # nothing used up: no trial id, no seed drawn
             if not docs:
                 return None  # the algorithm has nothing left (grid exhausted)
             vals = vals_of(docs[0])
@@ -190,6 +193,9 @@ class Driver:
             started=time.time(),
         )
         return record, args
+
+    def _repeats(self, doc: dict[str, Any]) -> bool:
+        return vals_key(vals_of(doc)) in self.taken
 
     def _seen_by(self, tid: int) -> Any:
         """The ``Trials`` a proposal for ``tid`` is made from: all of them, or with a lag
@@ -227,6 +233,8 @@ class Driver:
         inflight: dict[int, TrialRecord] = {}
         reason = None
         for old in self.rerun:  # before the bar exists, so each message has its own line
+            if self._stopped_before_crash(old, quiet=True) is not None:
+                continue  # not re-run: it says so when it ends
             why = old.error if (old.error or "").startswith("interrupted by") else None
             log.info(
                 "re-running trial %d, %s, with the same params",
@@ -266,8 +274,10 @@ class Driver:
                         thaw = self._plan(can_propose=False)  # or prunes them all
                         if thaw is not None:
                             self._thaw(executor, inflight, thaw)
+                        self.repeat_ok = thaw is None  # a planner that does neither: repeat
                         continue
                     assert not isinstance(proposed, str)
+                    self.repeat_ok = False
                     self._dispatch(executor, inflight, *proposed)
                 if not inflight:
                     break
@@ -315,24 +325,31 @@ class Driver:
         executor.submit(Job(record.tid, args, ctx))
 
     # -- freeze-thaw --------------------------------------------------------------------------
-    def _stopped_before_crash(self, record: TrialRecord) -> Outcome | None:
+    def _stopped_before_crash(self, record: TrialRecord, *, quiet: bool = False) -> Outcome | None:
         """How a crashed trial ends without a re-run: a freeze-thaw pruner had paused or
         pruned it at the last step it recorded, and the crash came before the objective
         stopped; a re-run continuing from ``last_step() + 1`` would train past that step.
-        ``None``: re-run it."""
+        ``None``: re-run it. Steps an executor ships back with the outcome (Spark, where the
+        study folder is not seen) reach the store only when the trial ends, so such a crash
+        re-runs the trial from the steps stored before, as any crash of it does."""
         if self.planner is None:
             return None
         steps = self.store.steps(record.tid)
         kind = self.store.decisions(record.tid).get(steps[-1][0]) if steps else None
-        values = [v for _, v in steps if not math.isnan(v)]
-        if kind not in ("pause", "prune") or not values:
+        if kind not in ("pause", "prune"):
             return None
-        now = time.time()
+        values = [v for _, v in steps if not math.isnan(v)]
+        # its time before this attempt (the attempt's own is lost with the crash)
+        now, before = time.time(), record.duration_s or 0.0
+        if not quiet:
+            log.info("trial %d, %s at step %d before a crash, is not re-run", record.tid,
+                     "paused" if kind == "pause" else "pruned", steps[-1][0])  # fmt: skip
+        if not values:  # as TrialPruned raised with no finite value ends (executors.base)
+            error = "TrialPruned raised before any value was reported"
+            return Outcome(TrialState.FAIL, error=error, started=now - before, finished=now)
         state = TrialState.PAUSED if kind == "pause" else TrialState.PRUNED
         curves = {self.planner.monitor: [v for _, v in steps]}
-        log.info("trial %d, %s at step %d before a crash, is not re-run", record.tid,
-                 "paused" if kind == "pause" else "pruned", steps[-1][0])  # fmt: skip
-        return Outcome(state, loss=min(values), curves=curves, started=now, finished=now)
+        return Outcome(state, loss=min(values), curves=curves, started=now - before, finished=now)
 
     def _plan(self, can_propose: bool) -> int | None:
         """The paused trial the pruner would thaw now (pruning the hopeless ones), or None."""

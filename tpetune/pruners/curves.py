@@ -24,8 +24,9 @@ against the study's own finished curves. Lower values are better (losses).
   forecast at step 3, which the normal fit puts at p = 0). So a probability or expected
   improvement is never below what the errors themselves give: the share of finished curves
   whose error, applied to this forecast, would end below the threshold (out of n + 1, the
-  curve at hand counted as one that does not). A trial is thus pruned (p below 0.1% by
-  default) only when no finished curve of the study ever beat its forecast by that much.
+  curve at hand counted as one that does not). With 3 to 998 finished curves that reach
+  the step, a trial is thus pruned (p below 0.1% by default) only when none of them beat its
+  forecast by that much.
 
 No weights, no downloads, numpy only; :func:`fit` results are cached per curve prefix.
 """

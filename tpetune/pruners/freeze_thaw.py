@@ -19,8 +19,8 @@ jobs on the pruner seam (:mod:`tpetune.pruners`):
   results (the chance that a new draw is the best, 1/(n+1), times the gap between the two
   best results, over the mean steps a trial takes). Paused trials whose *p* fell below
   ``prune_below`` are pruned. When no new trial may be proposed (``max_evals`` reached, or
-  every point of a finite space has a trial, so that a proposal could only repeat one),
-  paused trials are thawed best first while their *p* is not negligible.
+  distinct proposals give only a repeat of a trial: a full finite space), paused trials are
+  thawed best first while their *p* is not negligible.
 
 Budgets: ``max_evals`` counts trials (configurations); a thaw continues a trial and adds none.
 Steps (epochs) are not budgeted by the pruner: a trial trains at most its objective's steps
