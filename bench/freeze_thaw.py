@@ -48,6 +48,19 @@ OPTUNA = ("optuna-median", "optuna-sha", "optuna-hyperband")
 INFORMATIVE = ("dehb",)
 
 
+def package_versions() -> dict[str, str]:
+    """The versions of the packages a replay's proposals and pruners come from."""
+    from importlib import metadata
+
+    found = {}
+    for name in ("hyperopt", "numpy", "scipy", "optuna", "dehb", "ConfigSpace"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
 def _fmt(x: float, spec: str = ".0f") -> str:
     return "never" if math.isinf(x) else "n/a" if math.isnan(x) else format(x, spec)
 
@@ -187,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             },
         }
     print(f"\n{args.seeds} seeds; {time.perf_counter() - started:.0f} s")
+    # The rows move with these (a reinstall moved TPE's rows once): kept beside the figures.
+    out["versions"] = package_versions()
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
     return 0

@@ -81,6 +81,7 @@ def test_dehb_replay_on_stock_keeps_the_budget_and_the_report_fields(tmp_path: P
     assert freeze_thaw.main([*argv, "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["stock"]["rows"]
     assert rows["dehb"].keys() == rows["tpe"].keys() and rows["dehb"]["seeds"] == 2
+    assert "hyperopt" in json.loads(out.read_text())["versions"]
 
 
 def test_the_retraining_script_prints_each_tables_share(capsys: pytest.CaptureFixture[str]) -> None:
