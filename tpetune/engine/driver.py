@@ -28,7 +28,6 @@ run objectives. Rules it keeps:
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from typing import Any
 from tpetune import _signals
 from tpetune._io import jsonable
 from tpetune.engine.options import Callback, StopRules
+from tpetune.engine.thawing import Thawing
 from tpetune.errors import ObjectiveError, SearchFailedError
 from tpetune.executors.base import Executor, Job, Outcome
 from tpetune.pruners.policies import pruner_from_json
@@ -57,7 +57,7 @@ log = logging.getLogger("tpetune")
 ONLY_REPEATS = "only repeats"
 
 
-class Driver:
+class Driver(Thawing):
     """The loop of one run over an open store (see the module docstring)."""
 
     def __init__(
@@ -324,62 +324,6 @@ class Driver:
         )
         executor.submit(Job(record.tid, args, ctx))
 
-    # -- freeze-thaw --------------------------------------------------------------------------
-    def _stopped_before_crash(self, record: TrialRecord, *, quiet: bool = False) -> Outcome | None:
-        """How a crashed trial ends without a re-run: a freeze-thaw pruner had paused or
-        pruned it at the last step it recorded, and the crash came before the objective
-        stopped; a re-run continuing from ``last_step() + 1`` would train past that step.
-        ``None``: re-run it. Steps an executor ships back with the outcome (Spark, where the
-        study folder is not seen) reach the store only when the trial ends, so such a crash
-        re-runs the trial from the steps stored before, as any crash of it does."""
-        if self.planner is None:
-            return None
-        steps = self.store.steps(record.tid)
-        kind = self.store.decisions(record.tid).get(steps[-1][0]) if steps else None
-        if kind not in ("pause", "prune"):
-            return None
-        values = [v for _, v in steps if not math.isnan(v)]
-        # its time before this attempt (the attempt's own is lost with the crash)
-        now, before = time.time(), record.duration_s or 0.0
-        if not quiet:
-            log.info("trial %d, %s at step %d before a crash, is not re-run", record.tid,
-                     "paused" if kind == "pause" else "pruned", steps[-1][0])  # fmt: skip
-        if not values:  # as TrialPruned raised with no finite value ends (executors.base)
-            error = "TrialPruned raised before any value was reported"
-            return Outcome(TrialState.FAIL, error=error, started=now - before, finished=now)
-        state = TrialState.PAUSED if kind == "pause" else TrialState.PRUNED
-        curves = {self.planner.monitor: [v for _, v in steps]}
-        return Outcome(state, loss=min(values), curves=curves, started=now - before, finished=now)
-
-    def _plan(self, can_propose: bool) -> int | None:
-        """The paused trial the pruner would thaw now (pruning the hopeless ones), or None."""
-        if self.planner is None or not self.paused:
-            return None
-        monitor = self.planner.monitor
-        paused = {tid: [v for _, v in self.store.steps(tid)] for tid in self.paused}
-        finished = [c[monitor] for c in self.store.curves().values() if c.get(monitor)]
-        plan = self.planner.plan(paused, finished, can_propose=can_propose)
-        for tid in plan.prune:
-            self._replace_done(replace(self.paused.pop(tid), state=TrialState.PRUNED))
-            shutil.rmtree(self.store.study_dir / "trials" / str(tid), ignore_errors=True)
-            log.info("trial %d, paused, is pruned: it has no chance left to beat the best", tid)
-        return plan.thaw
-
-    def _thaw(self, executor: Executor, inflight: dict[int, TrialRecord], tid: int) -> None:
-        """Continue paused trial ``tid`` (same tid, params and seed) from its checkpoint."""
-        record = self.paused.pop(tid)
-        self.store.thaw_trial(tid)
-        self.done = [r for r in self.done if r.tid != tid]
-        self.thawing.add(tid)
-        log.info("thawing trial %d, paused at step %s", tid, self.store.last_step(tid))
-        running = replace(record, state=TrialState.RUNNING)
-        self._dispatch(executor, inflight, running, self.space.evaluate(record.vals), begin=False)
-
-    def _replace_done(self, final: TrialRecord) -> None:
-        self.store.finish_trial(final)
-        self.done = [final if r.tid == final.tid else r for r in self.done]
-        self._set_doc(final)
-
     def _show_best(self, progress: Any) -> None:
         best = self.best()
         if best is not None:
@@ -426,16 +370,6 @@ class Driver:
         else:
             self.failures_in_row = 0
         return self._callbacks(final)
-
-    def _pause_marks(self, tid: int) -> dict[str, Any]:
-        """``paused_at`` (steps) and ``thaws`` of a trial a freeze-thaw pruner paused."""
-        if self.planner is None:
-            return {}
-        marks = self.store.decisions(tid)
-        paused_at = sorted(s for s, kind in marks.items() if kind in ("pause", "thawed"))
-        if not paused_at:
-            return {}
-        return {"paused_at": paused_at, "thaws": sum(k == "thawed" for k in marks.values())}
 
     def _callbacks(self, final: TrialRecord) -> str | None:
         if not self.callbacks:
