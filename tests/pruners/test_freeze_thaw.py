@@ -73,12 +73,13 @@ class Objective:
         return {"loss": min(value(params["x"], s) for s in range(1, EPOCHS + 1))}
 
     def _meet(self, tid: int) -> None:
-        """Wait (up to 60 s) until another thaw is running too; note whether one was."""
+        """Wait (up to 30 s) until another thaw is running too; note whether one was (the
+        driver dispatches both thaws at once, so a partner starts within seconds)."""
         assert self.rendezvous is not None
         mine = self.rendezvous / f"thawing-{tid}"
         mine.touch()
         others = threading.Event()
-        for _ in range(600):
+        for _ in range(300):
             if any(p != mine for p in self.rendezvous.glob("thawing-*")):
                 others.set()
                 (self.rendezvous / f"met-{tid}").touch()
@@ -218,7 +219,7 @@ def test_two_workers_thaw_at_once(tmp_path: Path) -> None:
     its own checkpoint, and the study's steps are each recorded once."""
     meet = tmp_path / "meet"
     meet.mkdir()
-    pruner = FreezeThawPruner(pause_below=0.99, prune_below=0.0, warmup_trials=2)
+    pruner = FreezeThawPruner(pause_below=0.99, prune_below=0.0, warmup_trials=2, min_steps=3)
     study = tune(
         Objective(tmp_path / "log", rendezvous=meet),
         SPACE,
@@ -395,7 +396,7 @@ def test_spark_thaws_continue_from_their_checkpoints(tmp_path: Path) -> None:
         pytest.skip("Spark needs Java")
     from tpetune import Spark
 
-    pruner = FreezeThawPruner(pause_below=0.99, prune_below=0.0, warmup_trials=2)
+    pruner = FreezeThawPruner(pause_below=0.99, prune_below=0.0, warmup_trials=2, min_steps=3)
     study = tune(
         Objective(tmp_path / "log"),
         SPACE,
