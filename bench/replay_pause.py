@@ -99,6 +99,7 @@ def run_freeze_thaw(
     from hyperopt.base import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
 
     from tpetune.pruners.policies import MemoryBoard
+    from tpetune.search.documents import vals_key, vals_of
     from tpetune.trial.context import derive_seed
 
     suggest = functools.partial(tpe.suggest, n_startup_jobs=n_startup, verbose=False)
@@ -107,6 +108,7 @@ def run_freeze_thaw(
     if not allow_duplicates:
         suggest = distinct_suggest(suggest, trials, seed)
     docs: dict[int, dict[str, Any]] = {}
+    taken: set[str] = set()  # every proposed point's key (tpetune.search.documents)
     paused: dict[int, Run] = {}
     shown: set[int] = set()  # tids whose doc TPE's history holds
     sim.paused = 0  # type: ignore[attr-defined]
@@ -126,7 +128,7 @@ def run_freeze_thaw(
             doc = None
             if thaw is None:
                 doc = suggest([tid], domain, trials, derive_seed(seed, tid))[0]
-                if paused and not allow_duplicates and _repeats(doc, docs):
+                if paused and not allow_duplicates and vals_key(vals_of(doc)) in taken:
                     # no untrained point is left: continue a paused trial instead (as the
                     # driver does; a repeat stands only when none is paused)
                     thaw = _plan(pruner, paused, board, sim, can_propose=False)
@@ -143,6 +145,7 @@ def run_freeze_thaw(
                     sim.table.curve(_params(sim.table, doc["misc"]["vals"])),
                 )
                 docs[tid] = doc
+                taken.add(vals_key(vals_of(doc)))
                 tid += 1
 
             def decide(step: int, curve: list[float], at: int = current) -> Any:
@@ -179,14 +182,6 @@ def _plan(
         paused.pop(gone)
         sim.pruned += 1
     return plan.thaw
-
-
-def _repeats(doc: dict[str, Any], docs: Mapping[int, dict[str, Any]]) -> bool:
-    """Whether ``doc`` proposes the point of a trial already in ``docs``."""
-    from tpetune.search.documents import vals_key, vals_of
-
-    key = vals_key(vals_of(doc))
-    return any(vals_key(vals_of(d)) == key for d in docs.values())
 
 
 def run_one_epoch_top_k(sim: Sim, seed: int, *, share: float = 0.25) -> Sim:

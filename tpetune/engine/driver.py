@@ -232,9 +232,11 @@ class Driver(Thawing):
 
         inflight: dict[int, TrialRecord] = {}
         reason = None
+        ended: dict[int, Outcome] = {}  # crashed trials a pause or prune had stopped
         for old in self.rerun:  # before the bar exists, so each message has its own line
-            if self._stopped_before_crash(old, quiet=True) is not None:
-                continue  # not re-run: it says so when it ends
+            if (outcome := self._stopped_before_crash(old)) is not None:
+                ended[old.tid] = outcome  # not re-run: it said so
+                continue
             why = old.error if (old.error or "").startswith("interrupted by") else None
             log.info(
                 "re-running trial %d, %s, with the same params",
@@ -255,8 +257,9 @@ class Driver(Thawing):
                     reason = self.stop_reason()
                     if reason:
                         break
-                    if self.rerun and (ended := self._stopped_before_crash(self.rerun[0])):
-                        reason = self._finish(self.rerun.pop(0), ended) or reason
+                    if self.rerun and self.rerun[0].tid in ended:
+                        old = self.rerun.pop(0)
+                        reason = self._finish(old, ended.pop(old.tid)) or reason
                         progress.update(1)
                         continue
                     can_propose = not self.exhausted and len(self.done) + len(inflight) < max_evals

@@ -13,6 +13,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -33,21 +34,10 @@ class Thawing:
     thawing: set[int]
     done: list[TrialRecord]
 
-    def _set_doc(self, record: TrialRecord) -> None:
-        raise NotImplementedError
+    _set_doc: Callable[[TrialRecord], None]
+    _dispatch: Callable[..., None]  # (executor, inflight, record, args, *, begin)
 
-    def _dispatch(
-        self,
-        executor: Executor,
-        inflight: dict[int, TrialRecord],
-        record: TrialRecord,
-        args: Any,
-        *,
-        begin: bool = True,
-    ) -> None:
-        raise NotImplementedError
-
-    def _stopped_before_crash(self, record: TrialRecord, *, quiet: bool = False) -> Outcome | None:
+    def _stopped_before_crash(self, record: TrialRecord) -> Outcome | None:
         """How a crashed trial ends without a re-run: a freeze-thaw pruner had paused or
         pruned it at the last step it recorded, and the crash came before the objective
         stopped; a re-run continuing from ``last_step() + 1`` would train past that step.
@@ -63,9 +53,8 @@ class Thawing:
         values = [v for _, v in steps if not math.isnan(v)]
         # its time before this attempt (the attempt's own is lost with the crash)
         now, before = time.time(), record.duration_s or 0.0
-        if not quiet:
-            log.info("trial %d, %s at step %d before a crash, is not re-run", record.tid,
-                     "paused" if kind == "pause" else "pruned", steps[-1][0])  # fmt: skip
+        log.info("trial %d, %s at step %d before a crash, is not re-run", record.tid,
+                 "paused" if kind == "pause" else "pruned", steps[-1][0])  # fmt: skip
         if not values:  # as TrialPruned raised with no finite value ends (executors.base)
             error = "TrialPruned raised before any value was reported"
             return Outcome(TrialState.FAIL, error=error, started=now - before, finished=now)
