@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tpetune._io import read_json, write_json
 from tpetune.engine.options import ExecutorOption, Search, Workers
 from tpetune.engine.tuning import tune
+from tpetune.executors.processes import warm_workers
 from tpetune.pruners.policies import PRUNERS
 from tpetune.search.space import load_space
 from tpetune.study.artifacts import DEFAULT_KEEP
@@ -250,25 +251,27 @@ def run_bundled(
     # The report reads kept models (the stock SPA test's top K): keep at least as many.
     keep = max(search.pop("keep_models", DEFAULT_KEEP), getattr(bundle, "keep_models", 0))
     executor = executor or default_executor(lag)
-    study = tune(
-        objective,
-        loaded_space,
-        study_dir=study_dir,
-        max_evals=max_evals,
-        fresh=fresh,
-        progress=progress,
-        objective_config=settings.config,
-        executor=executor,
-        keep_models=keep,
-        **search,
-    )
 
     def report(best: TrialRecord, seed: int) -> dict[str, Any]:
         return bundle.final_report(
             objective, best, seed=seed, out_dir=study_dir, executor=executor, **settings.report
         )
 
-    return study, best_trial_report(study, bundle.report_files, report)
+    # The report's fits train in the search's workers, TensorFlow already imported there.
+    with warm_workers():
+        study = tune(
+            objective,
+            loaded_space,
+            study_dir=study_dir,
+            max_evals=max_evals,
+            fresh=fresh,
+            progress=progress,
+            objective_config=settings.config,
+            executor=executor,
+            keep_models=keep,
+            **search,
+        )
+        return study, best_trial_report(study, bundle.report_files, report)
 
 
 def stored_settings(study_dir: str | Path, *, fresh: bool = False) -> dict[str, Any]:

@@ -8,11 +8,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tpetune import StopRules, TrialState, Workers, load_study, tune
+from tpetune.executors.base import Job
+from tpetune.executors.processes import ProcessExecutor, warm_workers
 from tpetune.search.space import load_file
+from tpetune.trial.context import TrialContext
 
 SLEEPY = """
 import os, time
@@ -289,3 +293,52 @@ def test_a_workers_log_lines_reach_the_cli_s_stderr(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert done.stderr.count("told from the trial") == 2, (workers, done.stderr)
         assert "Warning" not in done.stderr  # e.g. runpy's about running a module twice
+
+
+def _tagged(tag: str) -> Any:
+    def objective(params: Any) -> dict[str, Any]:
+        return {"loss": 0.0, "metrics": {"pid": os.getpid(), "tag": tag}}
+
+    return objective
+
+
+def _run_one(executor: ProcessExecutor) -> dict[str, Any]:
+    try:
+        executor.submit(Job(0, {}, TrialContext(tid=0, seed=0)))
+        [(_, outcome)] = executor.wait()
+    finally:
+        executor.close()
+    assert outcome.state is TrialState.OK, outcome.error
+    return outcome.metrics
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_warm_workers_hand_a_worker_to_the_next_executor_and_stop_it_at_the_end() -> None:
+    with warm_workers():
+        first = _run_one(ProcessExecutor(_tagged("search"), workers=2, threads=1))
+        second = _run_one(ProcessExecutor(_tagged("report"), workers=1, threads=1))
+        assert second == {"pid": first["pid"], "tag": "report"}  # the same process, new objective
+        # Other thread settings need another process (TensorFlow fixes them at start-up).
+        other = _run_one(ProcessExecutor(_tagged("other"), workers=1, threads=2))
+        assert other["pid"] != first["pid"] and other["tag"] == "other"
+    assert _gone(first["pid"]) and _gone(other["pid"])  # nothing outlives the block
+    # Outside the block each executor starts and stops its own.
+    alone = _run_one(ProcessExecutor(_tagged("alone"), workers=1))
+    again = _run_one(ProcessExecutor(_tagged("again"), workers=1))
+    assert alone["pid"] != again["pid"] and _gone(alone["pid"])
+
+
+def test_a_parked_worker_that_died_is_replaced_by_a_fresh_one() -> None:
+    with warm_workers():
+        first = _run_one(ProcessExecutor(_tagged("search"), workers=1))
+        os.kill(first["pid"], signal.SIGKILL)
+        second = _run_one(ProcessExecutor(_tagged("report"), workers=1))
+        assert second["tag"] == "report" and second["pid"] != first["pid"]
+    assert _gone(first["pid"]) and _gone(second["pid"])

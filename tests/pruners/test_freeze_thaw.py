@@ -74,12 +74,15 @@ class Objective:
 
     def _meet(self, tid: int) -> None:
         """Wait (up to 30 s) until another thaw is running too; note whether one was (the
-        driver dispatches both thaws at once, so a partner starts within seconds)."""
+        driver dispatches both thaws at once, so a partner starts within seconds). Once two
+        thaws have met, later ones do not wait: the test has what it needs."""
         assert self.rendezvous is not None
         mine = self.rendezvous / f"thawing-{tid}"
         mine.touch()
         others = threading.Event()
         for _ in range(300):
+            if any(self.rendezvous.glob("met-*")):
+                break
             if any(p != mine for p in self.rendezvous.glob("thawing-*")):
                 others.set()
                 (self.rendezvous / f"met-{tid}").touch()

@@ -6,9 +6,12 @@ they would go one after another, with TensorFlow's default thread settings (abou
 per epoch than a worker's on the stock LSTM, see docs/benchmarks.md) and a TensorFlow import
 in the driver. :func:`run_calls` runs them as jobs of the study's own executor option instead:
 
-- ``Workers(n)`` (the bundled studies' default): ``min(n, calls)`` fresh worker processes
-  with the trials' thread settings (:mod:`tpetune.executors.processes`), so with two workers
-  two fits train at once. Calls are dispatched in the order given: put the longest first.
+- ``Workers(n)`` (the bundled studies' default): ``min(n, calls)`` worker processes with the
+  trials' thread settings (:mod:`tpetune.executors.processes`), so with two workers two fits
+  train at once. Inside :func:`~tpetune.executors.processes.warm_workers` (as
+  :func:`tpetune.bundled.run_bundled` runs a study and its report) these are the search's
+  own workers, TensorFlow already imported; else fresh ones. Calls are dispatched in the
+  order given: put the longest first.
 - ``Serial()``: in this process, one after another (as a library user's serial study runs).
 - ``Spark(...)``: in this process too. A report reads the study folder (kept models) and
   writes into it, which a Spark executor on another machine may not see.
@@ -29,7 +32,8 @@ from typing import Any
 
 from tpetune.engine.options import ExecutorOption, Serial, Workers
 from tpetune.errors import DataError, ExecutorError
-from tpetune.executors.base import Job
+from tpetune.executors.base import Executor, Job
+from tpetune.executors.processes import ProcessExecutor, threads_per_worker
 from tpetune.study.store import TrialState
 from tpetune.trial.context import TrialContext
 
@@ -81,7 +85,19 @@ def run_calls(
     """
     if not calls:
         return []
-    runner = report_executor(executor, len(calls)).build(MethodRunner(target))
+    option = report_executor(executor, len(calls))
+    runner: Executor
+    if isinstance(option, Workers) and isinstance(executor, Workers):
+        # The trials' thread settings, also for fewer calls than workers: the same fits run
+        # as fast as in a trial, and the search's warm workers (warm_workers) can take them.
+        runner = ProcessExecutor(
+            MethodRunner(target),
+            workers=option.workers,
+            recycle_after=option.recycle_after,
+            threads=threads_per_worker(executor.workers),
+        )
+    else:
+        runner = option.build(MethodRunner(target))
     values: dict[int, Any] = {}
     try:
         for i, call in enumerate(calls):

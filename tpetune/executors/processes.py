@@ -15,6 +15,9 @@ The driver alone writes the store.
   die before that, or cannot load it, stop the run with one :class:`ExecutorError`.
 - Memory: a worker is replaced after ``recycle_after`` trials, so whatever a framework leaks
   per trial is returned to the OS.
+- Warm hand-over: inside :func:`warm_workers`, a closed executor parks its idle workers and
+  the next one built with the same environment adopts them with its own objective (a
+  bundled study's final report trains where its trials did, TensorFlow already imported).
 - ``trial_timeout``: a trial running longer is killed with its worker and recorded as failed.
 - Process groups: each worker leads a process group of its own, and leaves as a group: on a
   trial timeout, when it dies, when it is recycled and when the executor closes (the study
@@ -42,7 +45,8 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -57,6 +61,8 @@ log = logging.getLogger("tpetune")
 #: Workers dying before they loaded the objective, in a row, before the executor gives up.
 _MAX_DEAD_AT_START = 3
 _READY = b"ready"
+#: Prefix of a message that hands a warm worker a new objective (a pickle starts with 0x80).
+_RETARGET = b"\x00objective:"
 
 _LOG_LEVEL_VAR = "TPETUNE_LOG_LEVEL"  # set when the driver prints tpetune's log (the CLI)
 _THREAD_VARS = (
@@ -102,6 +108,14 @@ def _worker_main(fd: int) -> None:
             return
         if not blob:
             return
+        if blob.startswith(_RETARGET):  # adopted by another executor (see warm_workers)
+            try:
+                objective = cloudpickle.loads(blob[len(_RETARGET) :])
+            except Exception as exc:
+                conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
+                return
+            conn.send_bytes(_READY)
+            continue
         job: Job = cloudpickle.loads(blob)
         conn.send_bytes(cloudpickle.dumps((job.tid, run_trial(objective, job))))
 
@@ -174,7 +188,7 @@ class ProcessExecutor:
         self.trial_timeout = trial_timeout
         self.recycle_after = recycle_after
         self._blob = ship(objective, space_files_there=True)
-        per_worker = threads or max(1, (os.cpu_count() or 1) // workers)
+        per_worker = threads or threads_per_worker(workers)
         self._env = {**os.environ, **{var: str(per_worker) for var in _THREAD_VARS}}
         self._env.update(worker_env(objective))  # workers load its space file (user_modules)
         self._env["TF_NUM_INTEROP_THREADS"] = "1"
@@ -205,23 +219,30 @@ class ProcessExecutor:
         return worker
 
     def _retire(self, worker: _Worker, *, kill: bool) -> None:
-        if not kill:
-            try:
-                worker.conn.send_bytes(b"")  # the stop message
-            except OSError:
-                kill = True
-        if kill:
-            _kill_group(worker.process)
-        try:
-            worker.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _kill_group(worker.process)
-            worker.process.wait()
-        # What its trials started and left behind (the group outlives its reaped leader, and
-        # its id is not reused while any member lives).
-        _kill_group(worker.process)
-        worker.conn.close()
+        _stop(worker, kill=kill)
         self._workers.remove(worker)
+
+    def _adopt(self) -> _Worker | None:
+        """A live parked worker started with this executor's environment (see
+        :func:`warm_workers`), handed this executor's objective; ``None`` if there is none."""
+        while _parked:
+            found = next((entry for entry in _parked if entry[0] == self._env), None)
+            if found is None:
+                return None
+            _parked.remove(found)
+            worker = found[1]
+            try:
+                if worker.process.poll() is not None:
+                    raise OSError("it died while parked")
+                worker.conn.send_bytes(_RETARGET + self._blob)
+            except OSError:
+                _stop(worker, kill=True)
+                continue
+            # It answers ``ready`` (or why not) as a fresh worker does; its trials count anew.
+            worker.ready, worker.trials, worker.spawned = False, 0, time.monotonic()
+            self._workers.append(worker)
+            return worker
+        return None
 
     def submit(self, job: Job) -> None:
         self._queue.append(job)
@@ -250,7 +271,7 @@ class ProcessExecutor:
                 return worker
             self._replace_dead(worker)
         while len(self._workers) < self.workers:
-            spawned = self._spawn()  # None: it died at once (_replace_dead gives up in time)
+            spawned = self._adopt() or self._spawn()  # None: it died at once (see _replace_dead)
             if spawned is not None:
                 return spawned
         return None
@@ -361,7 +382,73 @@ class ProcessExecutor:
         return job.tid, Outcome(TrialState.FAIL, error=error, started=now - elapsed, finished=now)
 
     def close(self) -> None:
-        """Stop every worker; trials still running stay ``running`` in the store."""
+        """Stop every worker; trials still running stay ``running`` in the store. Inside
+        :func:`warm_workers`, idle live workers are parked instead, for the next executor."""
         self._queue.clear()
         for worker in list(self._workers):
-            self._retire(worker, kill=worker.job is not None)
+            if (
+                _parked is not None
+                and worker.job is None
+                and worker.ready
+                and worker.process.poll() is None
+            ):
+                self._workers.remove(worker)
+                _parked.append((self._env, worker))
+            else:
+                self._retire(worker, kill=worker.job is not None)
+
+
+def threads_per_worker(workers: int) -> int:
+    """A worker's intra-op threads when ``workers`` share the machine: its cores // workers."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+#: Workers parked by a closed executor inside :func:`warm_workers`, with the environment they
+#: were started with; ``None`` outside it.
+_parked: list[tuple[dict[str, str], _Worker]] | None = None
+
+
+@contextmanager
+def warm_workers() -> Iterator[None]:
+    """Keep worker processes warm from one executor to the next within this block.
+
+    An executor closed inside it parks its idle workers (their framework imported, e.g.
+    TensorFlow's 4-8 s) instead of stopping them; the next executor built with the same
+    environment (the same thread settings and log level: the workers' count may differ)
+    adopts them and hands them its own objective, so a bundled study's final report trains
+    in the search's workers. Whatever is still parked is stopped when the block ends,
+    however it ends. Outside such a block every executor starts and stops its own workers.
+    Not re-entrant: an inner block leaves the outer one's workers to it.
+    """
+    global _parked
+    if _parked is not None:
+        yield
+        return
+    _parked = []
+    try:
+        yield
+    finally:
+        parked, _parked = _parked, None
+        for _, worker in parked:
+            _stop(worker, kill=False)
+
+
+def _stop(worker: _Worker, *, kill: bool) -> None:
+    """Stop a worker and whatever its trials left behind: asked to (the stop message) unless
+    ``kill``; killed with its process group if it does not leave within 10 s."""
+    if not kill:
+        try:
+            worker.conn.send_bytes(b"")  # the stop message
+        except OSError:
+            kill = True
+    if kill:
+        _kill_group(worker.process)
+    try:
+        worker.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        _kill_group(worker.process)
+        worker.process.wait()
+    # What its trials started and left behind (the group outlives its reaped leader, and
+    # its id is not reused while any member lives).
+    _kill_group(worker.process)
+    worker.conn.close()
