@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tpetune._io import read_json, write_json
 from tpetune.engine.options import ExecutorOption, Search, Workers
 from tpetune.engine.tuning import tune
-from tpetune.executors.processes import warm_workers
+from tpetune.executors.warm import warm_workers
 from tpetune.pruners.policies import PRUNERS
 from tpetune.search.space import load_space
 from tpetune.study.artifacts import DEFAULT_KEEP

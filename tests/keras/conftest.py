@@ -10,10 +10,11 @@ import pytest
 
 @pytest.fixture(scope="module")
 def digits_trials() -> Callable[..., list[dict[str, Any]]]:
-    """``run(**flags)``: three digits trials (3 folds of 300 images; SGD with momentum and a
-    time schedule, Adam with an exponential one, RMSprop constant) trained by a
-    ``DigitsObjective`` with these KerasTrial class flags set on the instance (e.g.
-    ``lean_inputs=False``); their results without ``train_seconds``, to compare exactly."""
+    """``run(**flags)``: three digits trials (2 folds of 300 images, the second fold reusing what
+    the first built; SGD with momentum and a time schedule, Adam with an exponential one,
+    RMSprop constant) trained by a ``DigitsObjective`` with these KerasTrial class flags set
+    on the instance (e.g. ``lean_inputs=False``); their results without ``train_seconds``, to
+    compare exactly."""
     pytest.importorskip("keras")
     from tests.digits.test_digits_objective import PARAMS
     from tpetune.digits.data import load_digits_data
@@ -33,7 +34,7 @@ def digits_trials() -> Callable[..., list[dict[str, Any]]]:
     ]
 
     def run(**flags: bool) -> list[dict[str, Any]]:
-        objective = DigitsObjective(data=data, folds=3, patience=2)
+        objective = DigitsObjective(data=data, folds=2, patience=2)
         for name, value in flags.items():
             setattr(objective, name, value)
         results = [objective(p) for p in points]
@@ -56,7 +57,7 @@ def digits_report() -> Callable[..., dict[str, Any]]:
     data = load_digits_data(None).limited(300, seed=0)
 
     def run(point: dict[str, Any], **flags: bool) -> dict[str, Any]:
-        objective = DigitsObjective(data=data, folds=3, patience=2)
+        objective = DigitsObjective(data=data, folds=2, patience=2)
         for name, value in flags.items():
             setattr(objective, name, value)
         summary = objective.final_report(point, out_dir=None, seed=5, epochs=3, cv_loss=0.1)

@@ -1,4 +1,5 @@
-"""`tpetune stock` end to end on a short synthetic series and the small space."""
+"""`tpetune stock` end to end on a short synthetic series and the small space: the store,
+the kept model, the summary and its verdict, the plots, resume and extension."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tpetune.cli.main import main
+from tpetune.stock.evaluation import fold_marks
 from tpetune.study.study import load_study
 
 
@@ -47,6 +49,8 @@ def test_three_trials_write_store_model_summary_plots_and_resume(
         "1",
         "--max-evals",
         "3",
+        "--test-folds",
+        "2",
         "--study-dir",
         str(study_dir),
         "--quiet",
@@ -71,6 +75,16 @@ def test_three_trials_write_store_model_summary_plots_and_resume(
     assert len(study.records) == 3 and summary["best_tid"] == study.best.tid  # type: ignore[union-attr]
     assert all(r.curves.get("val_loss") for r in study.records)
     assert study.meta["objective_config"]["epochs"] == 1
+    # The verdict: printed and stored, over the best and the two other trials, two test blocks.
+    sig = summary["significance"]
+    assert summary["verdict"] == sig["verdict"] and summary["verdict"] in out
+    assert 0.0 <= sig["dm"]["mse"]["p_better"] <= 1.0 and 0.0 <= sig["spa_p"] <= 1.0
+    assert sig["spa_models"] == 3
+    assert [b["block"] for b in sig["test_folds"]["blocks"]] == [1, 2]
+    assert "rolling origin, 2 test blocks" in out and "Diebold-Mariano" in out
+    marks = fold_marks(study_dir)
+    assert [m.block for m in marks] == [1, 2]
+    assert marks[0].rmse_ratio == pytest.approx(sig["test_folds"]["blocks"][0]["rmse_ratio"])
 
     # The bare command again (stored epochs and data are the defaults) adds nothing.
     again = [

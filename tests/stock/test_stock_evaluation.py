@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import itertools
-import json
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from tpetune.cli.main import build_parser, main
 from tpetune.errors import ConfigError, DataError
-from tpetune.stock.evaluation import block_split, fold_marks, rolling_blocks
+from tpetune.stock.evaluation import block_split, rolling_blocks
 from tpetune.stock.series import SERIES, load_series
 from tpetune.stock.windows import split_sizes
 
@@ -147,32 +146,7 @@ def test_rolling_origin_reuses_block_one_and_retrains_the_rest() -> None:
     assert not np.allclose(folds["predicted"][later], main_forecast["predicted"][later])
 
 
-@keras_only
-def test_stock_run_prints_and_stores_the_verdict(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    pytest.importorskip("statsmodels.tsa.stattools")
-    pytest.importorskip("arch.bootstrap")
-    csv = tmp_path / "prices.csv"
-    frame = synthetic(300)
-    frame.insert(4, "Adj Close", frame["Close"])
-    frame.to_csv(csv)
-    study_dir = tmp_path / "study"
-    argv = ["stock", "--csv", str(csv), "--space", "stock_small", "--epochs", "1"]
-    argv += ["--max-evals", "3", "--test-folds", "2", "--study-dir", str(study_dir), "--quiet"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    summary = json.loads((study_dir / "summary.json").read_text())
-    sig = summary["significance"]
-    assert summary["verdict"] == sig["verdict"] and summary["verdict"] in out
-    assert 0.0 <= sig["dm"]["mse"]["p_better"] <= 1.0 and 0.0 <= sig["spa_p"] <= 1.0
-    assert sig["spa_models"] == 3  # the best and the two other trials
-    assert [b["block"] for b in sig["test_folds"]["blocks"]] == [1, 2]
-    assert "rolling origin, 2 test blocks" in out and "Diebold-Mariano" in out
-    marks = fold_marks(study_dir)
-    assert [m.block for m in marks] == [1, 2]
-    assert marks[0].rmse_ratio == pytest.approx(sig["test_folds"]["blocks"][0]["rmse_ratio"])
-    assert (study_dir / "predictions.png").is_file()
+# The verdict of a real stock run (printed, stored, fold marks): tests/stock/test_stock_cli.py.
 
 
 def test_verdict_lines_for_old_and_failed_summaries() -> None:

@@ -8,7 +8,7 @@ in the driver. :func:`run_calls` runs them as jobs of the study's own executor o
 
 - ``Workers(n)`` (the bundled studies' default): ``min(n, calls)`` worker processes with the
   trials' thread settings (:mod:`tpetune.executors.processes`), so with two workers two fits
-  train at once. Inside :func:`~tpetune.executors.processes.warm_workers` (as
+  train at once. Inside :func:`~tpetune.executors.warm.warm_workers` (as
   :func:`tpetune.bundled.run_bundled` runs a study and its report) these are the search's
   own workers, TensorFlow already imported; else fresh ones. Calls are dispatched in the
   order given: put the longest first.

@@ -15,9 +15,9 @@ The driver alone writes the store.
   die before that, or cannot load it, stop the run with one :class:`ExecutorError`.
 - Memory: a worker is replaced after ``recycle_after`` trials, so whatever a framework leaks
   per trial is returned to the OS.
-- Warm hand-over: inside :func:`warm_workers`, a closed executor parks its idle workers and
-  the next one built with the same environment adopts them with its own objective (a
-  bundled study's final report trains where its trials did, TensorFlow already imported).
+- Warm hand-over: inside :func:`~tpetune.executors.warm.warm_workers`, a closed executor
+  parks its idle workers and the next one built with the same environment adopts them with
+  its own objective (a bundled study's final report trains where its trials did).
 - ``trial_timeout``: a trial running longer is killed with its worker and recorded as failed.
 - Process groups: each worker leads a process group of its own, and leaves as a group: on a
   trial timeout, when it dies, when it is recycled and when the executor closes (the study
@@ -45,16 +45,15 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from tpetune._quiet import VERBOSE_VAR, quiet_tensorflow
 from tpetune.errors import ExecutorError
-from tpetune.executors.base import Job, Outcome, run_trial, ship
-from tpetune.search.user_modules import load_from_env, worker_env
+from tpetune.executors import warm
+from tpetune.executors.base import Job, Outcome, ship
+from tpetune.search.user_modules import worker_env
 from tpetune.study.store import TrialState
 
 log = logging.getLogger("tpetune")
@@ -71,53 +70,6 @@ _THREAD_VARS = (
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
 )
-
-
-def _worker_main(fd: int) -> None:
-    """Worker loop: the objective first (answered ``ready`` or ``!error``), then pickled jobs
-    in, pickled outcomes out."""
-    # The driver decides when to stop: Ctrl-C and a SIGTERM sent to the whole process group
-    # (Slurm, Kubernetes) reach it too, and it stops its workers (their trials stay running).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-    quiet_tensorflow(os.environ.get(VERBOSE_VAR) == "1")  # before the objective imports TF
-    if _LOG_LEVEL_VAR in os.environ:
-        handler = logging.StreamHandler(sys.stderr)  # the driver's stderr, inherited
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-        log.setLevel(int(os.environ[_LOG_LEVEL_VAR]))
-        log.propagate = False
-    import cloudpickle
-
-    conn = Connection(fd)
-    try:
-        blob = conn.recv_bytes()
-        load_from_env()  # the driver's space files, as modules: the objective may live in one
-        objective = cloudpickle.loads(blob)
-    except EOFError:
-        return
-    except Exception as exc:  # e.g. a module the objective needs is not installed here
-        conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
-        return
-    conn.send_bytes(_READY)
-    while True:
-        try:
-            blob = conn.recv_bytes()
-        except EOFError:
-            return
-        if not blob:
-            return
-        if blob.startswith(_RETARGET):  # adopted by another executor (see warm_workers)
-            try:
-                objective = cloudpickle.loads(blob[len(_RETARGET) :])
-            except Exception as exc:
-                conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
-                return
-            conn.send_bytes(_READY)
-            continue
-        job: Job = cloudpickle.loads(blob)
-        conn.send_bytes(cloudpickle.dumps((job.tid, run_trial(objective, job))))
 
 
 def _how(code: int | None) -> str:
@@ -224,13 +176,8 @@ class ProcessExecutor:
 
     def _adopt(self) -> _Worker | None:
         """A live parked worker started with this executor's environment (see
-        :func:`warm_workers`), handed this executor's objective; ``None`` if there is none."""
-        while _parked:
-            found = next((entry for entry in _parked if entry[0] == self._env), None)
-            if found is None:
-                return None
-            _parked.remove(found)
-            worker = found[1]
+        :mod:`~tpetune.executors.warm`), handed this executor's objective; ``None`` if none."""
+        while (worker := warm.take(self._env)) is not None:
             try:
                 if worker.process.poll() is not None:
                     raise OSError("it died while parked")
@@ -383,19 +330,13 @@ class ProcessExecutor:
 
     def close(self) -> None:
         """Stop every worker; trials still running stay ``running`` in the store. Inside
-        :func:`warm_workers`, idle live workers are parked instead, for the next executor."""
+        :func:`~tpetune.executors.warm.warm_workers`, idle live workers are parked instead."""
         self._queue.clear()
         for worker in list(self._workers):
-            if (
-                _parked is not None
-                and worker.job is None
-                and worker.ready
-                and worker.process.poll() is None
-            ):
-                self._workers.remove(worker)
-                _parked.append((self._env, worker))
-            else:
-                self._retire(worker, kill=worker.job is not None)
+            self._workers.remove(worker)
+            idle = worker.job is None and worker.ready and worker.process.poll() is None
+            if not (idle and warm.park(self._env, worker, _stop)):
+                _stop(worker, kill=worker.job is not None)
 
 
 def threads_per_worker(workers: int) -> int:
@@ -403,37 +344,7 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-#: Workers parked by a closed executor inside :func:`warm_workers`, with the environment they
-#: were started with; ``None`` outside it.
-_parked: list[tuple[dict[str, str], _Worker]] | None = None
-
-
-@contextmanager
-def warm_workers() -> Iterator[None]:
-    """Keep worker processes warm from one executor to the next within this block.
-
-    An executor closed inside it parks its idle workers (their framework imported, e.g.
-    TensorFlow's 4-8 s) instead of stopping them; the next executor built with the same
-    environment (the same thread settings and log level: the workers' count may differ)
-    adopts them and hands them its own objective, so a bundled study's final report trains
-    in the search's workers. Whatever is still parked is stopped when the block ends,
-    however it ends. Outside such a block every executor starts and stops its own workers.
-    Not re-entrant: an inner block leaves the outer one's workers to it.
-    """
-    global _parked
-    if _parked is not None:
-        yield
-        return
-    _parked = []
-    try:
-        yield
-    finally:
-        parked, _parked = _parked, None
-        for _, worker in parked:
-            _stop(worker, kill=False)
-
-
-def _stop(worker: _Worker, *, kill: bool) -> None:
+def _stop(worker: _Worker, *, kill: bool = False) -> None:
     """Stop a worker and whatever its trials left behind: asked to (the stop message) unless
     ``kill``; killed with its process group if it does not leave within 10 s."""
     if not kill:

@@ -1,15 +1,73 @@
-"""A worker process's entry point: ``python -m tpetune.executors.worker FD``.
+"""A worker process: ``python -m tpetune.executors.worker FD`` (started by
+:class:`~tpetune.executors.processes.ProcessExecutor`).
 
-A module of its own that nothing in tpetune imports: run with ``-m``, the module that holds the
-worker loop (:mod:`tpetune.executors.processes`, which importing tpetune imports) would run a
-second time as ``__main__``, and Python warns about that on every worker's start.
+Nothing in tpetune imports this module: run with ``-m``, a module that importing tpetune had
+already imported would run a second time as ``__main__``, and Python warns about that on every
+worker's start. The wire protocol's constants live with the driver's side for the same reason.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
+from multiprocessing.connection import Connection
 
-from tpetune.executors.processes import _worker_main
+from tpetune._quiet import VERBOSE_VAR, quiet_tensorflow
+from tpetune.executors.base import Job, run_trial
+from tpetune.executors.processes import _LOG_LEVEL_VAR, _READY, _RETARGET
+from tpetune.search.user_modules import load_from_env
+
+log = logging.getLogger("tpetune")
+
+
+def _worker_main(fd: int) -> None:
+    """Worker loop: the objective first (answered ``ready`` or ``!error``), then pickled jobs
+    in, pickled outcomes out."""
+    # The driver decides when to stop: Ctrl-C and a SIGTERM sent to the whole process group
+    # (Slurm, Kubernetes) reach it too, and it stops its workers (their trials stay running).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    quiet_tensorflow(os.environ.get(VERBOSE_VAR) == "1")  # before the objective imports TF
+    if _LOG_LEVEL_VAR in os.environ:
+        handler = logging.StreamHandler(sys.stderr)  # the driver's stderr, inherited
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(int(os.environ[_LOG_LEVEL_VAR]))
+        log.propagate = False
+    import cloudpickle
+
+    conn = Connection(fd)
+    try:
+        blob = conn.recv_bytes()
+        load_from_env()  # the driver's space files, as modules: the objective may live in one
+        objective = cloudpickle.loads(blob)
+    except EOFError:
+        return
+    except Exception as exc:  # e.g. a module the objective needs is not installed here
+        conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
+        return
+    conn.send_bytes(_READY)
+    while True:
+        try:
+            blob = conn.recv_bytes()
+        except EOFError:
+            return
+        if not blob:
+            return
+        if blob.startswith(_RETARGET):  # adopted by another executor (see warm_workers)
+            try:
+                objective = cloudpickle.loads(blob[len(_RETARGET) :])
+            except Exception as exc:
+                conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
+                return
+            conn.send_bytes(_READY)
+            continue
+        job: Job = cloudpickle.loads(blob)
+        conn.send_bytes(cloudpickle.dumps((job.tid, run_trial(objective, job))))
+
 
 if __name__ == "__main__":
     _worker_main(int(sys.argv[1]))
