@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tpetune.digits import DEFAULT_PATIENCE
+from tpetune.engine.options import Serial
 from tpetune.errors import ConfigError, DataError
 from tpetune.study.store import TrialState
 
@@ -17,7 +18,15 @@ from tpetune.digits.study import format_summary, run_digits_study
 
 pytestmark = pytest.mark.keras
 
-QUICK = {"space": "digits_small", "folds": 2, "limit": 150, "progress": False}
+# In this process (Keras already imported here): worker processes and their resume are
+# tested in tests/executors and tests/engine/test_lag.py; here the digits study's own parts.
+QUICK = {
+    "space": "digits_small",
+    "folds": 2,
+    "limit": 150,
+    "progress": False,
+    "executor": Serial(),
+}
 
 
 def test_a_study_runs_resumes_and_extends(tmp_path: Path) -> None:
