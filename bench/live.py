@@ -36,7 +36,11 @@ Common random numbers: (a) gets tpetune's per-trial seeds, the proposal seed
 (random) models and differ in driver, start-up rule and pruning only. (b) and (c) skip the
 runner's final test report (one retrain of the best trial, which (a) does not do); their
 clock, like (a)'s, starts before the data and the objective are built and stops when the
-search returns. Each finished trial's end is stamped (a tune callback; inside the objective
+search returns. (a) and keras-tuner train in this process, where Keras is imported before
+any clock (``warm_up``); since 2026-12-07 their clocks start earlier by the wall time a fresh
+process takes to import the objective module, measured just before each of their runs
+(``import_seconds``), the import a user's script pays once and tpetune's worker processes
+pay inside their clock. Each finished trial's end is stamped (a tune callback; inside the objective
 for fmin; a freeze-thaw trial at its pause and again when a thaw ends it), giving the best
 loss so far (ok trials only: a pruned or paused trial's partial loss is no cross-validated
 loss) against wall time.
@@ -58,6 +62,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -183,7 +189,7 @@ def run_fmin(st: StudySetting, seed: int) -> common.Run:
     from tpetune.trial.context import TrialContext, derive_seed, trial_scope
 
     ends: list[common.TrialEnd] = []
-    clock = time.perf_counter()
+    clock = time.perf_counter() - import_seconds(st)  # the import a script pays (warm_up)
     bundle = bundled_study(st.study)
     with tempfile.TemporaryDirectory(prefix="tpetune-live-") as tmp:  # named in errors only
         settings = bundle.settings({}, study_dir=Path(tmp), **st.data)
@@ -296,14 +302,38 @@ def run_tpetune(st: StudySetting, seed: int, mode: str) -> common.Run:
     )
 
 
-def warm_up(st: StudySetting) -> None:
-    """Import the study's objective module (and so Keras) before any clock starts, so that
-    the first mode timed does not pay for it."""
-    import importlib
-
+def objective_module(st: StudySetting) -> str:
+    """The module holding the study's objective (importing it imports Keras)."""
     from tpetune.bundled import BUNDLED
 
-    importlib.import_module(BUNDLED[st.study].split(":")[0].replace(".study", ".objective"))
+    return BUNDLED[st.study].split(":")[0].replace(".study", ".objective")
+
+
+def warm_up(st: StudySetting) -> None:
+    """Import the study's objective module (and so Keras) in this process before any clock
+    starts; the modes that train here pay for it through :func:`import_seconds` instead."""
+    import importlib
+
+    importlib.import_module(objective_module(st))
+
+
+def import_seconds(st: StudySetting) -> float:
+    """Wall seconds a fresh Python process takes to import the study's objective module (and
+    so Keras and TensorFlow), measured now. A mode that trains in this already-warm process
+    (fmin, keras-tuner) starts its clock this much earlier: a user's script pays the import
+    once, as tpetune's worker processes pay it inside their clock."""
+    code = (
+        "import time; t = time.perf_counter(); import "
+        + objective_module(st)
+        + "; print(time.perf_counter() - t)"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=common.ROOT, env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"importing {objective_module(st)} failed:\n{done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def runners(
@@ -315,7 +345,7 @@ def runners(
         from bench.live_keras_tuner import run_keras_tuner  # imports keras_tuner
 
         limit = max((r.wall_s for r in before), default=None) if budget == "others" else None
-        return run_keras_tuner(st, seed, limit)
+        return run_keras_tuner(st, seed, limit, import_seconds(st))
 
     return {
         "fmin": lambda seed, _: run_fmin(st, seed),
