@@ -230,7 +230,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     return "\n".join(
         [
             f"test split {summary['test_start']} .. {summary['test_end']} "
-            f"({summary['n_test']} days), best trial {summary['best_tid']} retrained:",
+            f"({summary['n_test']} days), best trial {summary['best_tid']}'s model (trained on "
+            "the days before it):",
             f"  {'':<26}{'RMSE':>10}{'MAE':>10}",
             f"  {'LSTM':<26}{summary['rmse']:>10.3f}{summary['mae']:>10.3f}",
             f"  {'naive (tomorrow = today)':<26}{summary['naive_rmse']:>10.3f}"
