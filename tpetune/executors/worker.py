@@ -40,16 +40,7 @@ def _worker_main(fd: int) -> None:
     import cloudpickle
 
     conn = Connection(fd)
-    try:
-        blob = conn.recv_bytes()
-        load_from_env()  # the driver's space files, as modules: the objective may live in one
-        objective = cloudpickle.loads(blob)
-    except EOFError:
-        return
-    except Exception as exc:  # e.g. a module the objective needs is not installed here
-        conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
-        return
-    conn.send_bytes(_READY)
+    objective = None
     while True:
         try:
             blob = conn.recv_bytes()
@@ -57,10 +48,14 @@ def _worker_main(fd: int) -> None:
             return
         if not blob:
             return
-        if blob.startswith(_RETARGET):  # adopted by another executor (see warm_workers)
+        # The first message is the objective; a later one prefixed _RETARGET hands this worker
+        # another executor's objective (warm_workers); every other message is a job.
+        if objective is None or blob.startswith(_RETARGET):
             try:
-                objective = cloudpickle.loads(blob[len(_RETARGET) :])
-            except Exception as exc:
+                if objective is None:
+                    load_from_env()  # the driver's space files, as modules: it may live in one
+                objective = cloudpickle.loads(blob.removeprefix(_RETARGET))
+            except Exception as exc:  # e.g. a module the objective needs is not installed here
                 conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
                 return
             conn.send_bytes(_READY)
