@@ -36,12 +36,12 @@ Common random numbers: (a) gets tpetune's per-trial seeds, the proposal seed
 (random) models and differ in driver, start-up rule and pruning only. (b) and (c) skip the
 runner's final test report (one retrain of the best trial, which (a) does not do); their
 clock, like (a)'s, starts before the data and the objective are built and stops when the
-search returns. (a) and keras-tuner train in this process, where Keras is imported before
-any clock (``warm_up``); since 2026-12-07 their clocks start earlier by the wall time a fresh
-process takes to import the objective module, measured just before each of their runs
-(``import_seconds``), the import a user's script pays once and tpetune's worker processes
-pay inside their clock. Each finished trial's end is stamped (a tune callback; inside the objective
-for fmin; a freeze-thaw trial at its pause and again when a thaw ends it), giving the best
+search returns. (a) and keras-tuner train in this process, where the objective module and
+Keras are imported before any clock (``warm_up``); their clocks start earlier by the wall
+time a fresh process takes for those imports, measured just before each of their runs
+(``import_seconds``): the import a user's script pays once and tpetune's worker processes
+pay inside their clock. Each finished trial's end is stamped (a tune callback; inside the
+objective for fmin; a freeze-thaw trial at its pause and again when a thaw ends it), giving the best
 loss so far (ok trials only: a pruned or paused trial's partial loss is no cross-validated
 loss) against wall time.
 
@@ -302,37 +302,37 @@ def run_tpetune(st: StudySetting, seed: int, mode: str) -> common.Run:
     )
 
 
-def objective_module(st: StudySetting) -> str:
-    """The module holding the study's objective (importing it imports Keras)."""
+def objective_imports(st: StudySetting) -> list[str]:
+    """What a script training the study's objective imports: its module and Keras (the
+    objective modules import Keras only where a model trains, so the module alone is not it)."""
     from tpetune.bundled import BUNDLED
 
-    return BUNDLED[st.study].split(":")[0].replace(".study", ".objective")
+    return [BUNDLED[st.study].split(":")[0].replace(".study", ".objective"), "keras"]
 
 
 def warm_up(st: StudySetting) -> None:
-    """Import the study's objective module (and so Keras) in this process before any clock
-    starts; the modes that train here pay for it through :func:`import_seconds` instead."""
+    """Import the study's objective module and Keras in this process before any clock starts;
+    the modes that train here pay for it through :func:`import_seconds` instead."""
     import importlib
 
-    importlib.import_module(objective_module(st))
+    for name in objective_imports(st):
+        importlib.import_module(name)
 
 
 def import_seconds(st: StudySetting) -> float:
-    """Wall seconds a fresh Python process takes to import the study's objective module (and
-    so Keras and TensorFlow), measured now. A mode that trains in this already-warm process
+    """Wall seconds a fresh Python process takes for :func:`objective_imports` (Keras and
+    TensorFlow included), measured now. A mode that trains in this already-warm process
     (fmin, keras-tuner) starts its clock this much earlier: a user's script pays the import
     once, as tpetune's worker processes pay it inside their clock."""
-    code = (
-        "import time; t = time.perf_counter(); import "
-        + objective_module(st)
-        + "; print(time.perf_counter() - t)"
-    )
+    names = objective_imports(st)
+    code = f"import time; t = time.perf_counter(); import {', '.join(names)}; "
+    code += "print(time.perf_counter() - t)"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=common.ROOT, env=env, capture_output=True, text=True
     )
     if done.returncode != 0:
-        raise SystemExit(f"importing {objective_module(st)} failed:\n{done.stderr[-2000:]}")
+        raise SystemExit(f"importing {', '.join(names)} failed:\n{done.stderr[-2000:]}")
     return float(done.stdout.strip().splitlines()[-1])
 
 
