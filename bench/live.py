@@ -189,7 +189,8 @@ def run_fmin(st: StudySetting, seed: int) -> common.Run:
     from tpetune.trial.context import TrialContext, derive_seed, trial_scope
 
     ends: list[common.TrialEnd] = []
-    clock = time.perf_counter() - import_seconds(st)  # the import a script pays (warm_up)
+    charged = import_seconds(st)
+    clock = time.perf_counter() - charged  # the import a script pays (warm_up)
     bundle = bundled_study(st.study)
     with tempfile.TemporaryDirectory(prefix="tpetune-live-") as tmp:  # named in errors only
         settings = bundle.settings({}, study_dir=Path(tmp), **st.data)
@@ -221,7 +222,8 @@ def run_fmin(st: StudySetting, seed: int) -> common.Run:
         show_progressbar=False,
     )
     failed = sum(e.loss is None for e in ends)
-    return common.Run("fmin", seed, time.perf_counter() - clock, ends, failed=failed)
+    wall = time.perf_counter() - clock
+    return common.Run("fmin", seed, wall, ends, failed=failed, extra={"import_s": charged})
 
 
 class _SearchOnly:
