@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -14,6 +15,14 @@ import pytest
 
 from tpetune.study.store import Store, TrialRecord, TrialState
 from tpetune.study.study import Study, load_study
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C works in this process and in every process a test starts, also in a test run
+    started in the background (``cmd &`` in a script, where the shell has SIGINT ignored and
+    every child inherits that): the tests that stop a driver with SIGINT would wait forever."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
