@@ -266,6 +266,41 @@ def test_one_recycled_worker_bounds_memory_and_proposes_what_serial_does(tmp_pat
     assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
 
 
+def _imports_wave(params: dict[str, float]) -> dict[str, object]:
+    had = "wave" in sys.modules  # nothing in a fresh worker imports it but this objective
+    import wave  # noqa: F401
+
+    return {"loss": 0.0, "metrics": {"pid": os.getpid(), "had_wave": had}}
+
+
+def _children() -> set[int]:
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    return {int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()}
+
+
+def test_a_recycled_worker_s_replacement_starts_early_and_imports_what_a_trial_did() -> None:
+    """The replacement of a worker in its last trial is started then, as a spare, and imports
+    the packages the first trial imported before its own first trial; the executor leaves
+    no spare behind."""
+    before = _children()
+    executor = ProcessExecutor(_imports_wave, workers=1, recycle_after=2)
+    try:
+        metrics, started = [], []
+        for tid in range(6):
+            executor.submit(Job(tid, {}, TrialContext(tid, 0)))
+            started.append(len(_children() - before))  # 2 in a worker's last trial: the spare
+            [(_, outcome)] = executor.wait()
+            assert outcome.state is TrialState.OK, outcome.error
+            metrics.append(outcome.metrics)
+    finally:
+        executor.close()
+    pids = [m["pid"] for m in metrics]
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4] == pids[5]
+    assert [m["had_wave"] for m in metrics] == [False, True, True, True, True, True]
+    assert started == [1, 2, 1, 2, 1, 2]
+    assert _children() - before == set()  # the spare trial 5 started, unused, is stopped too
+
+
 def test_a_workers_log_lines_reach_the_cli_s_stderr(tmp_path: Path) -> None:
     """What an objective logs on the ``tpetune`` logger in a worker (StopOnNaN's "the loss
     became nan" line, for one) is printed by ``tpetune run --workers 2`` as it is serially."""

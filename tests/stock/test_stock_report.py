@@ -49,8 +49,8 @@ def test_failed_calls_raise_one_error_naming_what_failed() -> None:
 
 
 def test_report_runs_where_the_trials_ran() -> None:
-    assert report_executor(Workers(2, trial_timeout=5), 7) == Workers(2, recycle_after=7)
-    assert report_executor(Workers(4), 2) == Workers(2, recycle_after=2)
+    assert report_executor(Workers(2, trial_timeout=5), 7) == Workers(2, recycle_after=8)
+    assert report_executor(Workers(4), 2) == Workers(2, recycle_after=3)
     assert report_executor(None, 3) == Serial()
     assert report_executor(Serial(), 3) == Serial()
 

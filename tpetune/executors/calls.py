@@ -70,7 +70,8 @@ def report_executor(executor: ExecutorOption | None, calls: int) -> ExecutorOpti
     """Where ``calls`` report fits run for a study whose trials ran on ``executor`` (see the
     module docstring); ``None`` means in this process."""
     if isinstance(executor, Workers) and calls > 0:
-        return Workers(min(executor.workers, calls), recycle_after=calls)
+        # Never recycled within the calls (nor a replacement started for a last one).
+        return Workers(min(executor.workers, calls), recycle_after=calls + 1)
     return Serial()
 
 
