@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from typing import Any
 
 import pytest
@@ -87,3 +88,24 @@ def test_a_parked_worker_that_died_is_replaced_by_a_fresh_one() -> None:
         second = _run_one(ProcessExecutor(_tagged("report"), workers=1))
         assert second["tag"] == "report" and second["pid"] != first["pid"]
     assert _gone(first["pid"]) and _gone(second["pid"])
+
+
+def _wave(tag: str) -> Any:
+    def objective(params: Any) -> dict[str, Any]:
+        had = "wave" in sys.modules  # nothing in a fresh worker imports it but this objective
+        import wave  # noqa: F401
+
+        return {"loss": 0.0, "metrics": {"pid": os.getpid(), "tag": tag, "had_wave": had}}
+
+    return objective
+
+
+def test_a_spare_left_unused_is_parked_for_the_next_executor() -> None:
+    """A worker in its last trial (``recycle_after``) starts its replacement, which imports
+    what that trial imported; the search ends before it is used, and the report takes it."""
+    with warm_workers():
+        first = _run_one(ProcessExecutor(_wave("search"), workers=1, recycle_after=1))
+        second = _run_one(ProcessExecutor(_wave("report"), workers=1, recycle_after=1))
+        assert first["had_wave"] is False and _gone(first["pid"])  # recycled after 1 trial
+        assert second["had_wave"] is True and second["pid"] != first["pid"]  # the spare
+    assert _gone(second["pid"])

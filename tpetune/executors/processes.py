@@ -1,10 +1,10 @@
 """Trials in worker processes on one machine (``--workers N``).
 
 Each worker is a fresh ``python -m tpetune.executors.worker`` process (TensorFlow does not
-survive
-``fork``) talking to the driver over a socket pair. Unlike ``multiprocessing``'s spawn, it never
-re-runs the driver's main script, so scripts need no ``if __name__ == "__main__"`` guard and
-objectives may come from stdin or a notebook: the objective travels pickled by value, once.
+survive ``fork``) talking to the driver over a socket pair. Unlike ``multiprocessing``'s
+spawn, it never re-runs the driver's main script, so scripts need no ``if __name__ ==
+"__main__"`` guard and objectives may come from stdin or a notebook: the objective travels
+pickled by value, once.
 Workers die with the driver (Linux: parent-death signal; elsewhere at the next message).
 The driver alone writes the store.
 
@@ -17,10 +17,12 @@ The driver alone writes the store.
   per trial is returned to the OS. Its replacement starts as a *spare* when it begins its last
   trial, and imports what a first trial imported (TensorFlow: 4-8 s) while that trial runs.
 - Warm hand-over: inside :func:`~tpetune.executors.warm.warm_workers`, a closed executor
-  parks its idle workers and the next one built with the same environment adopts them with
-  its own objective (a bundled study's final report trains where its trials did).
+  parks its idle workers (and unused spares) and the next one built with the same
+  environment adopts them with its own objective (a bundled study's final report trains
+  where its trials did).
 - ``trial_timeout``: a trial running longer is killed with its worker and recorded as failed.
-- Process groups: each worker leads a process group of its own, and leaves as a group: on a
+- Process groups (:mod:`~tpetune.executors.process_groups`): each worker leads a process
+  group of its own, and leaves as a group: on a
   trial timeout, when it dies, when it is recycled and when the executor closes (the study
   ends, stops on failures, or is stopped), whatever processes its trials started and left
   (data loaders, tools, a ``multiprocessing`` pool) are killed with it. Workers read stdin
@@ -38,9 +40,9 @@ The driver alone writes the store.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -52,7 +54,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from tpetune.errors import ExecutorError
-from tpetune.executors import warm
+from tpetune.executors import process_groups, warm
 from tpetune.executors.base import Job, Outcome, ship
 from tpetune.search.user_modules import worker_env
 from tpetune.study.store import TrialState
@@ -73,38 +75,6 @@ _THREAD_VARS = (
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
 )
-
-
-def _how(code: int | None) -> str:
-    """How a process ended, from its return code."""
-    if code is not None and code < 0:
-        return f"signal {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-
-def _parent_death_hook() -> Callable[[], Any] | None:
-    """A preexec function making the worker die with the driver (Linux), or ``None``.
-
-    ``prctl`` is resolved here, in the driver: between fork and exec only a C call may run
-    safely when the driver has other threads (TensorFlow's, for one).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-    import functools
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    return functools.partial(prctl, 1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the process group ``process`` leads (itself and what its trials started)."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:  # the whole group has ended
-        pass
-    except PermissionError:  # pragma: no cover - a member became another user's (setuid)
-        process.kill()
 
 
 @dataclass
@@ -149,47 +119,47 @@ class ProcessExecutor:
         if log.handlers:  # the CLI prints tpetune's log: so do the workers (e.g. StopOnNaN's)
             self._env[_LOG_LEVEL_VAR] = str(log.getEffectiveLevel())
         self._workers: list[_Worker] = []
-        self._spare: _Worker | None = None  # the next recycled worker's replacement, started
+        self._spares: list[_Worker] = []  # recycled workers' replacements, started early
         self._preload: list[str] = []  # what first trials imported (the spare imports them)
         self._queue: deque[Job] = deque()
         self._dead_at_start = 0
 
-    def _spawn(self) -> _Worker | None:
-        worker = self._start()
-        if worker is not None:
-            self._workers.append(worker)
-        return worker
-
-    def _start(self, *, preload: bool = False) -> _Worker | None:
+    def _spawn(self, *, spare: bool = False) -> _Worker | None:
+        """A new worker, or ``None`` if it died at once; a ``spare`` imports what first trials
+        imported and waits in ``_spares`` (see the module docstring)."""
         ours, theirs = socket.socketpair()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tpetune.executors.worker", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            env=self._env,
-            stdin=subprocess.DEVNULL,
-            process_group=0,  # its own group: its trials' children leave with it (_retire)
-            preexec_fn=_parent_death_hook(),
-        )
+        argv = [sys.executable, "-m", "tpetune.executors.worker", str(theirs.fileno())]
+        proc = process_groups.start(argv, self._env, pass_fds=[theirs.fileno()])
         theirs.close()
         worker = _Worker(proc, Connection(ours.detach()))
         try:
             worker.conn.send_bytes(self._blob)
-            if preload and self._preload:
+            if spare and self._preload:
                 worker.conn.send_bytes(_PRELOAD + ",".join(self._preload).encode())
         except OSError:  # it died at once
             self._workers.append(worker)
             self._replace_dead(worker)
             return None
+        (self._spares if spare else self._workers).append(worker)
         return worker
 
+    def _learn(self, imported: list[str]) -> None:
+        """Packages a first trial imported, newly known: spares import them (also those
+        already started, which have the rest)."""
+        if imported:
+            self._preload += imported
+            for spare in self._spares:
+                with contextlib.suppress(OSError):  # it died: taking it finds that out
+                    spare.conn.send_bytes(_PRELOAD + ",".join(imported).encode())
+
     def _take_spare(self) -> _Worker | None:
-        spare, self._spare = self._spare, None
-        if spare is not None:
+        while self._spares:
+            spare = self._spares.pop(0)
             self._workers.append(spare)
-            if spare.process.poll() is not None:
-                self._replace_dead(spare)
-                return None
-        return spare
+            if spare.process.poll() is None:
+                return spare
+            self._replace_dead(spare)
+        return None
 
     def _retire(self, worker: _Worker, *, kill: bool) -> None:
         _stop(worker, kill=kill)
@@ -231,8 +201,8 @@ class ProcessExecutor:
                 continue
             self._queue.popleft()
             worker.job, worker.started = job, time.monotonic()
-            if worker.trials + 1 >= self.recycle_after and self._spare is None:
-                self._spare = self._start(preload=True)  # its replacement, made ready now
+            if worker.trials + 1 >= self.recycle_after:  # its last: start its replacement
+                self._spawn(spare=True)
 
     def _idle_worker(self) -> _Worker | None:
         """An idle, live worker (spawning one if a slot is free), or ``None``."""
@@ -260,15 +230,16 @@ class ProcessExecutor:
         code = worker.process.returncode if code is None else code
         if worker.ready:
             log.warning(
-                "a worker process died between trials (%s); starting a fresh one", _how(code)
+                "a worker process died between trials (%s); starting a fresh one",
+                process_groups.ended_how(code),
             )
             return
         self._dead_at_start += 1
         if self._dead_at_start >= _MAX_DEAD_AT_START:
             raise ExecutorError(
                 f"{self._dead_at_start} worker processes in a row died before loading the "
-                f"objective (last: {_how(code)}); check that `{sys.executable} -m "
-                "tpetune.executors.worker` starts on this machine"
+                f"objective (last: {process_groups.ended_how(code)}); check that "
+                f"`{sys.executable} -m tpetune.executors.worker` starts on this machine"
             )
 
     def _hello(self, worker: _Worker, message: bytes) -> None:
@@ -309,7 +280,7 @@ class ProcessExecutor:
                         self._hello(worker, message)
                         continue
                     tid, outcome, imported = cloudpickle.loads(message)
-                    self._preload += [p for p in imported if p not in self._preload]
+                    self._learn([p for p in imported if p not in self._preload])
                     worker.job, worker.trials = None, worker.trials + 1
                     done.append((tid, outcome))
                     if worker.trials >= self.recycle_after:
@@ -343,7 +314,10 @@ class ProcessExecutor:
             code: int | None = worker.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             code = None
-        return self._fail(worker, f"the worker process died ({_how(code)}) while running the trial")
+        return self._fail(
+            worker,
+            f"the worker process died ({process_groups.ended_how(code)}) while running the trial",
+        )
 
     def _fail(self, worker: _Worker, error: str) -> tuple[int, Outcome]:
         assert worker.job is not None
@@ -357,9 +331,10 @@ class ProcessExecutor:
         """Stop every worker; trials still running stay ``running`` in the store. Inside
         :func:`~tpetune.executors.warm.warm_workers`, idle live workers are parked instead."""
         self._queue.clear()
-        if self._spare is not None:  # killed: it may be importing, and has no trial
-            _stop(self._spare, kill=True)
-            self._spare = None
+        for spare in self._spares:  # parked where it can be, else killed: it may be importing
+            if not (warm.active() and _said_ready(spare) and warm.park(self._env, spare, _stop)):
+                _stop(spare, kill=True)
+        self._spares.clear()
         for worker in list(self._workers):
             self._workers.remove(worker)
             idle = worker.job is None and worker.ready and worker.process.poll() is None
@@ -372,6 +347,15 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
+def _said_ready(worker: _Worker) -> bool:
+    """Read a new worker's ``ready`` (waiting up to 10 s), as a parked worker must have."""
+    try:
+        worker.ready = worker.conn.poll(10) and worker.conn.recv_bytes() == _READY
+    except (EOFError, OSError):
+        worker.ready = False
+    return worker.ready
+
+
 def _stop(worker: _Worker, *, kill: bool = False) -> None:
     """Stop a worker and whatever its trials left behind: asked to (the stop message) unless
     ``kill``; killed with its process group if it does not leave within 10 s."""
@@ -381,13 +365,13 @@ def _stop(worker: _Worker, *, kill: bool = False) -> None:
         except OSError:
             kill = True
     if kill:
-        _kill_group(worker.process)
+        process_groups.kill(worker.process)
     try:
         worker.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        _kill_group(worker.process)
+        process_groups.kill(worker.process)
         worker.process.wait()
     # What its trials started and left behind (the group outlives its reaped leader, and
     # its id is not reused while any member lives).
-    _kill_group(worker.process)
+    process_groups.kill(worker.process)
     worker.conn.close()

@@ -43,6 +43,11 @@ def warm_workers() -> Iterator[None]:
             stop(worker)
 
 
+def active() -> bool:
+    """Whether a :func:`warm_workers` block is open (a closing executor's workers may park)."""
+    return _lot is not None
+
+
 def park(env: dict[str, str], worker: Any, stop: Callable[[Any], None]) -> bool:
     """Keep ``worker`` (started with ``env``) for the next executor; ``False`` outside
     :func:`warm_workers`, where the caller stops it itself. ``stop`` is called on it when the
