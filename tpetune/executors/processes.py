@@ -41,6 +41,7 @@ The driver alone writes the store.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -331,9 +332,12 @@ class ProcessExecutor:
         """Stop every worker; trials still running stay ``running`` in the store. Inside
         :func:`~tpetune.executors.warm.warm_workers`, idle live workers are parked instead."""
         self._queue.clear()
-        for spare in self._spares:  # parked where it can be, else killed: it may be importing
-            if not (warm.active() and _said_ready(spare) and warm.park(self._env, spare, _stop)):
-                _stop(spare, kill=True)
+        # A spare is parked where it can be, else killed (it may be importing: asked to stop,
+        # it would finish that first); one left parked is killed when the block ends.
+        kill = functools.partial(_stop, kill=True)
+        for spare in self._spares:
+            if not (warm.active() and _said_ready(spare) and warm.park(self._env, spare, kill)):
+                kill(spare)
         self._spares.clear()
         for worker in list(self._workers):
             self._workers.remove(worker)
