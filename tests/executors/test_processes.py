@@ -266,11 +266,34 @@ def test_one_recycled_worker_bounds_memory_and_proposes_what_serial_does(tmp_pat
     assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
 
 
-def _imports_wave(params: dict[str, float]) -> dict[str, object]:
-    had = "wave" in sys.modules  # nothing in a fresh worker imports it but this objective
-    import wave  # noqa: F401
+class _Marked:
+    """An objective that preloads ``tpt_marker`` (which marks each importing process); a
+    worker's last trial waits until another process has imported it: its spare."""
 
-    return {"loss": 0.0, "metrics": {"pid": os.getpid(), "had_wave": had}}
+    preload = ("tpt_marker",)
+
+    def __init__(self, marks: Path) -> None:
+        self.marks = marks
+
+    def __call__(self, params: dict[str, bool]) -> dict[str, object]:
+        deadline = time.time() + 120
+        while params["last"] and not {p.name for p in self.marks.iterdir()} - {str(os.getpid())}:
+            assert time.time() < deadline, "no spare imported the preload package"
+            time.sleep(0.05)
+        return {"loss": 0.0, "metrics": {"pid": os.getpid()}}
+
+
+@pytest.fixture
+def marks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``tpt_marker`` package the workers can import, and the folder it marks."""
+    (tmp_path / "tpt_marker.py").write_text(
+        "import os, pathlib\npathlib.Path(os.environ['MARKS'], str(os.getpid())).touch()\n"
+    )
+    (tmp_path / "marks").mkdir()
+    monkeypatch.setenv("MARKS", str(tmp_path / "marks"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path),
+                       os.environ.get("PYTHONPATH")])))  # fmt: skip
+    return tmp_path / "marks"
 
 
 def _children() -> set[int]:
@@ -278,25 +301,24 @@ def _children() -> set[int]:
     return {int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()}
 
 
-def test_a_recycled_worker_s_replacement_starts_early_and_imports_what_a_trial_did() -> None:
-    """The replacement of a worker in its last trial is started then, as a spare, and imports
-    the packages the first trial imported before its own first trial; the executor leaves
-    no spare behind."""
+def test_a_recycled_worker_s_replacement_starts_early_and_preloads(marks: Path) -> None:
+    """The replacement of a worker in its last trial is started then, as a spare, and
+    imports the objective's ``preload`` packages while that trial runs (the trial waits for
+    it); the next trial runs in it; the executor leaves no spare behind."""
     before = _children()
-    executor = ProcessExecutor(_imports_wave, workers=1, recycle_after=2)
+    executor = ProcessExecutor(_Marked(marks), workers=1, recycle_after=2)
     try:
-        metrics, started = [], []
+        pids, started = [], []
         for tid in range(6):
-            executor.submit(Job(tid, {}, TrialContext(tid, 0)))
+            executor.submit(Job(tid, {"last": tid % 2 == 1}, TrialContext(tid, 0)))
             started.append(len(_children() - before))  # 2 in a worker's last trial: the spare
             [(_, outcome)] = executor.wait()
             assert outcome.state is TrialState.OK, outcome.error
-            metrics.append(outcome.metrics)
+            pids.append(outcome.metrics["pid"])
     finally:
         executor.close()
-    pids = [m["pid"] for m in metrics]
     assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4] == pids[5]
-    assert [m["had_wave"] for m in metrics] == [False, True, True, True, True, True]
+    assert {int(p.name) for p in marks.iterdir()} >= set(pids)  # each imported it
     assert started == [1, 2, 1, 2, 1, 2]
     assert _children() - before == set()  # the spare trial 5 started, unused, is stopped too
 

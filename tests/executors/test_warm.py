@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from typing import Any
 
 import pytest
@@ -90,22 +89,18 @@ def test_a_parked_worker_that_died_is_replaced_by_a_fresh_one() -> None:
     assert _gone(first["pid"]) and _gone(second["pid"])
 
 
-def _wave(tag: str) -> Any:
-    def objective(params: Any) -> dict[str, Any]:
-        had = "wave" in sys.modules  # nothing in a fresh worker imports it but this objective
-        import wave  # noqa: F401
-
-        return {"loss": 0.0, "metrics": {"pid": os.getpid(), "tag": tag, "had_wave": had}}
-
-    return objective
-
-
 def test_a_spare_left_unused_is_parked_for_the_next_executor() -> None:
-    """A worker in its last trial (``recycle_after``) starts its replacement, which imports
-    what that trial imported; the search ends before it is used, and the report takes it."""
+    """A worker in its last trial (``recycle_after``) starts its replacement; the search
+    ends before it is used, and the next executor (the report) takes it. Nothing outlives
+    the block, the spare of the second executor included."""
+    from tests.executors.test_processes import _children
+
+    before = _children()
     with warm_workers():
-        first = _run_one(ProcessExecutor(_wave("search"), workers=1, recycle_after=1))
-        second = _run_one(ProcessExecutor(_wave("report"), workers=1, recycle_after=1))
-        assert first["had_wave"] is False and _gone(first["pid"])  # recycled after 1 trial
-        assert second["had_wave"] is True and second["pid"] != first["pid"]  # the spare
-    assert _gone(second["pid"])
+        first = _run_one(ProcessExecutor(_tagged("search"), workers=1, recycle_after=1))
+        assert _gone(first["pid"])  # recycled after its one trial
+        parked = _children() - before  # its spare
+        second = _run_one(ProcessExecutor(_tagged("report"), workers=1, recycle_after=1))
+        assert len(parked) == 1 and second == {"pid": parked.pop(), "tag": "report"}
+        assert len(_children() - before) == 1  # the second one's own spare, parked
+    assert _children() - before == set()

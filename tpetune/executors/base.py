@@ -8,6 +8,11 @@ objectives and hands back :class:`Outcome` values. Contract every executor meets
 - An exception in the objective never escapes: it becomes a ``fail`` outcome carrying the
   error text. ``KeyboardInterrupt`` escapes only when Ctrl-C or SIGTERM caused it, so that
   stops the study; one the objective raised itself fails its trial (:mod:`tpetune._signals`).
+
+An objective may name, in a ``preload`` attribute, packages a worker process imports as
+soon as it has loaded the objective, before its first trial (``KerasTrial``: ``("keras",)``).
+Name only packages whose import depends on nothing a trial sets up first (environment
+variables, ``sys.path``): they are imported before any trial code runs.
 """
 
 from __future__ import annotations

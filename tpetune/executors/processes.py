@@ -15,7 +15,8 @@ The driver alone writes the store.
   die before that, or cannot load it, stop the run with one :class:`ExecutorError`.
 - Memory: a worker is replaced after ``recycle_after`` trials, so whatever a framework leaks
   per trial is returned to the OS. Its replacement starts as a *spare* when it begins its last
-  trial, and imports what a first trial imported (TensorFlow: 4-8 s) while that trial runs.
+  trial (one spare at a time: one process more), and loads the objective and imports its
+  ``preload`` packages (Keras: 4-8 s) while that trial runs.
 - Warm hand-over: inside :func:`~tpetune.executors.warm.warm_workers`, a closed executor
   parks its idle workers (and unused spares) and the next one built with the same
   environment adopts them with its own objective (a bundled study's final report trains
@@ -40,7 +41,6 @@ The driver alone writes the store.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -66,8 +66,6 @@ _MAX_DEAD_AT_START = 3
 _READY = b"ready"
 #: Prefix of a message that hands a warm worker a new objective (a pickle starts with 0x80).
 _RETARGET = b"\x00objective:"
-#: Prefix of a message naming packages (comma-separated) a spare worker imports ahead of a job.
-_PRELOAD = b"\x00preload:"
 
 _LOG_LEVEL_VAR = "TPETUNE_LOG_LEVEL"  # set when the driver prints tpetune's log (the CLI)
 _THREAD_VARS = (
@@ -121,13 +119,12 @@ class ProcessExecutor:
             self._env[_LOG_LEVEL_VAR] = str(log.getEffectiveLevel())
         self._workers: list[_Worker] = []
         self._spares: list[_Worker] = []  # recycled workers' replacements, started early
-        self._preload: list[str] = []  # what first trials imported (the spare imports them)
         self._queue: deque[Job] = deque()
         self._dead_at_start = 0
 
     def _spawn(self, *, spare: bool = False) -> _Worker | None:
-        """A new worker, or ``None`` if it died at once; a ``spare`` imports what first trials
-        imported and waits in ``_spares`` (see the module docstring)."""
+        """A new worker, or ``None`` if it died at once; a ``spare`` waits in ``_spares`` (see
+        the module docstring)."""
         ours, theirs = socket.socketpair()
         argv = [sys.executable, "-m", "tpetune.executors.worker", str(theirs.fileno())]
         proc = process_groups.start(argv, self._env, pass_fds=[theirs.fileno()])
@@ -135,8 +132,6 @@ class ProcessExecutor:
         worker = _Worker(proc, Connection(ours.detach()))
         try:
             worker.conn.send_bytes(self._blob)
-            if spare and self._preload:
-                worker.conn.send_bytes(_PRELOAD + ",".join(self._preload).encode())
         except OSError:  # it died at once
             self._workers.append(worker)
             self._replace_dead(worker)
@@ -144,21 +139,13 @@ class ProcessExecutor:
         (self._spares if spare else self._workers).append(worker)
         return worker
 
-    def _learn(self, imported: list[str]) -> None:
-        """Packages a first trial imported, newly known: spares import them (also those
-        already started, which have the rest)."""
-        if imported:
-            self._preload += imported
-            for spare in self._spares:
-                with contextlib.suppress(OSError):  # it died: taking it finds that out
-                    spare.conn.send_bytes(_PRELOAD + ",".join(imported).encode())
-
     def _take_spare(self) -> _Worker | None:
         while self._spares:
             spare = self._spares.pop(0)
             self._workers.append(spare)
             if spare.process.poll() is None:
                 return spare
+            spare.ready = _said_ready(spare, 0)  # it loaded the objective: not a failed start
             self._replace_dead(spare)
         return None
 
@@ -202,7 +189,7 @@ class ProcessExecutor:
                 continue
             self._queue.popleft()
             worker.job, worker.started = job, time.monotonic()
-            if worker.trials + 1 >= self.recycle_after:  # its last: start its replacement
+            if worker.trials + 1 >= self.recycle_after and not self._spares:  # its last
                 self._spawn(spare=True)
 
     def _idle_worker(self) -> _Worker | None:
@@ -280,8 +267,7 @@ class ProcessExecutor:
                     if not worker.ready:
                         self._hello(worker, message)
                         continue
-                    tid, outcome, imported = cloudpickle.loads(message)
-                    self._learn([p for p in imported if p not in self._preload])
+                    tid, outcome = cloudpickle.loads(message)
                     worker.job, worker.trials = None, worker.trials + 1
                     done.append((tid, outcome))
                     if worker.trials >= self.recycle_after:
@@ -332,18 +318,19 @@ class ProcessExecutor:
         """Stop every worker; trials still running stay ``running`` in the store. Inside
         :func:`~tpetune.executors.warm.warm_workers`, idle live workers are parked instead."""
         self._queue.clear()
-        # A spare is parked where it can be, else killed (it may be importing: asked to stop,
-        # it would finish that first); one left parked is killed when the block ends.
-        kill = functools.partial(_stop, kill=True)
-        for spare in self._spares:
-            if not (warm.active() and _said_ready(spare) and warm.park(self._env, spare, kill)):
-                kill(spare)
-        self._spares.clear()
         for worker in list(self._workers):
             self._workers.remove(worker)
             idle = worker.job is None and worker.ready and worker.process.poll() is None
             if not (idle and warm.park(self._env, worker, _stop)):
                 _stop(worker, kill=worker.job is not None)
+        # A spare is parked where it can be, else killed (it may be importing: asked to stop,
+        # it would finish that first); one left parked is killed when the block ends.
+        kill, deadline = functools.partial(_stop, kill=True), time.monotonic() + 5
+        for spare in self._spares:
+            wait_s = max(0.0, deadline - time.monotonic()) if warm.active() else 0.0
+            if not (_said_ready(spare, wait_s) and warm.park(self._env, spare, kill)):
+                kill(spare)
+        self._spares.clear()
 
 
 def threads_per_worker(workers: int) -> int:
@@ -351,10 +338,10 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _said_ready(worker: _Worker) -> bool:
-    """Read a new worker's ``ready`` (waiting up to 10 s), as a parked worker must have."""
+def _said_ready(worker: _Worker, timeout: float) -> bool:
+    """Read a new worker's ``ready``, waiting up to ``timeout`` seconds."""
     try:
-        worker.ready = worker.conn.poll(10) and worker.conn.recv_bytes() == _READY
+        worker.ready = worker.conn.poll(timeout) and worker.conn.recv_bytes() == _READY
     except (EOFError, OSError):
         worker.ready = False
     return worker.ready

@@ -13,20 +13,20 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 
 from tpetune._quiet import VERBOSE_VAR, quiet_tensorflow
 from tpetune.executors.base import Job, run_trial
-from tpetune.executors.processes import _LOG_LEVEL_VAR, _PRELOAD, _READY, _RETARGET
+from tpetune.executors.processes import _LOG_LEVEL_VAR, _READY, _RETARGET
 from tpetune.search.user_modules import load_from_env
 
 log = logging.getLogger("tpetune")
 
 
 def _worker_main(fd: int) -> None:
-    """Worker loop: the objective first (answered ``ready`` or ``!error``), then pickled jobs
-    in, pickled ``(tid, outcome, imported)`` out; ``imported`` names the packages the first
-    job after a load imported (the driver has a spare worker import them ahead: ``_PRELOAD``)."""
+    """Worker loop: the objective first (answered ``ready`` or ``!error``, then its
+    ``preload`` packages imported), then pickled jobs in, pickled outcomes out."""
     # The driver decides when to stop: Ctrl-C and a SIGTERM sent to the whole process group
     # (Slurm, Kubernetes) reach it too, and it stops its workers (their trials stay running).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -43,7 +43,6 @@ def _worker_main(fd: int) -> None:
 
     conn = Connection(fd)
     objective = None
-    loaded: list[str] | None = None  # packages present after a load, until its first job ends
     while True:
         try:
             blob = conn.recv_bytes()
@@ -52,11 +51,7 @@ def _worker_main(fd: int) -> None:
         if not blob:
             return
         # The first message is the objective; a later one prefixed _RETARGET hands this worker
-        # another executor's objective (warm_workers), one prefixed _PRELOAD names packages to
-        # import before the first job; every other message is a job.
-        if blob.startswith(_PRELOAD):
-            _preload(blob.removeprefix(_PRELOAD).decode().split(","))
-            continue
+        # another executor's objective (warm_workers); every other message is a job.
         if objective is None or blob.startswith(_RETARGET):
             try:
                 if objective is None:
@@ -66,29 +61,20 @@ def _worker_main(fd: int) -> None:
                 conn.send_bytes(b"!" + f"{type(exc).__name__}: {exc}".encode())
                 return
             conn.send_bytes(_READY)
-            loaded = _packages()
+            _preload(getattr(objective, "preload", ()))
             continue
         job: Job = cloudpickle.loads(blob)
-        outcome = run_trial(objective, job)
-        imported = [] if loaded is None else [p for p in _packages() if p not in loaded]
-        loaded = None
-        conn.send_bytes(cloudpickle.dumps((job.tid, outcome, imported)))
+        conn.send_bytes(cloudpickle.dumps((job.tid, run_trial(objective, job))))
 
 
-def _packages() -> list[str]:
-    """Top-level packages imported so far, in import order (``sys.modules`` keeps it)."""
-    tops = dict.fromkeys(name.partition(".")[0] for name in list(sys.modules))
-    return [name for name in tops if not name.startswith("_")]
-
-
-def _preload(names: list[str]) -> None:
-    """Import what the previous worker's first job imported (TensorFlow: 4-8 s), so a spare
-    worker pays it while the worker it replaces still trains. Best effort: a package that
-    does not import on its own is left to the job."""
+def _preload(names: Sequence[str]) -> None:
+    """Import the packages the objective names (:mod:`tpetune.executors.base`), so that a
+    spare worker pays for TensorFlow's import while the worker it replaces still trains.
+    Best effort: whatever fails here, the trial imports and fails or succeeds on its own."""
     for name in names:
         try:
             importlib.import_module(name)
-        except Exception:  # the job imports what it needs, and says why not
+        except BaseException:  # a SystemExit too: this worker must live to run the trial
             log.debug("worker: preloading %s failed", name, exc_info=True)
 
 

@@ -26,20 +26,18 @@ data of each fold (:meth:`~KerasTrial.fold_data`), the model (:meth:`~KerasTrial
   report evaluates it instead of training the same fit again.
 
 A paused fold (freeze-thaw) keeps its backup and writes no ``result.json``: the thaw resumes
-that fit from the epoch it paused at.
-
-A pruned fold ends the trial (the rest would be wasted); its loss is then the mean over the
-folds run. The result is ``{"loss", "curves", "metrics"}``: one fold's result as it is, or for
-several folds the mean loss, ``loss``/``val_loss`` curves averaged over the folds still
-training at each epoch, the metrics combined by :attr:`~KerasTrial.combine_rules`,
-``folds_run``, and per-fold ``fold_loss`` and ``fold_<name>`` (:attr:`~KerasTrial.per_fold`).
+that fit from the epoch it paused at. A pruned fold ends the trial (the rest would be
+wasted); its loss is then the mean over the folds run. The result is ``{"loss", "curves",
+"metrics"}``: one fold's result as it is, or for several folds the mean loss,
+``loss``/``val_loss`` curves averaged over the folds still training at each epoch, the
+metrics combined by :attr:`~KerasTrial.combine_rules`, ``folds_run``, and per-fold
+``fold_loss`` and ``fold_<name>`` (:attr:`~KerasTrial.per_fold`).
 
 ``fit_args`` may give ``fit`` arrays, a ``tf.data.Dataset`` or a Python generator (an
 endless one through ``tf.data.Dataset.from_generator`` with ``steps_per_epoch``): build
 them per fit (datasets do not pickle for workers; a fresh stream restarts with the trial's
-seed, which :meth:`~KerasTrial.trial_seed` gives in tf.data's threads too).
-
-A user's own objective: README, "Keras folds, tf.data and generators: KerasTrial".
+seed, which :meth:`~KerasTrial.trial_seed` gives in tf.data's threads too). A user's own
+objective: README, "Keras folds, tf.data and generators: KerasTrial".
 """
 
 from __future__ import annotations
@@ -110,6 +108,8 @@ class KerasTrial(ABC):
 
     #: The logged metric that early stopping, the fold's loss and ``best_epoch`` follow.
     monitor: ClassVar[str] = "val_loss"
+    #: Imported by a worker once it has loaded this objective (:mod:`tpetune.executors.base`).
+    preload: ClassVar[tuple[str, ...]] = ("keras",)
     #: Logged metrics kept per epoch (curves report ``loss`` and ``val_loss``; any others are
     #: there for :meth:`fold_metrics`, e.g. accuracy at the best epoch).
     logged: ClassVar[tuple[str, ...]] = CURVES
