@@ -118,12 +118,12 @@ class ProcessExecutor:
         if log.handlers:  # the CLI prints tpetune's log: so do the workers (e.g. StopOnNaN's)
             self._env[_LOG_LEVEL_VAR] = str(log.getEffectiveLevel())
         self._workers: list[_Worker] = []
-        self._spares: list[_Worker] = []  # recycled workers' replacements, started early
+        self._spare: _Worker | None = None  # a recycled worker's replacement, started early
         self._queue: deque[Job] = deque()
         self._dead_at_start = 0
 
     def _spawn(self, *, spare: bool = False) -> _Worker | None:
-        """A new worker, or ``None`` if it died at once; a ``spare`` waits in ``_spares`` (see
+        """A new worker, or ``None`` if it died at once; a ``spare`` waits in ``_spare`` (see
         the module docstring)."""
         ours, theirs = socket.socketpair()
         argv = [sys.executable, "-m", "tpetune.executors.worker", str(theirs.fileno())]
@@ -136,17 +136,21 @@ class ProcessExecutor:
             self._workers.append(worker)
             self._replace_dead(worker)
             return None
-        (self._spares if spare else self._workers).append(worker)
+        if spare:
+            self._spare = worker
+        else:
+            self._workers.append(worker)
         return worker
 
     def _take_spare(self) -> _Worker | None:
-        while self._spares:
-            spare = self._spares.pop(0)
-            self._workers.append(spare)
-            if spare.process.poll() is None:
-                return spare
-            spare.ready = _said_ready(spare, 0)  # it loaded the objective: not a failed start
-            self._replace_dead(spare)
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        self._workers.append(spare)
+        if spare.process.poll() is None:
+            return spare
+        spare.ready = _said_ready(spare, 0)  # it loaded the objective: not a failed start
+        self._replace_dead(spare)
         return None
 
     def _retire(self, worker: _Worker, *, kill: bool) -> None:
@@ -189,7 +193,7 @@ class ProcessExecutor:
                 continue
             self._queue.popleft()
             worker.job, worker.started = job, time.monotonic()
-            if worker.trials + 1 >= self.recycle_after and not self._spares:  # its last
+            if worker.trials + 1 >= self.recycle_after and self._spare is None:  # its last
                 self._spawn(spare=True)
 
     def _idle_worker(self) -> _Worker | None:
@@ -325,12 +329,11 @@ class ProcessExecutor:
                 _stop(worker, kill=worker.job is not None)
         # A spare is parked where it can be, else killed (it may be importing: asked to stop,
         # it would finish that first); one left parked is killed when the block ends.
-        kill, deadline = functools.partial(_stop, kill=True), time.monotonic() + 5
-        for spare in self._spares:
-            wait_s = max(0.0, deadline - time.monotonic()) if warm.active() else 0.0
-            if not (_said_ready(spare, wait_s) and warm.park(self._env, spare, kill)):
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            kill = functools.partial(_stop, kill=True)
+            if not (warm.active() and _said_ready(spare, 5) and warm.park(self._env, spare, kill)):
                 kill(spare)
-        self._spares.clear()
 
 
 def threads_per_worker(workers: int) -> int:

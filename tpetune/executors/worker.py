@@ -71,7 +71,7 @@ def _preload(names: Sequence[str]) -> None:
     """Import the packages the objective names (:mod:`tpetune.executors.base`), so that a
     spare worker pays for TensorFlow's import while the worker it replaces still trains.
     Best effort: whatever fails here, the trial imports and fails or succeeds on its own."""
-    for name in names:
+    for name in (names,) if isinstance(names, str) else names:  # "keras" means ("keras",)
         try:
             importlib.import_module(name)
         except BaseException:  # a SystemExit too: this worker must live to run the trial
