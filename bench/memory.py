@@ -2,7 +2,8 @@
 
 ``tpetune stock`` runs its trials in worker processes that are replaced every 10 trials
 (``tpetune.bundled.default_executor``: one per the study's lag, two for a new study; one when
-this was measured on 2026-12-02), because TensorFlow keeps ~16 MiB per trial that no
+this was first measured on 2026-12-02; since issue 23 a replacement starts as a spare during
+its predecessor's last trial), because TensorFlow keeps ~16 MiB per trial that no
 ``keras.backend.clear_session`` returns. This benchmark runs the stock study as that command
 does (its space, 10 years of prices, 12 epochs, patience 3, TPE, the median pruner, through
 :func:`tpetune.bundled.run_bundled`) and reads, after every finished trial, the resident memory
@@ -40,7 +41,7 @@ from bench import common
 TARGET_MIB = 200.0
 WINDOW = 10  # trials: "after 10" is the peak of the first window, "after N" of the last
 MODES = ("default", "serial")
-LABELS = {"default": "default (1 worker, new every 10)", "serial": "Serial() (baseline)"}
+LABELS = {"default": "default (2 workers, each new after 10)", "serial": "Serial() (baseline)"}
 
 
 @dataclass(frozen=True)

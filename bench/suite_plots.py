@@ -86,7 +86,7 @@ def memory(report: dict[str, Any], path: Path) -> str | None:
     """Resident memory after every trial of the stock study: the default executor and serial."""
     f = report.get("figures") or {}
     series = [
-        ("rss_mib_default", "default: one worker process, new every 10 trials", "tab:blue"),
+        ("rss_mib_default", "default: two worker processes, each new after 10 trials", "tab:blue"),
         ("rss_mib_serial", "Serial(): trials in the driver (baseline)", "tab:gray"),
     ]
     series = [s for s in series if isinstance(f.get(s[0]), dict)]
