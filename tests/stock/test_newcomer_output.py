@@ -1,6 +1,7 @@
 """What a newcomer sees on stdout (issue 26, items 14 and 15): no Keras line per fold for a
-diverged trial, the report's files named, no leading blank line, no stale lock file, and a
-verdict said once."""
+diverged trial, and a verdict said once. The report's files named, no leading blank line and
+no stale lock file are checked on the real command's first run in
+``tests/stock/test_stock_cli.py``, which runs it anyway."""
 
 from __future__ import annotations
 
@@ -11,12 +12,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = ("--space", "stock_small", "--epochs", "1", "--max-evals", "2", "--no-plots", "--study-dir")
 
 
 def test_a_diverging_digits_trial_is_told_once_through_logging_not_per_fold_on_stdout(
@@ -46,47 +44,6 @@ def test_a_diverging_digits_trial_is_told_once_through_logging_not_per_fold_on_s
     assert "Invalid loss" not in out
     told = [r.getMessage() for r in caplog.records if "training stopped" in r.getMessage()]
     assert len(told) == 2 and told[0].startswith("trial 0: the loss became"), told
-
-
-def _prices(path: Path, n: int = 260) -> Path:
-    rng = np.random.default_rng(0)
-    close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, n)))
-    frame = pd.DataFrame(
-        {
-            "Date": pd.bdate_range("2020-01-01", periods=n).strftime("%Y-%m-%d"),
-            "Open": close,
-            "High": close * 1.01,
-            "Low": close * 0.99,
-            "Close": close,
-            "Adj Close": close,
-            "Volume": rng.integers(1_000_000, 2_000_000, n),
-        }
-    )
-    frame.to_csv(path, index=False)
-    return path
-
-
-@pytest.mark.keras
-def test_stock_names_its_files_starts_without_a_blank_line_and_leaves_no_lock(
-    tmp_path: Path,
-) -> None:
-    csv = _prices(tmp_path / "prices.csv")
-    study_dir = tmp_path / "study"
-    done = subprocess.run(
-        [sys.executable, "-m", "tpetune", "stock", "--csv", str(csv), *SMALL, str(study_dir)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() and not done.stdout.startswith("\n"), done.stdout[:200]
-    files = next(line for line in done.stdout.splitlines() if line.startswith("files:"))
-    for name in ("summary.json", "best_model.keras", "predictions.csv", "test_folds.csv"):
-        assert str(study_dir / name) in files and (study_dir / name).is_file(), name
-    assert not (study_dir / "lock").exists()  # removed on a clean exit: no stale pid
-    assert "beats the naive forecast on RMSE" not in done.stdout
-    assert done.stdout.count("pip install") <= 1
 
 
 def test_the_verdict_is_part_of_a_plain_install_and_said_once_at_a_ratio_of_0_9993() -> None:

@@ -4,6 +4,9 @@ the kept model, the summary and its verdict, the plots, resume and extension."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,8 @@ import pytest
 from tpetune.cli.main import main
 from tpetune.stock.evaluation import fold_marks
 from tpetune.study.study import load_study
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write_prices(path: Path, n: int = 260, seed: int = 0) -> Path:
@@ -37,32 +42,36 @@ def _write_prices(path: Path, n: int = 260, seed: int = 0) -> Path:
 def test_three_trials_write_store_model_summary_plots_and_resume(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The first run is the real command in its own process, as a newcomer runs it (issue 26,
+    items 14 and 15: its files named, no leading blank line, no stale lock, the verdict and
+    the install line said at most once); the resumes run in-process."""
     csv = _write_prices(tmp_path / "prices.csv")
     study_dir = tmp_path / "study"
-    argv = [
-        "stock",
-        "--csv",
-        str(csv),
-        "--space",
-        "stock_small",
-        "--epochs",
-        "1",
-        "--max-evals",
-        "3",
-        "--test-folds",
-        "2",
-        "--study-dir",
-        str(study_dir),
-        "--quiet",
-    ]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
+    argv = ["stock", "--csv", str(csv), "--space", "stock_small", "--epochs", "1",
+            "--max-evals", "3", "--test-folds", "2", "--study-dir", str(study_dir)]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tpetune", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.strip() and not out.startswith("\n"), out[:200]
     assert "naive (tomorrow = today)" in out and "ratio LSTM / naive" in out
+    files = next(line for line in out.splitlines() if line.startswith("files:"))
+    for name in ("summary.json", "best_model.keras", "predictions.csv", "test_folds.csv"):
+        assert str(study_dir / name) in files, name
+    assert not (study_dir / "lock").exists()  # removed on a clean exit: no stale pid
+    assert "beats the naive forecast on RMSE" not in out
+    assert out.count("pip install") <= 1
     for name in (
         "study.db",
         "best_model.keras",
         "summary.json",
         "predictions.csv",
+        "test_folds.csv",
         "loss_history.png",
         "learning_curves.png",
         "params.png",
