@@ -13,8 +13,8 @@ keras = pytest.importorskip("keras")
 
 from tests.digits.test_digits_objective import PARAMS  # noqa: E402
 from tpetune.keras.inputs import lean_fit_args  # noqa: E402
-from tpetune.keras.prebuild import build_before_fit  # noqa: E402
-from tpetune.keras.trial import fresh_session  # noqa: E402
+from tpetune.keras.prebuild import build_before_fit, trainables_guard  # noqa: E402
+from tpetune.keras.trial import KerasTrial, fresh_session  # noqa: E402
 
 pytestmark = [
     pytest.mark.keras,
@@ -147,6 +147,69 @@ def test_what_it_cannot_build_is_left_to_keras() -> None:
     assert not build_before_fit(broken, {"x": np.zeros((4, 5)), "y": np.zeros(4)})  # bad shape
     fresh_session(0)
     broken.fit(X, LABELS, epochs=1, verbose=0)  # still trains: Keras builds in the trace
+
+
+def _frozen_base() -> Any:
+    model = _lstm()
+    model.layers[0].trainable = False  # unfrozen by the callback below, as fine-tuning does
+    return model
+
+
+class Unfreeze(keras.callbacks.Callback):  # type: ignore[misc]
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.model.layers[0].trainable = True
+
+
+def _fit_unfreezing(*, prebuild: bool, stateful: bool = False) -> Any:
+    fresh_session(7)
+    model = _frozen_base()
+    args = _args(TARGET, lean=True)
+    first = model.layers[0].get_weights()[0].copy()
+    if prebuild:
+        assert build_before_fit(model, args)
+        if stateful:
+            model.optimizer.iterations.assign(1)  # as a restored backup leaves it
+    traces = []
+    train_step = model.train_step
+    model.train_step = lambda data: (traces.append(1), train_step(data))[1]
+    callbacks = [Unfreeze(), *([trainables_guard()] if prebuild else [])]
+    history = model.fit(**args, verbose=0, callbacks=callbacks).history
+    assert not np.array_equal(first, model.layers[0].get_weights()[0])  # it trained
+    return history, model.get_weights(), len(traces)
+
+
+def test_a_callback_unfreezing_layers_gets_the_fit_keras_would_give() -> None:
+    history, weights, traces = _fit_unfreezing(prebuild=True)
+    history0, weights0, traces0 = _fit_unfreezing(prebuild=False)
+    assert history == history0 and (traces, traces0) == (1, 2)  # still one trace
+    for a, b in zip(weights, weights0, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="set prebuild = False on the KerasTrial"):
+        _fit_unfreezing(prebuild=True, stateful=True)  # its state cannot be rebuilt
+
+
+class Unfreezing(KerasTrial):
+    """A KerasTrial fine-tuning a frozen layer from the start of fit (a user's callback)."""
+
+    def fold_data(self, params: Any) -> list[int]:
+        return [0]
+
+    def build(self, params: Any, fold: Any) -> Any:
+        return _frozen_base()
+
+    def fit_args(self, params: Any, fold: Any) -> dict[str, Any]:
+        return _args(TARGET, lean=False)
+
+
+def test_a_keras_trial_whose_callback_unfreezes_layers_trains_as_without_prebuild() -> None:
+    def run(prebuild: bool) -> Any:
+        objective = Unfreezing(patience=2, seed=3, callbacks=[Unfreeze])
+        objective.prebuild = prebuild  # type: ignore[misc]
+        result = objective({})
+        result["metrics"].pop("train_seconds")
+        return result
+
+    assert run(True) == run(False)
 
 
 def test_cross_validated_digits_trials_are_the_same_with_prebuild(

@@ -143,6 +143,24 @@ def test_the_previous_fits_resume_epoch_does_not_carry_over() -> None:
     assert len(losses) == 4
 
 
+def test_a_model_a_callback_unfroze_is_not_reused_for_a_frozen_one() -> None:
+    def frozen() -> Any:
+        model = _model()
+        model.layers[0].trainable = False
+        return model
+
+    fresh_session(0)
+    first = reuse.reuse_compiled(frozen())
+    first.layers[0].trainable = True  # what a fine-tuning callback does in on_train_begin
+    _fit(first, slice(16, 96))
+    fresh_session(1)
+    again = frozen()
+    assert reuse.reuse_compiled(again) is again
+    assert not again.optimizer.built  # left for the fit, which may unfreeze the layer again
+    again.layers[0].trainable = True
+    _fit(again, slice(0, 80))
+
+
 def test_a_stateful_rnn_is_never_reused() -> None:
     def rnn() -> Any:
         model = keras.Sequential(

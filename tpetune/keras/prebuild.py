@@ -19,16 +19,26 @@ as before (this only saves time). A model compiled under a ``tf.distribute`` str
 alone: Keras builds it before ``fit`` already, in the strategy's scope.
 
 The optimizer is built on the variables trainable when this is called, as Keras' own build
-under a strategy does: a callback that unfreezes layers in ``on_train_begin`` then needs
-``KerasTrial.prebuild = False`` (or the unfreezing done before ``fit``).
+under a strategy does. A callback that unfreezes (or freezes) layers in ``on_train_begin``
+would then meet Keras' "Unknown variable" error at the first step; :func:`trainables_guard`,
+the last callback of a fit, sees that change and hands the model a fresh optimizer built
+on the variables trainable now: what Keras would have built in the trace, so the fit is the
+one ``prebuild = False`` gives (``tests/keras/test_prebuild.py``). Where the optimizer already
+holds state (a backup restored it) or cannot be rebuilt from its config, the guard stops the
+fit with one line naming ``KerasTrial.prebuild = False`` instead.
 """
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["build_before_fit"]
+__all__ = ["build_before_fit", "trainables_guard"]
+
+#: The ids of the variables each model's optimizer was built on here, for trainables_guard.
+_BUILT_ON: weakref.WeakKeyDictionary[Any, tuple[int, ...]] = weakref.WeakKeyDictionary()
 
 
 def build_before_fit(model: Any, fit_args: Mapping[str, Any]) -> bool:
@@ -54,9 +64,46 @@ def build_before_fit(model: Any, fit_args: Mapping[str, Any]) -> bool:
             model.optimizer.build(model.trainable_variables)  # metrics still build in the trace
         else:
             return False
+        _BUILT_ON[model] = tuple(id(v) for v in model.trainable_variables)
         return True
     except Exception:  # Keras builds during the first trace, as without this call
         return False
+
+
+def trainables_guard() -> Any:
+    """A Keras callback to pass last to a ``fit`` after :func:`build_before_fit`: when the
+    callbacks before it changed which variables are trainable, it rebuilds the optimizer for
+    them (see the module); otherwise it does nothing."""
+    return _guard_class()()
+
+
+@functools.cache
+def _guard_class() -> type:
+    import keras  # here, not at import: the driver of a study never imports Keras
+
+    class TrainablesGuard(keras.callbacks.Callback):
+        def on_train_begin(self, logs: Any = None) -> None:
+            model = self.model
+            built_on = _BUILT_ON.get(model)
+            now = list(model.trainable_variables)
+            if built_on is None or tuple(id(v) for v in now) == built_on:
+                return
+            old = model.optimizer
+            try:
+                if int(old.iterations.numpy()) != 0:
+                    raise ValueError("the optimizer already holds state")
+                fresh = type(old).from_config(old.get_config())
+                fresh.build(now)
+            except Exception as e:
+                raise ValueError(
+                    "a callback changed which layers are trainable at the start of fit, after "
+                    "tpetune built the optimizer for the others, and it cannot be rebuilt "
+                    f"({e}): set prebuild = False on the KerasTrial, or change them before fit"
+                ) from e
+            model.optimizer = fresh
+            _BUILT_ON[model] = tuple(id(v) for v in now)
+
+    return TrainablesGuard
 
 
 def _symbolic_batch(fit_args: Mapping[str, Any]) -> tuple[Any, Any, Any] | None:

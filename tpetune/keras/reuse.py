@@ -19,7 +19,8 @@ into it:
 
 The reused model then trains, validates and predicts exactly as the new one would (tested to
 the bit in ``tests/keras/test_reuse.py``), minus the tracing. Anything else differing — layer
-sizes, an activation, a dropout rate, a learning-rate schedule — keeps the new model. (A new
+sizes, an activation, a dropout rate, a learning-rate schedule, which variables are trainable
+(a callback unfroze layers of the previous fit's model) — keeps the new model. (A new
 batch size is not in either config: Keras retraces the reused model's step for the new input
 shape, which is correct, only not faster.)
 
@@ -147,6 +148,11 @@ def forget() -> None:
 
 def _copy_state(source: Any, target: Any) -> None:
     """Assign ``source``'s model and optimizer variables to ``target``'s; reset its metrics."""
+    if [v.trainable for v in target.variables] != [v.trainable for v in source.variables]:
+        # A callback froze or unfroze layers of the previous fit's model: its optimizer was
+        # built for other variables. Checked before building ``source``'s optimizer below,
+        # which would otherwise stay built for a fit that may change them again.
+        raise ValueError("the models train different variables")
     pairs = list(zip(target.variables, source.variables, strict=True))
     for optimizer_owner in (source, target):
         optimizer = optimizer_owner.optimizer

@@ -33,11 +33,10 @@ wasted); its loss is then the mean over the folds run. The result is ``{"loss", 
 metrics combined by :attr:`~KerasTrial.combine_rules`, ``folds_run``, and per-fold
 ``fold_loss`` and ``fold_<name>`` (:attr:`~KerasTrial.per_fold`).
 
-``fit_args`` may give ``fit`` arrays, a ``tf.data.Dataset`` or a Python generator (an
-endless one through ``tf.data.Dataset.from_generator`` with ``steps_per_epoch``): build
-them per fit (datasets do not pickle for workers; a fresh stream restarts with the trial's
-seed, which :meth:`~KerasTrial.trial_seed` gives in tf.data's threads too). A user's own
-objective: README, "Keras folds, tf.data and generators: KerasTrial".
+``fit_args`` may give ``fit`` arrays, a ``tf.data.Dataset`` or a Python generator (endless:
+through ``from_generator`` with ``steps_per_epoch``), built per fit (datasets do not pickle for
+workers; a fresh stream restarts with the trial's seed, which :meth:`~KerasTrial.trial_seed`
+gives in tf.data's threads too). README: "Keras folds, tf.data and generators: KerasTrial".
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ from tpetune._io import write_json
 from tpetune.errors import ConfigError
 from tpetune.keras import reuse
 from tpetune.keras.inputs import lean_fit_args
-from tpetune.keras.prebuild import build_before_fit
+from tpetune.keras.prebuild import build_before_fit, trainables_guard
 from tpetune.keras.results import (
     CURVES,
     best,
@@ -124,9 +123,8 @@ class KerasTrial(ABC):
     backup_cost_factor: ClassVar[float] = 50.0
     #: Train steps Keras runs per call of its compiled train function, for a model compiled
     #: without ``steps_per_execution``: fewer trips through Keras' Python loop, the same
-    #: weights (the steps and their order are unchanged). Per-epoch callbacks (early
-    #: stopping, pruning, backups) are unaffected; a per-batch callback is called every this
-    #: many steps. 1 turns it off. See docs/benchmarks.md ("Cheaper fits").
+    #: weights. Per-epoch callbacks (early stopping, pruning, backups) are unaffected; a
+    #: per-batch callback is called every this many steps. 1 turns it off (docs/benchmarks.md).
     steps_per_execution: ClassVar[int] = 8
     #: Train on the previous fit's model (in this process) when the new one is the same
     #: compiled model, with the new one's weights, seeds and optimizer state copied in: the
@@ -135,7 +133,8 @@ class KerasTrial(ABC):
     #: Hand ``fit`` array inputs as ``tf.data`` datasets in Keras' own row order: the same
     #: batches without Keras' four new iterators per epoch. See :mod:`tpetune.keras.inputs`.
     lean_inputs: ClassVar[bool] = True
-    #: Make optimizer/metric variables before ``fit``: one trace, not two (keras/prebuild.py).
+    #: Make optimizer/metric variables before ``fit``: one trace, not two; the fit's last
+    #: callback rebuilds the optimizer if a callback changes what is trainable (keras/prebuild.py).
     prebuild: ClassVar[bool] = True
     #: What the objective is called in messages, and the space file whose labels it needs.
     name: ClassVar[str] = "Keras objective"
@@ -354,10 +353,10 @@ class KerasTrial(ABC):
         free_memory: bool = True,
     ) -> tuple[Any, dict[str, list[float]]]:
         """Fit a freshly built model on ``fold`` (or, with :attr:`reuse_compiled`, an equal
-        traced one carrying its state); return it (best weights) and its logged history.
-        The model returned may be the next fit's too (:attr:`reuse_compiled`): use it before
-        training again. ``free_memory=False`` skips the session reset's garbage collection.
-        ``callbacks`` run first, then early stopping, :meth:`fit_callbacks` and the user's."""
+        traced one carrying its state); return it (best weights) and its logged history. The
+        model returned may be the next fit's too (:attr:`reuse_compiled`): use it before training
+        again. ``free_memory=False`` skips the session reset's garbage collection.
+        ``callbacks`` run first, then early stopping, :meth:`fit_callbacks`, the user's, a guard."""
         import keras
 
         fresh_session(seed, free_memory=free_memory)
@@ -376,6 +375,7 @@ class KerasTrial(ABC):
                 early,
                 *self.fit_callbacks(params, fold),
                 *extra,
+                *([trainables_guard()] if self.prebuild else []),  # last (keras/prebuild.py)
             ],
         )
         history = {k: [float(v) for v in fit.history.get(k, [])] for k in self.logged}
