@@ -29,6 +29,7 @@ from tpetune.search.algos import ALGO_TABLE, resolve, tpe_startup
         (lambda: StopRules(max_failures=0), r"StopRules\(max_failures=...\)"),
         (lambda: Workers(0), r"Workers\(workers=...\) must be a positive integer"),
         (lambda: Workers(2, trial_timeout=-1), r"Workers\(trial_timeout=...\)"),
+        (lambda: Workers(2, spare="no"), r"Workers\(spare=...\) must be True or False"),
         (lambda: Spark(""), r"Spark\(master=...\) must be a master URL"),
     ],
 )

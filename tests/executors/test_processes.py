@@ -323,6 +323,25 @@ def test_a_recycled_worker_s_replacement_starts_early_and_preloads(marks: Path) 
     assert _children() - before == set()  # the spare trial 5 started, unused, is stopped too
 
 
+def test_without_a_spare_a_replacement_starts_when_the_next_trial_needs_it(marks: Path) -> None:
+    """``spare=False`` (``Workers(spare=False)``): never more than ``workers`` processes."""
+    before = _children()
+    executor = Workers(1, recycle_after=2, spare=False).build(_Marked(marks))
+    try:
+        pids, started = [], []
+        for tid in range(4):
+            executor.submit(Job(tid, {"last": False}, TrialContext(tid, 0)))
+            started.append(len(_children() - before))
+            [(_, outcome)] = executor.wait()
+            assert outcome.state is TrialState.OK, outcome.error
+            pids.append(outcome.metrics["pid"])
+    finally:
+        executor.close()
+    assert pids[0] == pids[1] != pids[2] == pids[3]
+    assert started == [1, 1, 1, 1]
+    assert _children() - before == set()
+
+
 def test_a_workers_log_lines_reach_the_cli_s_stderr(tmp_path: Path) -> None:
     """What an objective logs on the ``tpetune`` logger in a worker (StopOnNaN's "the loss
     became nan" line, for one) is printed by ``tpetune run --workers 2`` as it is serially."""

@@ -145,16 +145,22 @@ class Workers:
         trial_timeout: seconds after which a running trial is killed and recorded failed.
         recycle_after: trials a worker runs before it is replaced by a fresh process (bounds
             memory that frameworks such as TensorFlow never give back).
+        spare: start that replacement, and its imports, during the worker's last trial (one
+            process more for that trial: a Keras worker, ~0.6 GiB); ``False`` starts it when
+            the next trial needs it, which then waits for the imports.
     """
 
     workers: int = 1
     _: KW_ONLY
     trial_timeout: float | None = None
     recycle_after: int = 20
+    spare: bool = True
 
     def __post_init__(self) -> None:
         check_int("Workers(workers=...)", self.workers)
         check_int("Workers(recycle_after=...)", self.recycle_after)
+        if not isinstance(self.spare, bool):
+            raise ConfigError(f"Workers(spare=...) must be True or False; got {self.spare!r}")
         if self.trial_timeout is not None:
             _check_seconds("Workers(trial_timeout=...)", self.trial_timeout)
 
@@ -165,6 +171,7 @@ class Workers:
             workers=self.workers,
             trial_timeout=self.trial_timeout,
             recycle_after=self.recycle_after,
+            spare=self.spare,
         )
 
 

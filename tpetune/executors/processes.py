@@ -16,7 +16,8 @@ The driver alone writes the store.
 - Memory: a worker is replaced after ``recycle_after`` trials, so whatever a framework leaks
   per trial is returned to the OS. Its replacement starts as a *spare* when it begins its last
   trial (one spare at a time: one process more), and loads the objective and imports its
-  ``preload`` packages (Keras: 4-8 s) while that trial runs.
+  ``preload`` packages (Keras: 4-8 s) while that trial runs. ``spare=False`` starts it when
+  the next trial needs it instead: no more than ``workers`` processes at any time.
 - Warm hand-over: inside :func:`~tpetune.executors.warm.warm_workers`, a closed executor
   parks its idle workers (and unused spares) and the next one built with the same
   environment adopts them with its own objective (a bundled study's final report trains
@@ -96,6 +97,7 @@ class ProcessExecutor:
         trial_timeout: seconds before a running trial is killed and failed.
         recycle_after: trials per worker before it is replaced (bounds leaked memory).
         threads: intra-op threads per worker (default: CPU cores // workers, at least 1).
+        spare: start a worker's replacement during its last trial (see the module).
     """
 
     def __init__(
@@ -106,8 +108,10 @@ class ProcessExecutor:
         trial_timeout: float | None = None,
         recycle_after: int = 20,
         threads: int | None = None,
+        spare: bool = True,
     ) -> None:
         self.workers = workers
+        self.spare = spare
         self.trial_timeout = trial_timeout
         self.recycle_after = recycle_after
         self._blob = ship(objective, space_files_there=True)
@@ -193,8 +197,8 @@ class ProcessExecutor:
                 continue
             self._queue.popleft()
             worker.job, worker.started = job, time.monotonic()
-            if worker.trials + 1 >= self.recycle_after and self._spare is None:  # its last
-                self._spawn(spare=True)
+            if self.spare and worker.trials + 1 >= self.recycle_after and self._spare is None:
+                self._spawn(spare=True)  # its last trial: the replacement starts now
 
     def _idle_worker(self) -> _Worker | None:
         """An idle, live worker (spawning one if a slot is free), or ``None``."""
