@@ -1,5 +1,6 @@
 """A fold's result as the Keras trial machinery keeps it: the stored layout (read back after a
-crash, old layouts included), the best value and epoch of a curve, and curves merged over folds.
+crash, old layouts included), the best value and epoch of a curve, and the results of several
+folds combined into one trial's.
 
 Pure NumPy and JSON: no Keras import.
 """
@@ -7,7 +8,7 @@ Pure NumPy and JSON: no Keras import.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,19 @@ import numpy as np
 
 from tpetune._io import read_json
 
-__all__ = ["CURVES", "best", "best_epoch", "fold_layout", "merge_curves", "read_fold_result"]
+__all__ = [
+    "CURVES",
+    "best",
+    "best_epoch",
+    "combine_folds",
+    "fold_layout",
+    "merge_curves",
+    "read_fold_result",
+]
 
 #: The curves a fold reports, one value per epoch.
 CURVES = ("loss", "val_loss")
+_REDUCE: dict[str, Callable[[Sequence[float]], Any]] = {"sum": np.sum, "median": np.median}
 
 
 def read_fold_result(path: Path) -> dict[str, Any] | None:
@@ -62,3 +72,27 @@ def best_epoch(values: Sequence[float]) -> int:
     """1-based epoch of :func:`best` (0 when there is none)."""
     value = best(values)
     return 0 if math.isnan(value) else list(values).index(value) + 1
+
+
+def combine_folds(
+    results: Sequence[Mapping[str, Any]],
+    rules: Mapping[str, str],
+    per_fold: Sequence[str] = (),
+) -> dict[str, Any]:
+    """One trial's result from its folds' ``{"loss", "curves", "metrics"}``: the mean loss,
+    :func:`merge_curves`, each metric reduced by its rule in ``rules`` (``"sum"``,
+    ``"median"``, else the mean), ``folds_run``, ``fold_loss`` and a ``fold_<name>`` list for
+    each name in ``per_fold``."""
+    metrics: dict[str, Any] = {}
+    for key in results[0]["metrics"]:
+        values = [float(r["metrics"][key]) for r in results if key in r["metrics"]]
+        metrics[key] = float(_REDUCE.get(rules.get(key, "mean"), np.mean)(values))
+    metrics["folds_run"] = len(results)
+    metrics["fold_loss"] = [float(r["loss"]) for r in results]
+    for key in per_fold:
+        metrics[f"fold_{key}"] = [r["metrics"].get(key) for r in results]
+    return {
+        "loss": float(np.mean(metrics["fold_loss"])),
+        "curves": merge_curves([r["curves"] for r in results]),
+        "metrics": metrics,
+    }

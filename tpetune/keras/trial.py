@@ -43,11 +43,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
-
-import numpy as np
 
 from tpetune._io import write_json
 from tpetune.errors import ConfigError
@@ -58,6 +56,7 @@ from tpetune.keras.results import (
     CURVES,
     best,
     best_epoch,
+    combine_folds,
     fold_layout,
     merge_curves,
     read_fold_result,
@@ -84,7 +83,6 @@ Params = Mapping[str, Any]  # one point of the space: what the objective receive
 History = Mapping[str, list[float]]  # logged metric -> one value per epoch
 Metrics = dict[str, float]  # extra figures of one fold
 _PRUNED_NOTE = "pruned_at_epoch"
-_REDUCE: dict[str, Callable[[Sequence[float]], Any]] = {"sum": np.sum, "median": np.median}
 
 
 class KerasTrial(ABC):
@@ -276,20 +274,7 @@ class KerasTrial(ABC):
         """One objective result from the results of the folds run (see the module docstring).
 
         A trial of a single fold returns that fold's result as it is, without this step."""
-        metrics: dict[str, Any] = {}
-        for key in results[0]["metrics"]:
-            values = [float(r["metrics"][key]) for r in results if key in r["metrics"]]
-            rule = self.combine_rules.get(key, "mean")
-            metrics[key] = float(_REDUCE.get(rule, np.mean)(values))
-        metrics["folds_run"] = len(results)
-        metrics["fold_loss"] = [float(r["loss"]) for r in results]
-        for key in self.per_fold:
-            metrics[f"fold_{key}"] = [r["metrics"].get(key) for r in results]
-        return {
-            "loss": float(np.mean(metrics["fold_loss"])),
-            "curves": merge_curves([r["curves"] for r in results]),
-            "metrics": metrics,
-        }
+        return combine_folds(results, self.combine_rules, self.per_fold)
 
     def _fit_fold(
         self,
