@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+#: digits_trials' results by the flags that differ from DigitsObjective's defaults, per
+#: process: the tests comparing a flag off with the defaults share the defaults' run (they run
+#: in one xdist group, so in one process).
+_TRIALS_RUN: dict[tuple[tuple[str, bool], ...], list[dict[str, Any]]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +40,16 @@ def digits_trials() -> Callable[..., list[dict[str, Any]]]:
     ]
 
     def run(**flags: bool) -> list[dict[str, Any]]:
+        key = tuple(sorted((k, v) for k, v in flags.items() if getattr(DigitsObjective, k) != v))
+        if key in _TRIALS_RUN:
+            return copy.deepcopy(_TRIALS_RUN[key])
         objective = DigitsObjective(data=data, folds=2, patience=2)
         for name, value in flags.items():
             setattr(objective, name, value)
         results = [objective(p) for p in points]
         for r in results:
             r["metrics"].pop("train_seconds")
+        _TRIALS_RUN[key] = copy.deepcopy(results)
         return results
 
     return run

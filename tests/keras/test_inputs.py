@@ -121,6 +121,7 @@ def test_an_unseeded_fit_keeps_its_arrays() -> None:
         keras.utils.set_random_seed(0)
 
 
+@pytest.mark.xdist_group("digits_trials")  # one process: they share the defaults\' run
 def test_cross_validated_digits_trials_are_the_same_with_lean_inputs(
     digits_trials: Callable[..., list[dict[str, Any]]],
 ) -> None:

@@ -212,6 +212,7 @@ def test_a_keras_trial_whose_callback_unfreezes_layers_trains_as_without_prebuil
     assert run(True) == run(False)
 
 
+@pytest.mark.xdist_group("digits_trials")  # one process: they share the defaults\' run
 def test_cross_validated_digits_trials_are_the_same_with_prebuild(
     digits_trials: Callable[..., list[dict[str, Any]]],
 ) -> None:

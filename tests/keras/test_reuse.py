@@ -231,6 +231,7 @@ def test_a_model_that_is_not_compiled_is_passed_through_and_forgets() -> None:
     assert reuse.reuse_compiled(_model()) is not first  # the uncompiled one broke the chain
 
 
+@pytest.mark.xdist_group("digits_trials")  # one process: they share the defaults\' run
 def test_cross_validated_digits_trials_are_the_same_with_and_without_reuse(
     digits_trials: Callable[..., list[dict[str, Any]]],
 ) -> None:
