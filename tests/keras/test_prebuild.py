@@ -12,6 +12,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from tests.digits.test_digits_objective import PARAMS  # noqa: E402
+from tpetune.keras import reuse  # noqa: E402
 from tpetune.keras.inputs import lean_fit_args  # noqa: E402
 from tpetune.keras.prebuild import build_before_fit, trainables_guard  # noqa: E402
 from tpetune.keras.trial import KerasTrial, fresh_session  # noqa: E402
@@ -149,8 +150,10 @@ def test_what_it_cannot_build_is_left_to_keras() -> None:
     broken.fit(X, LABELS, epochs=1, verbose=0)  # still trains: Keras builds in the trace
 
 
-def _frozen_base() -> Any:
+def _frozen_base(optimizer: Callable[[], Any] | None = None) -> Any:
     model = _lstm()
+    if optimizer is not None:
+        model.compile(optimizer=optimizer(), loss="mse", metrics=["mae"])
     model.layers[0].trainable = False  # unfrozen by the callback below, as fine-tuning does
     return model
 
@@ -160,9 +163,28 @@ class Unfreeze(keras.callbacks.Callback):  # type: ignore[misc]
         self.model.layers[0].trainable = True
 
 
-def _fit_unfreezing(*, prebuild: bool, stateful: bool = False) -> Any:
+class Scaled(keras.optimizers.SGD):  # type: ignore[misc]
+    """A user's optimizer with a setting its config leaves out."""
+
+    def __init__(self, scale: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        super().update_step(gradient * self.scale, variable, learning_rate)
+
+
+def _adamw() -> Any:
+    optimizer = keras.optimizers.AdamW(0.05, weight_decay=0.5)
+    optimizer.exclude_from_weight_decay(var_names=["bias"])  # outside AdamW's config
+    return optimizer
+
+
+def _fit_unfreezing(
+    *, prebuild: bool, optimizer: Callable[[], Any] | None = None, stateful: bool = False
+) -> Any:
     fresh_session(7)
-    model = _frozen_base()
+    model = _frozen_base(optimizer)
     args = _args(TARGET, lean=True)
     first = model.layers[0].get_weights()[0].copy()
     if prebuild:
@@ -178,14 +200,58 @@ def _fit_unfreezing(*, prebuild: bool, stateful: bool = False) -> Any:
     return history, model.get_weights(), len(traces)
 
 
-def test_a_callback_unfreezing_layers_gets_the_fit_keras_would_give() -> None:
-    history, weights, traces = _fit_unfreezing(prebuild=True)
-    history0, weights0, traces0 = _fit_unfreezing(prebuild=False)
+@pytest.mark.parametrize(
+    "optimizer",
+    [None, _adamw, lambda: keras.optimizers.Adam(0.01, use_ema=True, ema_overwrite_frequency=2)],
+    ids=["sgd-momentum", "adamw-excluding-biases", "adam-ema"],
+)
+def test_a_callback_unfreezing_layers_gets_the_fit_keras_would_give(optimizer: Any) -> None:
+    history, weights, traces = _fit_unfreezing(prebuild=True, optimizer=optimizer)
+    history0, weights0, traces0 = _fit_unfreezing(prebuild=False, optimizer=optimizer)
     assert history == history0 and (traces, traces0) == (1, 2)  # still one trace
     for a, b in zip(weights, weights0, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_an_optimizer_the_guard_cannot_rebuild_stops_the_fit_with_one_line() -> None:
     with pytest.raises(ValueError, match="set prebuild = False on the KerasTrial"):
         _fit_unfreezing(prebuild=True, stateful=True)  # its state cannot be rebuilt
+    with pytest.raises(ValueError, match="its scale would not carry over"):
+        _fit_unfreezing(prebuild=True, optimizer=lambda: Scaled(5.0, learning_rate=0.01))
+
+
+class Window(keras.callbacks.Callback):  # type: ignore[misc]
+    """Trains the frozen layer only while a fit runs."""
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.model.layers[0].trainable = True
+
+    def on_train_end(self, logs: Any = None) -> None:
+        self.model.layers[0].trainable = False
+
+
+def test_a_reused_model_s_optimizer_is_left_as_keras_left_it() -> None:
+    """Fits of one compiled model reused across trials (tpetune.keras.reuse): the guard acts
+    only on an optimizer built before this fit, never on the one the traced step holds."""
+
+    def fits(prebuild: bool) -> list[Any]:
+        reuse.forget()
+        out = []
+        for seed, lr in [(1, 0.01), (2, 0.01), (3, 0.2)]:
+            fresh_session(seed)
+            model = reuse.reuse_compiled(_frozen_base(lambda lr=lr: keras.optimizers.SGD(lr)))
+            args = _args(TARGET, lean=True)
+            if prebuild:
+                build_before_fit(model, args)
+            callbacks = [Window(), *([trainables_guard()] if prebuild else [])]
+            model.fit(**args, verbose=0, callbacks=callbacks)
+            out.append([*model.get_weights(), model.optimizer.iterations.numpy()])
+        reuse.forget()
+        return out
+
+    for a, b in zip(fits(True), fits(False), strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
 
 
 class Unfreezing(KerasTrial):

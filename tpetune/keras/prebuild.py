@@ -23,14 +23,19 @@ under a strategy does. A callback that unfreezes (or freezes) layers in ``on_tra
 would then meet Keras' "Unknown variable" error at the first step; :func:`trainables_guard`,
 the last callback of a fit, sees that change and hands the model a fresh optimizer built
 on the variables trainable now: what Keras would have built in the trace, so the fit is the
-one ``prebuild = False`` gives (``tests/keras/test_prebuild.py``). Where the optimizer already
-holds state (a backup restored it) or cannot be rebuilt from its config, the guard stops the
-fit with one line naming ``KerasTrial.prebuild = False`` instead.
+one ``prebuild = False`` gives (``tests/keras/test_prebuild.py``). The fresh optimizer comes
+from the old one's config plus what AdamW keeps outside it (its weight-decay exclusions); where
+the old one already holds state (a backup restored it) or a plain setting its config leaves
+out (a user's subclass), the guard stops the fit with one line naming
+``KerasTrial.prebuild = False`` instead. It acts only on an optimizer built here for this fit:
+a reused model's (``keras/reuse.py``) was built by an earlier fit and is left to Keras.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import re
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -57,14 +62,17 @@ def build_before_fit(model: Any, fit_args: Mapping[str, Any]) -> bool:
             # Keras builds before fit itself under a strategy, inside its scope; building
             # here, outside it, would leave the optimizer marked built without its slots.
             return False
+        _BUILT_ON.pop(model, None)
+        unbuilt = not model.optimizer.built  # a reused model's was built by an earlier fit
         batch = _symbolic_batch(fit_args)
         if batch is not None and hasattr(model, "_symbolic_build"):
             model._symbolic_build(data_batch=batch)
-        elif getattr(model, "built", False) and not model.optimizer.built:
+        elif getattr(model, "built", False) and unbuilt:
             model.optimizer.build(model.trainable_variables)  # metrics still build in the trace
         else:
             return False
-        _BUILT_ON[model] = tuple(id(v) for v in model.trainable_variables)
+        if unbuilt and model.optimizer.built:  # built here: the guard may rebuild it
+            _BUILT_ON[model] = tuple(id(v) for v in model.trainable_variables)
         return True
     except Exception:  # Keras builds during the first trace, as without this call
         return False
@@ -90,10 +98,7 @@ def _guard_class() -> type:
                 return
             old = model.optimizer
             try:
-                if int(old.iterations.numpy()) != 0:
-                    raise ValueError("the optimizer already holds state")
-                fresh = type(old).from_config(old.get_config())
-                fresh.build(now)
+                fresh = _rebuilt(old, now)
             except Exception as e:
                 raise ValueError(
                     "a callback changed which layers are trainable at the start of fit, after "
@@ -104,6 +109,46 @@ def _guard_class() -> type:
             _BUILT_ON[model] = tuple(id(v) for v in now)
 
     return TrainablesGuard
+
+
+#: Set on an optimizer outside its config (AdamW's ``exclude_from_weight_decay``), so copied.
+_OUTSIDE_CONFIG = ("_exclude_from_weight_decay", "_exclude_from_weight_decay_pattern")
+_PLAIN = (bool, int, float, str, bytes, tuple, frozenset, set, re.Pattern)
+
+
+def _rebuilt(old: Any, variables: list[Any]) -> Any:
+    """A fresh optimizer like ``old`` (made from its config, plus what lives outside it),
+    built on ``variables``; raises when ``old`` holds state or a plain setting its config
+    does not carry (a subclass's own attribute): the fresh one would train differently."""
+    if int(old.iterations.numpy()) != 0:
+        raise ValueError("the optimizer already holds state")
+    fresh = type(old).from_config(old.get_config())
+    for name in _OUTSIDE_CONFIG:
+        if hasattr(old, name):
+            setattr(fresh, name, getattr(old, name))
+    lost = sorted(
+        name
+        for name, value in vars(old).items()
+        if name != "built"
+        and (value is None or isinstance(value, _PLAIN))
+        and not _same(getattr(fresh, name, _MISSING), value)
+    )
+    if lost:
+        raise ValueError(f"its {', '.join(lost)} would not carry over")
+    fresh.build(variables)
+    return fresh
+
+
+_MISSING = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
 
 
 def _symbolic_batch(fit_args: Mapping[str, Any]) -> tuple[Any, Any, Any] | None:
