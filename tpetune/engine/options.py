@@ -146,7 +146,7 @@ class Workers:
         recycle_after: trials a worker runs before it is replaced by a fresh process (bounds
             memory that frameworks such as TensorFlow never give back).
         spare: start that replacement, and its imports, during the worker's last trial (one
-            process more for that trial: a Keras worker, ~0.6 GiB); ``False`` starts it when
+            process more for that trial: a Keras worker, 0.5-0.8 GiB); ``False`` starts it when
             the next trial needs it, which then waits for the imports.
     """
 
