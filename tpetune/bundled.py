@@ -186,13 +186,17 @@ def bundled_study(name: str) -> BundledStudy:
 #: default, one per core of a 2-core machine, and the study still resumes exactly.
 DEFAULT_LAG = 2
 
+#: Trials a bundled study's worker runs before a fresh process replaces it: bounds the ~16 MiB
+#: per trial that TensorFlow keeps after ``clear_session``. The CLI's ``--workers N`` for a
+#: bundled study recycles as often.
+RECYCLE_AFTER = 10
+
 
 def default_executor(lag: int | None) -> Workers:
     """Where a bundled study's trials run unless told otherwise: ``lag`` recycled worker
     processes (one for a study made without a lag, as before lags existed, so that it still
-    resumes exactly). A fresh process every 10 trials bounds the ~16 MiB per trial that
-    TensorFlow keeps after ``clear_session``."""
-    return Workers(lag or 1, recycle_after=10)
+    resumes exactly), each replaced every :data:`RECYCLE_AFTER` trials."""
+    return Workers(lag or 1, recycle_after=RECYCLE_AFTER)
 
 
 def run_bundled(

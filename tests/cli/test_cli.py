@@ -292,3 +292,35 @@ def test_messages_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(sys, "stderr", second)
     cli.log.warning("warning: where does this go")
     assert "where does this go" in second.getvalue() and first.getvalue() == ""
+
+
+def test_workers_flag_recycles_as_the_bundled_default(
+    objective_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``stock --workers N`` replaces each worker as often as the bundled default does
+    (TensorFlow's memory), where ``run FILE --workers N`` keeps the library's default."""
+    from tpetune.bundled import RECYCLE_AFTER
+    from tpetune.cli import main as cli
+    from tpetune.engine.options import Workers
+
+    seen: dict[str, object] = {}
+
+    def bundled(bundle: object, **kw: object) -> tuple[None, None]:
+        seen["stock"] = kw["executor"]
+        raise SystemExit(0)
+
+    def tune(objective: object, space: object, **kw: object) -> None:
+        seen["run"] = kw["executor"]
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli, "run_bundled", bundled)
+    monkeypatch.setattr(cli, "tune", tune)
+    for argv in (
+        ["stock", "--workers", "2", "--study-dir", str(tmp_path / "s")],
+        ["run", str(objective_file), "--workers", "2", "--study-dir", str(tmp_path / "r")],
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert seen["stock"] == Workers(2, recycle_after=RECYCLE_AFTER)
+    assert seen["run"] == Workers(2)
+    assert Workers().recycle_after > RECYCLE_AFTER

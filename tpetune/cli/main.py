@@ -21,7 +21,14 @@ from typing import Any
 from tpetune import __version__
 from tpetune._quiet import quiet_tensorflow
 from tpetune._signals import Terminated, sigterm_as_interrupt
-from tpetune.bundled import BUNDLED, SUMMARY_NAME, bundled_study, run_bundled, write_plots
+from tpetune.bundled import (
+    BUNDLED,
+    RECYCLE_AFTER,
+    SUMMARY_NAME,
+    bundled_study,
+    run_bundled,
+    write_plots,
+)
 from tpetune.cli.migrate import add_commands
 from tpetune.cli.search import (
     add_search_options,
@@ -242,7 +249,11 @@ def cmd_bundled(args: argparse.Namespace) -> int:
     study_dir = args.study_dir or Path("runs") / name
     args.resolved_study_dir = study_dir
     study, summary = run_bundled(
-        bundle, study_dir=study_dir, space=args.space, data=data, **search_kwargs(args)
+        bundle,
+        study_dir=study_dir,
+        space=args.space,
+        data=data,
+        **search_kwargs(args, recycle_after=RECYCLE_AFTER),
     )
     _print_summary(study)
     if summary is not None:

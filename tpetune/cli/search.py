@@ -123,9 +123,9 @@ def add_search_options(
         "--workers",
         type=positive_int,
         metavar="N",
-        help="run trials in N worker processes (default: run: in this process; stock, digits: "
-        "in as many worker processes as the study's --lag, replaced every 10 trials to bound "
-        "TensorFlow's memory)",
+        help="run trials in N worker processes, each replaced by a fresh one every 20 trials "
+        "(stock, digits: every 10, to bound TensorFlow's memory) (default: run: in this "
+        "process; stock, digits: in as many worker processes as the study's --lag)",
     )
     g.add_argument(
         "--lag",
@@ -158,8 +158,10 @@ def add_search_options(
     g.add_argument("--no-plots", action="store_true", help="do not write PNG plots at the end")
 
 
-def search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The library's option objects (and run arguments) from the search flags.
+def search_kwargs(args: argparse.Namespace, *, recycle_after: int | None = None) -> dict[str, Any]:
+    """The library's option objects (and run arguments) from the search flags;
+    ``recycle_after``: how often ``--workers`` replaces a worker (``None``: the library's
+    :class:`Workers` default).
 
     Raises:
         ConfigError: ``--fresh`` on a stored study not confirmed (see :func:`confirm_fresh`).
@@ -192,7 +194,7 @@ def search_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             max_failures=args.max_failures,
         ),
         "pruner": _pruner(args),
-        "executor": _executor(args),
+        "executor": _executor(args, recycle_after),
         "fresh": args.fresh,
         "progress": not args.quiet,
         "keep_models": args.keep_models,
@@ -231,14 +233,15 @@ def _pruner(args: argparse.Namespace) -> Any:
     return None if args.prune is None else PRUNERS[args.prune](**chosen)
 
 
-def _executor(args: argparse.Namespace) -> Any:
+def _executor(args: argparse.Namespace, recycle_after: int | None) -> Any:
     """Worker processes or Spark, from --workers, --trial-timeout and --spark; ``None`` without
     them (the caller's default: ``run`` runs trials in this process, the bundled studies in as
     many recycled workers as the study's lag)."""
     if args.spark is not None:
         return Spark(args.spark, workers=args.workers, trial_timeout=args.trial_timeout)
     if args.workers is not None or args.trial_timeout is not None:
-        return Workers(args.workers or 1, trial_timeout=args.trial_timeout)
+        recycle = {} if recycle_after is None else {"recycle_after": recycle_after}
+        return Workers(args.workers or 1, trial_timeout=args.trial_timeout, **recycle)
     return None
 
 
