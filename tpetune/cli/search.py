@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -240,8 +241,8 @@ def _executor(args: argparse.Namespace, recycle_after: int | None) -> Any:
     if args.spark is not None:
         return Spark(args.spark, workers=args.workers, trial_timeout=args.trial_timeout)
     if args.workers is not None or args.trial_timeout is not None:
-        recycle = {} if recycle_after is None else {"recycle_after": recycle_after}
-        return Workers(args.workers or 1, trial_timeout=args.trial_timeout, **recycle)
+        option = Workers(args.workers or 1, trial_timeout=args.trial_timeout)
+        return option if recycle_after is None else replace(option, recycle_after=recycle_after)
     return None
 
 
