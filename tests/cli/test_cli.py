@@ -102,6 +102,8 @@ def test_run_show_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["show", "/nonexistent/study"], "does not exist"),
         (["export", "/nonexistent/study"], "does not exist"),
         (["run", "quadratic", "--points", "/nonexistent.json"], "points file"),
+        (["run", "quadratic", "--no-spare"], "--no-spare applies to --workers N: add"),
+        (["run", "quadratic", "--spark", "local[1]", "--no-spare"], "not --spark"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -294,11 +296,12 @@ def test_messages_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch
     assert "where does this go" in second.getvalue() and first.getvalue() == ""
 
 
-def test_workers_flag_recycles_as_the_bundled_default(
+def test_workers_flags_recycle_as_the_bundled_default_and_drop_the_spare(
     objective_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``stock --workers N`` replaces each worker as often as the bundled default does
-    (TensorFlow's memory), where ``run FILE --workers N`` keeps the library's default."""
+    (TensorFlow's memory), where ``run FILE --workers N`` keeps the library's default;
+    ``--no-spare`` reaches ``Workers(spare=False)`` on both."""
     from tpetune.bundled import RECYCLE_AFTER
     from tpetune.cli import main as cli
     from tpetune.engine.options import Workers
@@ -323,4 +326,12 @@ def test_workers_flag_recycles_as_the_bundled_default(
             main(argv)
     assert seen["stock"] == Workers(2, recycle_after=RECYCLE_AFTER)
     assert seen["run"] == Workers(2)
+    for argv in (
+        ["stock", "--workers", "2", "--no-spare", "--study-dir", str(tmp_path / "s")],
+        ["run", str(objective_file), "--workers", "2", "--no-spare"],
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert seen["stock"] == Workers(2, recycle_after=RECYCLE_AFTER, spare=False)
+    assert seen["run"] == Workers(2, spare=False)
     assert Workers().recycle_after > RECYCLE_AFTER

@@ -138,6 +138,13 @@ def add_search_options(
         "finished; stock, digits: 2, except with --prune freeze-thaw; stored with the study)",
     )
     g.add_argument(
+        "--no-spare",
+        action="store_true",
+        help="with --workers: start a recycled worker's replacement when the next trial needs "
+        "it, not beside the worker's last trial (never more than N processes; a Keras spare "
+        "holds 0.5-0.8 GiB; that trial then waits for the imports)",
+    )
+    g.add_argument(
         "--trial-timeout",
         type=positive_float,
         metavar="SEC",
@@ -239,10 +246,16 @@ def _executor(args: argparse.Namespace, recycle_after: int | None) -> Any:
     them (the caller's default: ``run`` runs trials in this process, the bundled studies in as
     many recycled workers as the study's lag)."""
     if args.spark is not None:
+        if args.no_spare:
+            raise ConfigError("--no-spare applies to --workers, not --spark: drop --no-spare")
         return Spark(args.spark, workers=args.workers, trial_timeout=args.trial_timeout)
     if args.workers is not None or args.trial_timeout is not None:
-        option = Workers(args.workers or 1, trial_timeout=args.trial_timeout)
+        option = Workers(
+            args.workers or 1, trial_timeout=args.trial_timeout, spare=not args.no_spare
+        )
         return option if recycle_after is None else replace(option, recycle_after=recycle_after)
+    if args.no_spare:
+        raise ConfigError("--no-spare applies to --workers N: add --workers N")
     return None
 
 
