@@ -171,6 +171,11 @@ def test_a_new_study_runs_two_lagged_workers_and_an_old_one_keeps_one(
     assert load_study(tmp_path / "new").meta["lag"] == 2
     run_bundled(bundle, study_dir=tmp_path / "new", max_evals=4, progress=False)  # resume
     assert given[-1]["executor"] == Workers(2, recycle_after=10)
+    # Workers without a number (the CLI's --no-spare alone): as many as the stored lag
+    no_spare = Workers(recycle_after=10, spare=False)
+    run_bundled(bundle, study_dir=tmp_path / "new", max_evals=5, executor=no_spare,
+                progress=False)  # fmt: skip
+    assert given[-1]["executor"] == Workers(2, recycle_after=10, spare=False)
 
     # freeze-thaw has no lag: one worker, as before lags existed
     run_bundled(bundle, study_dir=tmp_path / "ft", pruner=FreezeThawPruner(), progress=False)

@@ -222,7 +222,8 @@ def run_bundled(
         data: the study's data flags, for :meth:`BundledStudy.settings`.
         search: further :func:`tpetune.tune` options (search, stop rules, pruner, ...); a new
             study given no ``pruner`` gets the study's :attr:`~BundledStudy.default_pruner`.
-        executor: where trials run; ``None``: :func:`default_executor` of the study's lag.
+        executor: where trials run; ``None``: :func:`default_executor` of the study's lag
+            (a ``Workers`` without a number of workers runs as many as that lag, too).
             A new study gets ``Search(lag=DEFAULT_LAG)`` unless the search names its own lag
             or its pruner thaws (freeze-thaw, which has no lag): two trials train at once
             and proposals, hence resume, stay deterministic (see ``Search.lag``).
@@ -255,6 +256,8 @@ def run_bundled(
     # The report reads kept models (the stock SPA test's top K): keep at least as many.
     keep = max(search.pop("keep_models", DEFAULT_KEEP), getattr(bundle, "keep_models", 0))
     executor = executor or default_executor(lag)
+    if isinstance(executor, Workers):
+        executor = executor.for_lag(lag)  # the report's fits run on as many (executors.calls)
 
     def report(best: TrialRecord, seed: int) -> dict[str, Any]:
         return bundle.final_report(

@@ -301,7 +301,7 @@ def test_workers_flags_recycle_as_the_bundled_default_and_drop_the_spare(
 ) -> None:
     """``stock --workers N`` replaces each worker as often as the bundled default does
     (TensorFlow's memory), where ``run FILE --workers N`` keeps the library's default;
-    ``--no-spare`` reaches ``Workers(spare=False)`` on both."""
+    ``--no-spare`` reaches ``Workers(spare=False)`` on both, and alone on a bundled study."""
     from tpetune.bundled import RECYCLE_AFTER
     from tpetune.cli import main as cli
     from tpetune.engine.options import Workers
@@ -334,4 +334,14 @@ def test_workers_flags_recycle_as_the_bundled_default_and_drop_the_spare(
             main(argv)
     assert seen["stock"] == Workers(2, recycle_after=RECYCLE_AFTER, spare=False)
     assert seen["run"] == Workers(2, spare=False)
+    # Without --workers: the bundled default's workers, as many as the study's lag
+    # (Workers() resolves that number, tests/test_bundled.py); run's needs --workers N.
+    for argv in (
+        ["stock", "--no-spare", "--study-dir", str(tmp_path / "s")],
+        ["run", str(objective_file), "--trial-timeout", "9"],
+    ):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert seen["stock"] == Workers(recycle_after=RECYCLE_AFTER, spare=False)
+    assert seen["run"] == Workers(trial_timeout=9)
     assert Workers().recycle_after > RECYCLE_AFTER

@@ -39,7 +39,9 @@ def test_bad_options_are_refused_when_made(make: object, message: str) -> None:
 
 
 def test_defaults_are_written_once_and_the_cli_help_reads_them() -> None:
-    assert Serial().workers == 1 and Workers().workers == 1
+    assert Serial().workers == 1 and Workers().workers is None  # None: the study's lag
+    assert [Workers().for_lag(lag).workers for lag in (None, 1, 3)] == [1, 1, 3]
+    assert Workers(2, spare=False).for_lag(3) == Workers(2, spare=False)
     help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
     assert f"(default: {StopRules().max_failures})" in help_text
     assert "--prune {none,median,asha,freeze-thaw}" in help_text

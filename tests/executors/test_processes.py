@@ -266,6 +266,33 @@ def test_one_recycled_worker_bounds_memory_and_proposes_what_serial_does(tmp_pat
     assert pids[0] == pids[1] == pids[2] != pids[3] == pids[4] == pids[5] != pids[6]
 
 
+def _meet(params: dict[str, float]) -> dict[str, object]:
+    """Waits (at most a minute) until another trial is in flight in another process."""
+    here = Path(os.environ["TPT_MEET"])
+    (here / str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(list(here.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"loss": params["x"] ** 2, "metrics": {"met": float(len(list(here.iterdir())))}}
+
+
+def test_workers_without_a_number_run_as_many_as_the_study_s_lag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Workers()`` (the CLI's --trial-timeout or --no-spare without --workers): two trials
+    of a lag-2 study meet in flight, each in its own process."""
+    from hyperopt import hp
+
+    from tpetune.engine.options import Search
+
+    (tmp_path / "meet").mkdir()
+    monkeypatch.setenv("TPT_MEET", str(tmp_path / "meet"))
+    study = tune(_meet, {"x": hp.uniform("x", -1, 1)}, study_dir=tmp_path / "s", max_evals=2,
+                 search=Search(lag=2), executor=Workers(spare=False), progress=False)  # fmt: skip
+    assert [r.metrics["met"] for r in study.records] == [2.0, 2.0]
+    assert len(list((tmp_path / "meet").iterdir())) == 2
+
+
 class _Marked:
     """An objective that preloads ``tpt_marker`` (which marks each importing process); a
     worker's last trial waits until another process has imported it: its spare."""

@@ -140,15 +140,16 @@ def add_search_options(
     g.add_argument(
         "--no-spare",
         action="store_true",
-        help="with --workers: start a recycled worker's replacement when the next trial needs "
-        "it, not beside the worker's last trial (never more than N processes; a Keras spare "
-        "holds 0.5-0.8 GiB; that trial then waits for the imports)",
+        help="start a recycled worker's replacement when the next trial needs it, not beside "
+        "the worker's last trial (never more processes than workers; a Keras spare holds "
+        "0.5-0.8 GiB; that trial then waits for the imports); run: with --workers only",
     )
     g.add_argument(
         "--trial-timeout",
         type=positive_float,
         metavar="SEC",
-        help="kill a trial running longer than SEC seconds and record it as failed",
+        help="kill a trial running longer than SEC seconds and record it as failed (trials "
+        "then run in worker processes: N with --workers, else as many as the study's --lag)",
     )
     g.add_argument(
         "--spark",
@@ -242,17 +243,18 @@ def _pruner(args: argparse.Namespace) -> Any:
 
 
 def _executor(args: argparse.Namespace, recycle_after: int | None) -> Any:
-    """Worker processes or Spark, from --workers, --trial-timeout and --spark; ``None`` without
-    them (the caller's default: ``run`` runs trials in this process, the bundled studies in as
-    many recycled workers as the study's lag)."""
+    """Worker processes or Spark, from --workers, --trial-timeout, --no-spare and --spark;
+    ``None`` without them (the caller's default: ``run`` runs trials in this process, the
+    bundled studies in as many recycled workers as the study's lag). Without --workers, the
+    workers are as many as the study's lag (``Workers()``); ``recycle_after`` is given by the
+    bundled studies, whose default runs in workers: --no-spare alone applies to those."""
     if args.spark is not None:
         if args.no_spare:
             raise ConfigError("--no-spare applies to --workers, not --spark: drop --no-spare")
         return Spark(args.spark, workers=args.workers, trial_timeout=args.trial_timeout)
-    if args.workers is not None or args.trial_timeout is not None:
-        option = Workers(
-            args.workers or 1, trial_timeout=args.trial_timeout, spare=not args.no_spare
-        )
+    in_workers = recycle_after is not None and args.no_spare  # the bundled default, no spare
+    if args.workers is not None or args.trial_timeout is not None or in_workers:
+        option = Workers(args.workers, trial_timeout=args.trial_timeout, spare=not args.no_spare)
         return option if recycle_after is None else replace(option, recycle_after=recycle_after)
     if args.no_spare:
         raise ConfigError("--no-spare applies to --workers N: add --workers N")

@@ -12,7 +12,7 @@ Errors name the library's own arguments (``Search(algo=...)``); the CLI maps the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tpetune._io import check_int, finite_float
@@ -141,7 +141,8 @@ class Workers:
     """Run trials in ``workers`` worker processes (crash isolation, timeouts, recycling).
 
     Attributes:
-        workers: trials in flight at once, one per process.
+        workers: trials in flight at once, one per process; ``None``: as many as the study's
+            ``Search(lag=...)``, one for a study without a lag (:meth:`for_lag`).
         trial_timeout: seconds after which a running trial is killed and recorded failed.
         recycle_after: trials a worker runs before it is replaced by a fresh process (bounds
             memory that frameworks such as TensorFlow never give back).
@@ -150,25 +151,32 @@ class Workers:
             the next trial needs it, which then waits for the imports.
     """
 
-    workers: int = 1
+    workers: int | None = None
     _: KW_ONLY
     trial_timeout: float | None = None
     recycle_after: int = 20
     spare: bool = True
 
     def __post_init__(self) -> None:
-        check_int("Workers(workers=...)", self.workers)
+        if self.workers is not None:
+            check_int("Workers(workers=...)", self.workers)
         check_int("Workers(recycle_after=...)", self.recycle_after)
         if not isinstance(self.spare, bool):
             raise ConfigError(f"Workers(spare=...) must be True or False; got {self.spare!r}")
         if self.trial_timeout is not None:
             _check_seconds("Workers(trial_timeout=...)", self.trial_timeout)
 
+    def for_lag(self, lag: int | None) -> Workers:
+        """These settings with the number of workers decided: ``workers``, or for ``None``
+        ``lag`` (a study's stored lag), or 1 without one. Up to ``lag`` trials can be in flight
+        while proposals stay deterministic, so that many workers keep them all busy."""
+        return self if self.workers is not None else replace(self, workers=lag or 1)
+
     def build(self, objective: Objective) -> Executor:
 
         return ProcessExecutor(
             objective,
-            workers=self.workers,
+            workers=self.workers or 1,
             trial_timeout=self.trial_timeout,
             recycle_after=self.recycle_after,
             spare=self.spare,

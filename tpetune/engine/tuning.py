@@ -34,6 +34,7 @@ from tpetune.engine.options import (
     Search,
     Serial,
     StopRules,
+    Workers,
 )
 from tpetune.errors import (
     ConfigError,
@@ -89,7 +90,8 @@ def tune(
             :func:`default_pruner` for a
             new study, the stored one on resume. Only objectives that report values (Keras
             ones through the pruning callback) are ever pruned.
-        executor: where trials run: :class:`Serial` (default), :class:`Workers`, :class:`Spark`.
+        executor: where trials run: :class:`Serial` (default), :class:`Workers` (``Workers()``:
+            as many worker processes as the study's lag), :class:`Spark`.
         fresh: discard an existing study in ``study_dir`` and start over: everything in the
             folder tpetune wrote (database, trial folders, models, reports, plots) moves to
             ``study_dir/discarded/``, which replaces the one an earlier fresh start left.
@@ -167,6 +169,8 @@ def tune(
                 # absent: a study made before tpetune stored it, which proposed repeats
                 allow_duplicates=bool(meta.get("allow_duplicates", True)),
             )
+            if isinstance(executor, Workers):
+                executor = executor.for_lag(lag)  # Workers(): as many as the stored lag
             reason = driver.run(max_evals, (executor or Serial()).build(objective), progress)
             records = store.records()
             if not any(r.finished_ok for r in records) and driver.last_error:

@@ -71,7 +71,7 @@ def report_executor(executor: ExecutorOption | None, calls: int) -> ExecutorOpti
     module docstring); ``None`` means in this process."""
     if isinstance(executor, Workers) and calls > 0:
         # Never recycled within the calls (nor a replacement started for a last one).
-        return Workers(min(executor.workers, calls), recycle_after=calls + 1)
+        return Workers(min(executor.workers or 1, calls), recycle_after=calls + 1)
     return Serial()
 
 
@@ -93,9 +93,9 @@ def run_calls(
         # as fast as in a trial, and the search's warm workers (warm_workers) can take them.
         runner = ProcessExecutor(
             MethodRunner(target),
-            workers=option.workers,
+            workers=option.workers or 1,
             recycle_after=option.recycle_after,
-            threads=threads_per_worker(executor.workers),
+            threads=threads_per_worker(executor.workers or 1),
         )
     else:
         runner = option.build(MethodRunner(target))
