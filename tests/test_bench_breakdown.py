@@ -43,3 +43,18 @@ def test_time_to_target_comes_from_the_study_s_finish_stamps(
     assert "target loss 0.45" in out
     assert "0.625 (0.5-0.75)" in out  # the same-seed wall ratios, median (min-max)
     assert "1/2" in out  # one seed of two reached the target in each tree
+
+
+def test_the_target_is_judged_on_same_seed_ratios_not_on_the_median_walls() -> None:
+    from bench import breakdown
+
+    def run(wall: float) -> dict[str, float]:
+        return {"wall": wall, "train_step": 0.7 * wall}
+
+    runs = {"baseline": [run(10), run(20), run(30)], "this tree": [run(6), run(9), run(16)]}
+    # median walls: 9 / 20 = 0.45; same-seed ratios 0.6, 0.45, 0.53: median 0.53
+    assert breakdown.same_seed_ratios(runs) == [0.6, 0.45, 16 / 30]
+    assert not breakdown.target_met(runs, "stock")
+    assert breakdown.target_met(runs, "digits")
+    runs["this tree"] = [{"wall": 4.0, "train_step": 1.0}] * 3  # fast, but mostly not training
+    assert not breakdown.target_met(runs, "digits")
