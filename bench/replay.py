@@ -95,6 +95,8 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     # "default" as two lagged workers run it (Search(lag=2), the bundled studies' default
     # since issue 23): trial n proposed and pruned from trials up to n - 2
     "default-lag2": ("tpetune", {"pruner": "default", "n_startup": "rule", "lag": 2}),
+    # the same with a lag of 3: two workers never wait for the older trial in flight
+    "default-lag3": ("tpetune", {"pruner": "default", "n_startup": "rule", "lag": 3}),
     "tpe": ("tpetune", {}),
     "tpe-median": ("tpetune", {"pruner": "median"}),
     "tpe-asha": ("tpetune", {"pruner": "asha"}),
