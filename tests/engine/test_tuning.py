@@ -111,6 +111,24 @@ def test_a_trial_running_at_a_crash_is_rerun_with_the_same_params(tmp_path: Path
     assert load_study(tmp_path).records[2].state is TrialState.OK
 
 
+def test_a_crashed_trial_reruns_when_the_resume_asks_for_fewer_trials(tmp_path: Path) -> None:
+    received: list[Any] = []
+
+    def crash_on_fourth(params: Any) -> Any:
+        received.append(params)
+        if len(received) == 4:
+            _ctrl_c()
+        return OBJECTIVE(params)
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(crash_on_fourth, SPACE, study_dir=tmp_path, max_evals=6, progress=False)
+    # 3 trials finished and trial 3 was running: a budget of 3 is spent, yet trial 3 is
+    # counted already and its run was cut short, so the resume finishes it and adds nothing.
+    study = tune(crash_on_fourth, SPACE, study_dir=tmp_path, max_evals=3, progress=False)
+    assert received[4] == received[3]
+    assert [(r.tid, r.state) for r in study.records] == [(t, TrialState.OK) for t in range(4)]
+
+
 def test_a_changed_space_is_refused_and_the_study_is_untouched(tmp_path: Path) -> None:
     tune(OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=3, progress=False)
     before = _history(tmp_path)

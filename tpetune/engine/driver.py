@@ -155,8 +155,7 @@ class Driver(Thawing):
         :data:`ONLY_REPEATS` (nothing stored, no trial id used) when distinct proposals are
         left with a repeat while trials are paused."""
         if self.rerun:
-            old = self.rerun.pop(0)  # announced by run(), before the progress bar
-            return replace(old, started=time.time(), error=None), self.space.evaluate(old.vals)
+            return self._rerun_next()
         tid = self.next_tid
         if tid < len(self.point_vals):
             vals = self.point_vals[tid]
@@ -193,6 +192,11 @@ class Driver(Thawing):
             started=time.time(),
         )
         return record, args
+
+    def _rerun_next(self) -> tuple[TrialRecord, Any]:
+        """The oldest crashed trial, to run again with its params (announced by run())."""
+        old = self.rerun.pop(0)
+        return replace(old, started=time.time(), error=None), self.space.evaluate(old.vals)
 
     def _repeats(self, doc: dict[str, Any]) -> bool:
         return vals_key(vals_of(doc)) in self.taken
@@ -262,8 +266,11 @@ class Driver(Thawing):
                         reason = self._finish(old, ended.pop(old.tid)) or reason
                         progress.update(1)
                         continue
+                    if self.rerun:  # whatever the budget: a crashed trial is counted already
+                        self._dispatch(executor, inflight, *self._rerun_next())
+                        continue
                     can_propose = not self.exhausted and len(self.done) + len(inflight) < max_evals
-                    thaw = None if self.rerun else self._plan(can_propose)
+                    thaw = self._plan(can_propose)
                     if thaw is not None:
                         self._thaw(executor, inflight, thaw)
                         continue
