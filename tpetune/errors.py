@@ -102,7 +102,7 @@ _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 def from_os_error(exc: OSError, folder: str | Path, action: str) -> TpetuneError | OSError:
     """The one-line tpetune error for an ``OSError`` met while ``action`` in ``folder``
     (``exc`` itself when it is none of: full disk, permission, read-only file system, a path
-    that is a file).
+    that is a file, a file path that is a folder, a folder that does not exist).
 
     ``action`` completes "could not ...", e.g. ``"write plots"``.
     """
@@ -117,6 +117,13 @@ def from_os_error(exc: OSError, folder: str | Path, action: str) -> TpetuneError
             f"study folder {folder} is not writable ({exc.strerror}: {where}): fix its "
             "permissions, write elsewhere (plot --out DIR, export -o FILE), or copy the study "
             "to a folder you can write; reading a study needs no write access"
+        )
+    if exc.errno == errno.EISDIR:
+        return NotWritableError(f"could not {action}: {where} is a folder; give a file path")
+    if exc.errno == errno.ENOENT:
+        return NotWritableError(
+            f"could not {action} in {folder}: {exc.strerror} ({where}); create the folder "
+            "first or write elsewhere"
         )
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         while not where.exists() and where != where.parent:  # name the file in the way

@@ -235,6 +235,8 @@ def test_path_errors_are_one_line(tmp_path: Path) -> None:
     study = tmp_path / "study"
     assert _cli(*run, str(study)).returncode == 0
     _one_line(_cli("plot", str(study), "--out", str(a_file)), 2, f"{a_file} is a file")
+    if Path("/proc/self").is_dir():  # a folder no one can make: mkdir fails with ENOENT there
+        _one_line(_cli("plot", str(study), "--out", "/proc/tpetune"), 2, "could not write plots")
 
 
 KERAS = """

@@ -384,3 +384,44 @@ def test_a_missing_extra_is_one_line_naming_what_to_install(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "tpetune[dashboard]" in err[0]
     assert not (study_dir / "optuna.db").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "pickle", "optuna", "tensorboard", "mlflow"])
+def test_an_export_onto_the_study_s_own_files_is_refused_and_the_study_kept(
+    study_dir: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if fmt in ("optuna", "tensorboard", "mlflow"):
+        pytest.importorskip(fmt)
+    before = (study_dir / "study.db").read_bytes()
+    records = load_study(study_dir).records
+    (study_dir / "trials" / "0").mkdir(parents=True)
+    targets = [study_dir / "study.db", study_dir, study_dir / "trials" / "0" / "x.db"]
+    for target in targets:
+        flag = ["--tracking-uri", f"sqlite:///{target}"] if fmt == "mlflow" else ["-o", str(target)]
+        assert main(["export", str(study_dir), "--format", fmt, *flag]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "the study's own" in err[0] and flag[0] in err[0], err
+    assert (study_dir / "study.db").read_bytes() == before
+    assert load_study(study_dir).records == records
+    assert {p.name for p in study_dir.iterdir() if not p.name.startswith("study.db")} == {"trials"}
+
+
+def test_a_snapshot_export_into_a_folder_names_the_file_to_give(
+    study_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", str(study_dir), "--format", "csv", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a folder" in err[0] and "trials.csv" in err[0]
+    assert main(["export", str(study_dir), "--format", "csv", "-o", str(tmp_path / "t.csv")]) == 0
+
+
+def test_the_dashboard_refuses_the_study_s_own_database_as_its_copy(
+    study_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("optuna_dashboard")
+    before = (study_dir / "study.db").read_bytes()
+    own = str(study_dir / "study.db")
+    assert main(["dashboard", str(study_dir), "--db", own, "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the study's own file" in err[0] and "--db" in err[0], err
+    assert (study_dir / "study.db").read_bytes() == before

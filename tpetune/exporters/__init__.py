@@ -11,6 +11,7 @@ extra. The dashboard (:mod:`~tpetune.exporters.dashboard`) keeps an Optuna expor
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from tpetune.errors import ConfigError, MissingDependencyError
+from tpetune.study.lock import LOCK_NAME
 
 if TYPE_CHECKING:
     from tpetune.study.study import Study
@@ -79,6 +81,40 @@ def export_to(study: Study, fmt: str, target: str | Path | None = None) -> Expor
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if target is not None:
+        refuse_study_files(study.study_dir, target, "-o" if fmt != "mlflow" else "--tracking-uri")
     module, function = FORMATS[fmt].split(":")
     result: Exported = getattr(importlib.import_module(module), function)(study, target)
     return result
+
+
+#: What a study keeps in its folder and an export must never write over: the store (and
+#: SQLite's side files), its lock, the bundled report's cache, and the trial and model folders.
+STUDY_OWN = ("study.db*", ".study.db.new*", LOCK_NAME, "summary.json")
+STUDY_OWN_DIRS = ("trials", "models", "discarded")
+
+
+def refuse_study_files(study_dir: str | Path, target: str | Path, flag: str) -> None:
+    """Refuse an export ``target`` (a path, or a ``sqlite:///`` or ``file:`` URI) that is the
+    study folder itself or one of the files and folders the study keeps there
+    (:data:`STUDY_OWN`, :data:`STUDY_OWN_DIRS`): writing it would destroy the study.
+
+    Raises:
+        ConfigError: naming ``flag``, the option that gave the target.
+    """
+    text = str(target)
+    for scheme in ("sqlite:///", "file://", "file:"):
+        if text.startswith(scheme):
+            text = text[len(scheme) :]
+            break
+    else:
+        if "://" in text:  # a tracking server: nothing of the study's is at stake
+            return
+    folder, path = Path(study_dir).resolve(), Path(text).expanduser().resolve()
+    inside = path.parent == folder and any(fnmatch.fnmatch(path.name, p) for p in STUDY_OWN)
+    if path == folder or inside or any(path.is_relative_to(folder / d) for d in STUDY_OWN_DIRS):
+        raise ConfigError(
+            f"{target} is the study's own {'folder' if path == folder else 'file'}: exporting "
+            f"there would overwrite the study; give {flag} another path (or leave it out for "
+            "the default inside the study folder)"
+        )

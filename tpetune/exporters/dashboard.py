@@ -32,7 +32,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from tpetune._signals import sigterm_as_interrupt
 from tpetune.errors import ConfigError
-from tpetune.exporters import require
+from tpetune.exporters import refuse_study_files, require
 from tpetune.exporters.optuna import EXTRA, OptunaExport, storage_url
 from tpetune.study.follow import StudyFollower
 
@@ -68,6 +68,8 @@ def serve(
     study_dir = Path(study_dir)
     follower = StudyFollower(study_dir)
     study, changed = follower.poll()
+    if db is not None:
+        refuse_study_files(study_dir, db, "--db")
     path = Path(db) if db is not None else default_mirror(study_dir)
     exporter = OptunaExport(path)
     exporter.sync(study, changed)

@@ -45,11 +45,14 @@ def _write(study: Study, target: str | Path | None, ext: str, data: bytes) -> Ex
     """Write ``data`` to ``target`` (default ``STUDY_DIR/trials.EXT``) atomically.
 
     Raises:
-        ConfigError: the target folder does not exist.
+        ConfigError: the target folder does not exist, or the target is a folder.
     """
     path = Path(target) if target is not None else study.study_dir / f"trials.{ext}"
     if not path.parent.is_dir():
         raise ConfigError(f"folder {path.parent} does not exist: create it or choose another -o")
+    if path.is_dir():
+        example = path / f"trials.{ext}"
+        raise ConfigError(f"{path} is a folder: give -o a file path, e.g. {example}")
     atomic_write(path, data)
     n = len(study.records)
     return Exported(str(path), added=n, updated=0, total=n, snapshot=True)
