@@ -3,6 +3,7 @@ resume replaying recorded decisions, and the schema-3 migration of older studies
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -449,6 +450,12 @@ def test_show_plots_and_exporters_tell_paused_and_thawed_trials(tmp_path: Path) 
         trial = by_tid[tid]
         assert trial.state is optuna.trial.TrialState.WAITING
         assert trial.user_attrs["tpetune_state"] == "paused" and trial.intermediate_values
+    if importlib.util.find_spec("tensorboard") is not None:  # a paused run has no end yet
+        board = export_to(load_study(tmp_path / "s"), "tensorboard", tmp_path / "tb")
+        assert board.added == len(study.records)
+        for tid in paused:
+            mark = tmp_path / "tb" / f"trial-{tid:05d}" / ".tpetune-state"
+            assert mark.read_text() == "paused\n"
 
     resumed = _run(tmp_path / "s", Objective(tmp_path / "log"), max_evals=10)  # thaws them
     export_to(load_study(tmp_path / "s"), "optuna", db)
@@ -465,8 +472,13 @@ def test_show_plots_and_exporters_tell_paused_and_thawed_trials(tmp_path: Path) 
         )
         assert len(trial.intermediate_values) == len(r.curves["val_loss"])
     curves = learning_curves_data(resumed, n=20)
+    by_record = {r.tid: r for r in resumed.records}
     marked = [c for c in curves.curves if c.paused_at]
-    assert marked and all("(thawed)" in c.name or "(paused)" in c.name for c in marked)
+    assert marked
+    for c in marked:  # "(thawed)" only where it was; one paused and then pruned was not
+        thaws = by_record[c.tid].metrics.get("thaws")
+        assert ("(thawed)" in c.name) == bool(thaws), c.name
+        assert thaws or "(paused)" in c.name or "(pruned)" in c.name
     plot_learning_curves(resumed, n=20).savefig(BytesIO(), format="png")
 
 

@@ -4,11 +4,11 @@ Layout of the target folder (``tensorboard --logdir DIR``):
 
 - ``DIR/events.out.tfevents.*``: the HParams experiment: every label of the space with its
   domain (:mod:`tpetune.exporters._params`), a ``trial_state`` hyperparameter
-  (ok/pruned/fail/running, to filter on) and the metric ``loss``.
+  (ok/pruned/fail/running/paused, to filter on) and the metric ``loss``.
 - ``DIR/trial-NNNNN/``: one run per trial: its *active* hyperparameters (a choice by its value),
   ``loss`` (when it has one), every stored per-epoch curve as ``epoch/<name>`` at steps 1, 2, ...,
   and the session's end status (success for ok and pruned, failure for fail; none yet while
-  running). Wall times are the trial's own.
+  running or paused). Wall times are the trial's own.
 
 Written with TensorBoard's own protobufs and record writer, so no TensorFlow is imported.
 Idempotent by tid: a run whose stored state has not changed since the last export (kept in
@@ -159,7 +159,7 @@ def _write_run(run: Path, record: TrialRecord, doms: dict[str, Domain]) -> None:
                 last = max(last, step)
         if record.loss is not None:
             write(scalar_pb("loss", float(record.loss)), ended, last)
-        if record.state is not TrialState.RUNNING:
+        if record.state in _STATUS:  # a running or paused trial has not ended yet
             status = _STATUS[record.state]
             end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=ended)
             data = plugin_data_pb2.HParamsPluginData(session_end_info=end)

@@ -277,7 +277,7 @@ def learning_curves_data(study: Study, n: int = 4) -> LearningCurvesData:
         tag = f" ({r.state.value})" if r in pruned else ""
         tag = " (best)" if best and r.tid == best.tid else tag
         paused_at = tuple(int(s) for s in (r.metrics.get("paused_at") or ()))
-        if paused_at and r.state is not TrialState.PAUSED:
+        if paused_at and int(r.metrics.get("thaws") or 0) > 0:  # pruned while paused: never
             tag += " (thawed)"
         train, val = (tuple(r.curves.get(key, ())) for key in ("loss", "val_loss"))
         curves.append(Curve(r.tid, f"trial {r.tid}{tag}", train, val, r in pruned, paused_at))
