@@ -90,6 +90,15 @@ def test_vals_from_params_inverts_params() -> None:
         space.vals_from_params({"momentum": 0.9})
 
 
+def test_a_point_missing_an_active_value_is_one_error_and_nothing_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    space = Space(NESTED)
+    with pytest.raises(SpaceError, match="gives no value to a hyperparameter"):
+        space.vals_from_params({"lr": 0.01})
+    assert capsys.readouterr().out == ""  # not hyperopt's dump of the graph
+
+
 def test_fingerprint_is_stable_across_processes_and_sees_changes() -> None:
     code = (
         "from hyperopt import hp; from tpetune.search.space import Space;"

@@ -196,17 +196,18 @@ class Space:
                 out[label] = float(raw)
         return out
 
-    def evaluate(self, vals: Mapping[str, Any]) -> Any:
+    def evaluate(self, vals: Mapping[str, Any], *, quiet: bool = False) -> Any:
         """The nested structure an objective receives for this assignment.
 
         The same as ``hyperopt.space_eval``, which sorts the whole graph (with networkx) on
         every call: here that walk is done once per space (in ``__init__``), which cut
         tpetune's own cost per trial by about a quarter on a cheap objective
-        (``bench/overhead.py``: 0.78 to 0.60 ms at 100 trials)."""
+        (``bench/overhead.py``: 0.78 to 0.60 ms at 100 trials). ``quiet``: an error is only
+        raised, without hyperopt's dump of the graph on stdout (for a check that says why)."""
         from hyperopt import pyll
 
         memo = {node: vals[label] for node, label in self._param_nodes if label in vals}
-        return pyll.rec_eval(self.expr, memo=memo)
+        return pyll.rec_eval(self.expr, memo=memo, print_node_on_error=not quiet)
 
     def vals_from_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Hyperopt's flat assignment for human params (choices by value, not index).
@@ -233,7 +234,7 @@ class Space:
                 raise SpaceError(f"{label}={value!r} is not one of its options {list(p.options)}")
             vals[label] = matches[0]
         try:
-            self.evaluate(vals)
+            self.evaluate(vals, quiet=True)
         except Exception:  # hyperopt met an active hp node without a value
             missing = [label for label in self._params if label not in params]
             raise SpaceError(
