@@ -76,6 +76,10 @@ def test_a_bad_pruner_knob_names_its_flag() -> None:
     assert for_cli("reduction_factor must be an integer >= 2; got 1") == (
         "--prune-reduction-factor must be an integer >= 2; got 1"
     )
+    message = "prune_below (0.5) must not exceed pause_below (0.1): a trial is paused first"
+    assert for_cli(message) == (
+        "--prune-below (0.5) must not exceed --pause-below (0.1): a trial is paused first"
+    )
 
 
 def test_a_seed_mismatch_on_the_cli_names_the_flags(tmp_path: Path) -> None:

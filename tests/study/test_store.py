@@ -82,6 +82,10 @@ def test_foreign_and_newer_databases_are_refused(tmp_path: Path) -> None:
     conn.commit()
     with pytest.raises(StoreError, match="not a readable tpetune study"):
         load_study(other)
+    before = (other / "study.db").read_bytes()
+    with pytest.raises(StoreError, match="not a readable tpetune study"):
+        Store.open(other, readonly=False)  # as a resume would: the file is left as it was
+    assert (other / "study.db").read_bytes() == before  # not switched to WAL mode
     newer = tmp_path / "newer"
     Store.create(newer, {}).set_meta(schema_version=SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="upgrade tpetune"):

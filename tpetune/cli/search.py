@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -294,6 +295,8 @@ def for_cli(message: str) -> str:
         message = message.replace(name, flag)
     for flag, _, knob, _, _ in _PRUNER_FLAGS:  # the pruners name their knobs bare
         message = message.replace(f"{knob} must", f"{flag} must")
+        if "_" in knob:  # a name no prose uses: wherever it stands ("prune_below (0.5) ...")
+            message = re.sub(rf"\b{knob}\b", flag, message)
     return message.replace("leave --", "drop --").replace(" unset to resume", " to resume")
 
 

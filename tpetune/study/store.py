@@ -187,10 +187,17 @@ class Store(StepsMixin, AttachmentsMixin, PausingMixin):
                 f"{study_dir} is not a tpetune study (no {DB_NAME}): give the folder a run wrote"
             )
         try:
-            conn = _connect(db, readonly=readonly)
-            if not readonly:
-                _check_intact(conn, db)
-            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if not readonly:  # a writer turns WAL mode on: refuse a foreign file before that
+                probe = _connect(db, readonly=True)
+                try:
+                    version = probe.execute(_VERSION).fetchone()
+                finally:
+                    probe.close()
+            if readonly or version is not None:
+                conn = _connect(db, readonly=readonly)
+                if not readonly:
+                    _check_intact(conn, db)
+                version = conn.execute(_VERSION).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(
                 f"{db} is not a readable tpetune study ({exc}); use another --study-dir"
@@ -326,6 +333,9 @@ class Store(StepsMixin, AttachmentsMixin, PausingMixin):
         return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     # the steps table: tpetune/study/steps.py; pause, thaw and ``migrate``: study/pausing.py
+
+
+_VERSION = "SELECT value FROM meta WHERE key='schema_version'"
 
 
 def _connect(db: Path, *, readonly: bool) -> sqlite3.Connection:
