@@ -157,6 +157,10 @@ def test_bad_lags_are_refused_before_anything_is_stored(tmp_path: Path, jittery:
         tune(ns["objective"], ns["space"], study_dir=tmp_path / "s", max_evals=6,
              search=Search(lag=3), progress=False)  # fmt: skip
     assert _history(tmp_path / "s") == before
+    tune(ns["objective"], ns["space"], study_dir=tmp_path / "nolag", max_evals=1, progress=False)
+    with pytest.raises(ConfigError, match=r"made without a lag, not lag 2: leave Search\(lag"):
+        tune(ns["objective"], ns["space"], study_dir=tmp_path / "nolag", max_evals=2,
+             search=Search(lag=2), progress=False)  # fmt: skip
 
 
 def test_the_cli_names_its_flag(tmp_path: Path, jittery: Path) -> None:

@@ -353,9 +353,11 @@ def _check_same_search(
     )
     for name, given, before in given_options:
         if given is not None and given != meta.get(name, before):
+            stored = meta.get(name, before)
+            made = f"with {name} {stored!r}" if stored is not None else f"without a {name}"
+            now = f"{given!r}" if stored is not None else f"{name} {given!r}"
             raise ConfigError(
-                f"study {study_dir} was made with {name} {meta.get(name, before)!r}, not "
-                f"{given!r}: "
+                f"study {study_dir} was made {made}, not {now}: "
                 f"leave Search({name}=...) unset to resume it, {hint}"
             )
     if search.stream is not None and meta.get("seed_stream", search.stream) != search.stream:
