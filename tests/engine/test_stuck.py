@@ -406,3 +406,18 @@ def test_fmin_fresh_searches_afresh_as_hyperopt_does(tmp_path: Path) -> None:
         tpetune.fmin(fn, hp.uniform("x", -1, 1), max_evals=3, study_dir=tmp_path / "s",
                      fresh=True, show_progressbar=False, verbose=False)  # fmt: skip
     assert len(calls) == 6 and len(load_study(tmp_path / "s").records) == 3
+
+
+def test_the_cli_s_warning_of_changed_objective_code_names_its_flags(tmp_path: Path) -> None:
+    script = tmp_path / "search.py"
+    argv = [sys.executable, "-m", "tpetune", "run", str(script), "--study-dir",
+            str(tmp_path / "s"), "--max-evals", "2", "--quiet", "--no-plots"]  # fmt: skip
+    for target in ("1.0", "3.0"):
+        script.write_text(
+            "from hyperopt import hp\nspace = {'x': hp.uniform('x', -5, 5)}\n"
+            f"def objective(p):\n    return (p['x'] - {target}) ** 2\n"
+        )
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+    assert "code changed" in done.stderr and "--fresh" in done.stderr, done.stderr
+    assert "fresh=True" not in done.stderr and "another --study-dir" in done.stderr, done.stderr

@@ -214,6 +214,10 @@ class _StderrHandler(logging.StreamHandler):
     def stream(self, _value: Any) -> None:
         pass
 
+    def format(self, record: logging.LogRecord) -> str:
+        # A warning names the library's arguments (fresh=True): say the flags instead.
+        return for_cli(super().format(record))
+
 
 def _setup_logging() -> None:
     # Our own logger only: hyperopt logs every TPE step at INFO on its loggers.
