@@ -104,6 +104,8 @@ def test_run_show_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["run", "quadratic", "--points", "/nonexistent.json"], "points file"),
         (["run", "quadratic", "--no-spare"], "--no-spare applies to --workers N: add"),
         (["run", "quadratic", "--spark", "local[1]", "--no-spare"], "not --spark"),
+        (["run", str(Path(__file__).parent)], "cli is a folder, not a space file"),
+        (["show", __file__], "test_cli.py is a file, not a study folder"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

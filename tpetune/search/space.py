@@ -58,6 +58,11 @@ def resolve_space_file(spec: str | Path) -> Path:
         bundled = bundled_spaces()
         if name in bundled:
             return bundled[name]
+    if path.is_dir():
+        raise SpaceError(
+            f"{spec} is a folder, not a space file: give the .py file that defines `space` "
+            "(and `objective`, for run)"
+        )
     known = ", ".join(sorted(bundled_spaces())) or "none"
     where = f"./spaces/{name}.py, then " if _NAME_RE.match(name) else ""
     raise SpaceError(

@@ -180,6 +180,10 @@ class Store(StepsMixin, AttachmentsMixin, PausingMixin):
         """
         study_dir = Path(study_dir)
         db = study_dir / DB_NAME
+        if study_dir.is_file():
+            raise StoreError(
+                f"{study_dir} is a file, not a study folder: give the folder a run wrote"
+            )
         if not study_dir.is_dir():
             raise StoreError(f"study folder {study_dir} does not exist: check the path")
         if not db.is_file():
