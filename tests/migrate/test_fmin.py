@@ -335,3 +335,76 @@ def test_trials_save_file_is_written_never_read(tmp_path: Path) -> None:
     tpetune.fmin(objective, SPACE, study_dir=study_dir, **{**kw, "max_evals": 6})  # resumes
     with pytest.raises(ConfigError, match="never unpickles"):  # a new study beside the pickle
         tpetune.fmin(objective, SPACE, study_dir=tmp_path / "other", **kw)
+
+
+def _quad(p: dict[str, Any], target: float = 1.0) -> float:
+    return float((p["x"] - target) ** 2)
+
+
+def test_objectives_of_one_name_bound_to_other_values_get_their_own_studies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default folder is runs/fmin-<name>-<hash> here
+    space = {"x": hp.uniform("x", -5, 5)}
+    answers = {}
+    for run in (hyperopt.fmin, tpetune.fmin):
+        got = []
+        for target in (3.0, -2.0):  # a loop rebinding what one `objective` reads
+            globals()["TARGET"] = target
+
+            def objective(p: dict[str, Any]) -> float:
+                return _quad(p, TARGET)  # type: ignore[name-defined]  # noqa: F821
+
+            got.append(run(objective, space, algo=tpe.suggest, max_evals=8,
+                           rstate=np.random.default_rng(0), show_progressbar=False))  # fmt: skip
+        for target in (3.0, -2.0):  # partials of one function
+            bound = functools.partial(_quad, target=target)
+            got.append(run(bound, space, algo=tpe.suggest, max_evals=8,
+                           rstate=np.random.default_rng(0), show_progressbar=False))  # fmt: skip
+        answers[run] = got
+    assert answers[tpetune.fmin] == answers[hyperopt.fmin]
+    ours = answers[tpetune.fmin]
+    assert ours[0] != ours[1] and ours[2] != ours[3]  # each target searched for itself
+    assert len(list((tmp_path / "runs").iterdir())) == 4  # in four studies
+    again = tpetune.fmin(functools.partial(_quad, target=-2.0), space, algo=tpe.suggest,
+                         max_evals=8, rstate=np.random.default_rng(0))  # fmt: skip
+    assert again == answers[hyperopt.fmin][3] and len(list((tmp_path / "runs").iterdir())) == 4
+
+
+def test_a_smaller_max_evals_answers_from_the_study_s_first_trials(tmp_path: Path) -> None:
+    space = {"x": hp.uniform("x", -5, 5)}
+    for n in (20, 6):
+        theirs, ours = Trials(), Trials()
+        best = hyperopt.fmin(_quad, space, algo=tpe.suggest, max_evals=n, trials=theirs,
+                             rstate=np.random.default_rng(1), show_progressbar=False)  # fmt: skip
+        ours_best = tpetune.fmin(_quad, space, algo=tpe.suggest, max_evals=n, trials=ours,
+                                 rstate=np.random.default_rng(1),
+                                 study_dir=tmp_path / "s")  # fmt: skip
+        assert ours_best == best
+        same_trials(ours, theirs)
+    assert len(tpetune.load_study(tmp_path / "s").records) == 20  # nothing stored is dropped
+
+
+def test_bad_arguments_are_refused_before_any_trial_runs(tmp_path: Path) -> None:
+    calls: list[Any] = []
+
+    def fn(p: dict[str, Any]) -> float:
+        calls.append(p)
+        return _quad(p)
+
+    space = {"x": hp.uniform("x", -5, 5)}
+    bad = [
+        ({"trials": []}, "trials must be a hyperopt Trials"),
+        ({"max_evals": "10"}, "max_evals must be a whole number"),
+        ({"points_to_evaluate": {"x": 0.5}}, "points_to_evaluate must be a list of dicts"),
+        ({"points_to_evaluate": [{"y": 1.0}]}, "y is no label of the space"),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            tpetune.fmin(fn, space, **{"max_evals": 3, **kwargs}, study_dir=tmp_path / "s")
+    assert calls == [] and not (tmp_path / "s").exists()
+    assert tpetune.fmin(
+        fn, space, max_evals=3.0, study_dir=tmp_path / "s", rstate=np.random.default_rng(0)
+    )
+    with pytest.raises(ConfigError, match="made with algo 'tpe', not 'rand': pass the algo it"):
+        tpetune.fmin(fn, space, algo=rand.suggest, max_evals=4, study_dir=tmp_path / "s")

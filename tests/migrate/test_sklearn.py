@@ -295,3 +295,16 @@ def test_a_callable_scoring_giving_a_dict_follows_refit() -> None:
     search = TPESearchCV(LogisticRegression(max_iter=300), DIST, n_iter=3, cv=2,
                          scoring=scores, refit="f1", random_state=0).fit(X, Y)  # fmt: skip
     assert np.allclose([r.loss for r in search.study_.records], -search.cv_results_["mean_test_f1"])
+
+
+def test_lists_that_make_fewer_candidates_than_n_iter_run_each_once(tmp_path: Path) -> None:
+    grid = {"C": [0.1, 1.0], "fit_intercept": [True, False]}
+    with pytest.warns(UserWarning, match="total space of parameters 4 is smaller than n_iter=10"):
+        theirs = RandomizedSearchCV(LogisticRegression(), grid, n_iter=10, cv=2).fit(X, Y)
+    with pytest.warns(UserWarning, match="total space of parameters 4 is smaller than n_iter=10"):
+        ours = TPESearchCV(LogisticRegression(), grid, n_iter=10, cv=2, random_state=0,
+                           study_dir=tmp_path / "s").fit(X, Y)  # fmt: skip
+    key = lambda p: sorted(p.items())  # noqa: E731
+    assert sorted(map(key, ours.cv_results_["params"])) == sorted(
+        map(key, theirs.cv_results_["params"])
+    )  # the four candidates, each once, as RandomizedSearchCV samples lists without replacement

@@ -57,6 +57,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import numbers
 import os
 import pickle
 import sys
@@ -148,6 +149,8 @@ def fmin(
         space, fn = _annotated(fn)
     intercept(fn, space)  # `tpetune replay` looking for this call's fn and space
     name, options = algo_spec(algo)
+    max_evals = _checked_max_evals(max_evals)
+    _check_trials(trials)
     if max_evals is None:
         if timeout is None and loss_threshold is None and early_stop_fn is None:
             raise ConfigError("fmin needs max_evals (or timeout, loss_threshold, early_stop_fn)")
@@ -160,11 +163,16 @@ def fmin(
         domain = Domain(fn, space, pass_expr_memo_ctrl=True)
     stream = rstate_stream(rstate)
     seed = None if stream is None else first_draw(stream)
-    points = [tspace.params(p) for p in points_to_evaluate or ()] if trials is None else []
+    # as hyperopt: the points are evaluated only into a new Trials
+    points = [] if trials is not None else _checked_points(points_to_evaluate, tspace)
+    points = [tspace.params(p) for p in points]
     points += _new_points(trials, tspace)
     if study_dir is None:
         study_dir = default_study_dir(fn, tspace, seed, name, options, points)
     study_dir = Path(study_dir)
+    # hyperopt evaluates the points, then max_evals proposals; a study holding more trials
+    # (a run with a larger max_evals) answers from its first ones, as this call would have
+    limit = None if max_evals == UNBOUNDED else max_evals + len(points)
     if stream is None and not Store.exists(study_dir):  # hyperopt: fresh entropy; here a
         stream = generator_state(np.random.default_rng(0))  # stream a re-run can resume
     _take_trials(trials, trials_save_file, tspace, study_dir, stream, name, options)
@@ -175,13 +183,15 @@ def fmin(
         stopper = EarlyStop(early_stop_fn, tspace.labels)
         if not fresh and stopper.replay(study_dir):
             log.info("tpetune.fmin: early_stop_fn had already stopped study %s", study_dir)
-            return _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
+            return _finish(
+                study_dir, tspace, trials, capture, return_argmin, trials_save_file, limit
+            )
         callbacks.append(stopper)
     if verbose:  # where the trials go is the one thing a hyperopt user does not expect
         print(f"tpetune.fmin: trials are stored in study {study_dir}", file=sys.stderr)
     # SearchFailedError (no trial succeeded): the study is stored; hyperopt's rules say
     # what to return then (argmin raises AllTrialsFailed), as below.
-    with contextlib.suppress(SearchFailedError):
+    with contextlib.suppress(SearchFailedError), _in_fmin_words():
         tune(
             capture,
             tspace,
@@ -205,17 +215,78 @@ def fmin(
             keep_models=DEFAULT_KEEP if keep_models is None else keep_models,
             fresh=fresh,
         )
-    _advance(rstate, study_dir)
-    result = _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file)
+    _advance(rstate, study_dir, limit)
+    result = _finish(study_dir, tspace, trials, capture, return_argmin, trials_save_file, limit)
     if capture.error is not None:
         raise capture.error
     return result
 
 
-def _advance(rstate: Any, study_dir: Path) -> None:
+#: tune()'s argument names in its errors -> fmin's.
+_FMIN_WORDS = (
+    ("leave Search(algo=...) unset to resume it", "pass the algo it was made with to resume it"),
+    ("leave it unset to resume it", "pass the algo knobs it was made with to resume it"),
+    ("Search(options=", "algo knobs ("),
+)
+
+
+@contextlib.contextmanager
+def _in_fmin_words() -> Any:
+    """Re-raise tune()'s ConfigError in fmin's terms (algo, not ``Search(algo=...)``)."""
+    try:
+        yield
+    except ConfigError as exc:
+        message = str(exc)
+        for theirs, ours in _FMIN_WORDS:
+            message = message.replace(theirs, ours)
+        raise ConfigError(message) from None
+
+
+def _checked_max_evals(max_evals: Any) -> Any:
+    """``max_evals`` as an int before anything runs (hyperopt takes ``10.0`` too)."""
+    if max_evals is None or isinstance(max_evals, bool):
+        return max_evals
+    if isinstance(max_evals, numbers.Integral):
+        return int(max_evals)
+    if isinstance(max_evals, numbers.Real) and float(max_evals) == float("inf"):
+        return None  # unbounded, as hyperopt's default (then a stop rule must end it)
+    if isinstance(max_evals, numbers.Real) and float(max_evals).is_integer():
+        return int(float(max_evals))
+    raise ConfigError(f"fmin's max_evals must be a whole number of trials; got {max_evals!r}")
+
+
+def _check_trials(trials: Any) -> None:
+    """Refuse a ``trials`` that is no Trials before any trial runs (it is filled at the end)."""
+    if trials is not None and not hasattr(trials, "insert_trial_docs"):
+        raise ConfigError(
+            f"fmin's trials must be a hyperopt Trials (or SparkTrials), or None; got "
+            f"{type(trials).__name__}: pass trials=Trials()"
+        )
+
+
+def _checked_points(points: Any, space: Space) -> list[Mapping[str, Any]]:
+    """``points_to_evaluate`` as hyperopt takes it: a list of dicts of the space's labels."""
+    if points is None:
+        return []
+    if isinstance(points, Mapping) or not all(isinstance(p, Mapping) for p in points):
+        raise ConfigError(
+            "fmin's points_to_evaluate must be a list of dicts, one per point "
+            f"([{{'x': 0.5}}]); got {type(points).__name__}"
+        )
+    for point in points:
+        unknown = sorted(set(point) - set(space.labels))
+        if unknown:
+            raise ConfigError(
+                f"points_to_evaluate: {', '.join(unknown)} is no label of the space (its labels: "
+                f"{', '.join(space.labels)})"
+            )
+    return list(points)
+
+
+def _advance(rstate: Any, study_dir: Path, limit: int | None) -> None:
     """Leave the caller's ``rstate`` where hyperopt.fmin would: one draw per proposal of
-    the study so far (a script that reuses it for a second fmin call then gets hyperopt's
-    seeds there too)."""
+    the study so far, up to ``limit`` trials (a script that reuses it for a second fmin call
+    then gets hyperopt's seeds there too)."""
     if not isinstance(rstate, np.random.Generator):
         return
     meta = _stored_meta(study_dir)
@@ -226,6 +297,8 @@ def _advance(rstate: Any, study_dir: Path) -> None:
         next_tid = max((r.tid for r in store.records()), default=-1) + 1
     finally:
         store.close()
+    if limit is not None:
+        next_tid = min(next_tid, limit)
     drawn = max(0, next_tid - int(meta.get("seed_stream_start", 0)))
     rstate.bit_generator.state = state_from_json(SeedStream(meta["seed_stream"], drawn).state())
 
@@ -304,11 +377,13 @@ def _finish(
     capture: FminObjective,
     return_argmin: bool,
     trials_save_file: str,
+    limit: int | None = None,
 ) -> Any:
-    """Fill the Trials, write ``trials_save_file``, return what hyperopt.fmin returns."""
+    """Fill the Trials (the study's first ``limit`` trials), write ``trials_save_file``,
+    return what hyperopt.fmin returns."""
     from hyperopt import space_eval
 
-    trials = fill_trials(trials, study_dir, capture.results, capture.errors)
+    trials = fill_trials(trials, study_dir, capture.results, capture.errors, limit=limit)
     if trials_save_file:
         atomic_write(Path(trials_save_file), pickle.dumps(trials, protocol=pickle.HIGHEST_PROTOCOL))
     if capture.error is not None:

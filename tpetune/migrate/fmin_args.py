@@ -134,16 +134,98 @@ def default_study_dir(
     points: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """``runs/fmin-<fn name>-<hash>``, the hash over the space's fingerprint, algo, its knobs,
-    the seed and the points to evaluate first: another function, space, algo, rstate or
-    points is another study, and re-running the same script resumes its own."""
+    the seed, the points to evaluate first and what ``fn`` is bound to (:func:`binding`):
+    another function, space, algo, rstate or points is another study, and re-running the
+    same script resumes its own."""
 
     name = getattr(fn, "__name__", type(fn).__name__).strip("<>") or "fn"
-
-    key = json.dumps(
-        jsonable([space.fingerprint, algo, dict(options or {}), seed, list(points)]),
-        sort_keys=True,
-    )
+    parts: list[Any] = [space.fingerprint, algo, dict(options or {}), seed, list(points)]
+    try:
+        bound = binding(fn)
+    except Exception:  # an object that cannot be described: its name and the rest decide
+        bound = []
+    if bound:  # only then: a plain function's folder is the one it had before this was added
+        parts.append(bound)
+    key = json.dumps(jsonable(parts), sort_keys=True)
     return Path("runs") / f"fmin-{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def binding(fn: Callable[..., Any]) -> list[str]:
+    """What tells apart functions of one name: a ``functools.partial``'s arguments, a bound
+    method's object, a function's defaults, closure and the module-level names it reads
+    (``for Model in (Ridge, Lasso): def objective(p): ...`` makes two objectives of one name
+    and code), and a lambda's code (every lambda is ``<lambda>``). Values are described
+    stably across runs (:func:`_stable`), so the same script finds its study again; empty
+    for a function that reads no global and has no closure or defaults."""
+    parts: list[str] = []
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        parts.append(f"partial {_stable(target.args)} {_stable(sorted(target.keywords.items()))}")
+        target = target.func
+    target = inspect.unwrap(target)
+    if inspect.ismethod(target):
+        parts.append(f"self {_stable(target.__self__)}")
+        target = target.__func__
+    if not inspect.isfunction(target):
+        return parts
+    if target.__name__ == "<lambda>":
+        code = target.__code__
+        parts.append(f"lambda {_stable((code.co_code, code.co_consts, code.co_names))}")
+    if target.__defaults__ or target.__kwdefaults__:
+        parts.append(f"defaults {_stable((target.__defaults__, target.__kwdefaults__))}")
+    cells = []
+    for cell in target.__closure__ or ():
+        try:
+            cells.append(_stable(cell.cell_contents))
+        except ValueError:  # a cell not filled yet
+            cells.append("<empty>")
+    if cells:
+        parts.append(f"closure {cells}")
+    # The module-level names it reads: a loop rebinding a global (`for Model in ...`) too.
+    names = _names_read(target.__code__) & set(target.__globals__)
+    if names:
+        parts.append(f"globals {[f'{n}={_stable(target.__globals__[n])}' for n in sorted(names)]}")
+    return parts
+
+
+def _names_read(code: Any) -> set[str]:
+    """The global (and attribute) names ``code`` and the code nested in it refer to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _names_read(const)
+    return names
+
+
+def _stable(value: Any, depth: int = 0) -> str:
+    """A description of ``value`` that is the same in every run of a script: its text where
+    that holds no memory address, a module-qualified name for classes and functions, a hash
+    of a numpy array's bytes; else only its type's name (such values do not tell apart)."""
+    if depth > 4:
+        return type(value).__qualname__
+    if isinstance(value, list | tuple):
+        return f"{type(value).__name__}[{', '.join(_stable(v, depth + 1) for v in value)}]"
+    if isinstance(value, set | frozenset):  # their order changes with the hash seed
+        return f"{type(value).__name__}{sorted(_stable(v, depth + 1) for v in value)}"
+    if isinstance(value, dict):
+        items = sorted((_stable(k, depth + 1), _stable(v, depth + 1)) for k, v in value.items())
+        return f"dict{items}"
+    if inspect.ismodule(value):
+        return f"module {value.__name__}"
+    if inspect.isclass(value) or inspect.isfunction(value) or inspect.isbuiltin(value):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
+    if inspect.iscode(value):
+        return _stable((value.co_code, value.co_consts, value.co_names), depth + 1)
+    if type(value).__module__ == "numpy" and hasattr(value, "tobytes"):
+        digest = hashlib.sha256(value.tobytes()).hexdigest()[:16]
+        return f"ndarray{getattr(value, 'shape', ())}{getattr(value, 'dtype', '')}:{digest}"
+    try:
+        text = repr(value)
+    except Exception:
+        text = " at 0x"
+    if " at 0x" in text or len(text) > 10_000:
+        return f"{type(value).__module__}.{type(value).__qualname__}"
+    return text
 
 
 def executor_for(trials: Any) -> Any:

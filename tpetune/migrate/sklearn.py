@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from numbers import Integral
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.model_selection import ParameterGrid
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
@@ -189,7 +191,7 @@ class _Run:
                 self,
                 self.space,
                 study_dir=study_dir,
-                max_evals=cv.n_iter,
+                max_evals=_n_candidates(cv.param_distributions, cv.n_iter),
                 search=Search("tpe", seed=int(seed) if seed is not None else None),
                 stop=StopRules(max_failures=_UNBOUNDED),  # error_score decides, as sklearn
                 objective_config=self._config(),
@@ -340,6 +342,30 @@ def _sklearn_out(plain: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _n_candidates(distributions: Any, n_iter: int) -> int:
+    """``n_iter``, or fewer where every parameter is a list and they make fewer candidates:
+    as ``RandomizedSearchCV`` (its ``ParameterSampler``), which then samples without
+    replacement and warns, rather than cross-validate a candidate twice."""
+    dists = [distributions] if isinstance(distributions, Mapping) else distributions
+    listed = (list, tuple, np.ndarray)
+    try:
+        all_lists = all(all(isinstance(v, listed) for v in d.values()) for d in dists)
+    except (AttributeError, TypeError):  # a hyperopt space: TPE's own (distinct) proposals
+        return n_iter
+    if not all_lists:
+        return n_iter
+    size = len(ParameterGrid(dists))
+    if size < n_iter:
+        warnings.warn(
+            f"The total space of parameters {size} is smaller than n_iter={n_iter}. Running "
+            f"{size} iterations. For exhaustive searches, use GridSearchCV.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return size
+    return n_iter
+
+
 def _error_line(error: Any) -> str:
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
     return (lines[-1] if lines else type(error).__name__)[:300]
@@ -350,6 +376,7 @@ def _in_our_words(message: str) -> str:
     for theirs, ours in (
         ("Search(seed=...)", "random_state"),
         ("use fresh=True or another study_dir", "give another study_dir (or delete it)"),
+        ("use fresh=True, or give another study_dir", "give another study_dir (or delete it)"),
         ("fresh=True", "another study_dir"),
     ):
         message = message.replace(theirs, ours)

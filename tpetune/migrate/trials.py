@@ -66,9 +66,11 @@ def fill_trials(
     study_dir: Path,
     results: Mapping[int, Any] | None = None,
     errors: Mapping[int, BaseException] | None = None,
+    limit: int | None = None,
 ) -> Any:
     """Make ``trials`` hold the study's finished trials as hyperopt documents, in tid order,
-    and ``trials.attachments`` the stored attachments (``ATTACH::<tid>::<name>``).
+    and ``trials.attachments`` the stored attachments (``ATTACH::<tid>::<name>``); with a
+    ``limit``, only the trials of tid below it (the first ``limit`` trials of the study).
 
     A trial's ``result`` is the raw value the objective returned when it is in ``results``
     (this run, in this process; its attachments as returned), else rebuilt from the store
@@ -91,8 +93,8 @@ def fill_trials(
         store.close()
     docs, named = [], {}
     for record in study.records:
-        if record.state is TrialState.RUNNING:
-            continue  # interrupted: not a finished trial
+        if record.state is TrialState.RUNNING or (limit is not None and record.tid >= limit):
+            continue  # interrupted: not a finished trial; or past what this call asked for
         doc = hyperopt_doc(record, labels)
         _as_hyperopt_vals(doc, record, point=record.tid < n_points)
         raw = results.get(record.tid)
