@@ -408,3 +408,21 @@ def test_bad_arguments_are_refused_before_any_trial_runs(tmp_path: Path) -> None
     )
     with pytest.raises(ConfigError, match="made with algo 'tpe', not 'rand': pass the algo it"):
         tpetune.fmin(fn, space, algo=rand.suggest, max_evals=4, study_dir=tmp_path / "s")
+
+
+HISTORY: list[Any] = []
+
+
+def test_an_objective_filling_a_global_log_continues_its_study_in_a_second_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def logged(p: dict[str, Any]) -> float:
+        HISTORY.append(p)
+        return _quad(p)
+
+    space, trials = {"x": hp.uniform("x", -5, 5)}, Trials()
+    for n in (4, 7):  # hyperopt's way to continue: the same Trials, a larger max_evals
+        tpetune.fmin(logged, space, max_evals=n, trials=trials, rstate=np.random.default_rng(0))
+    assert len(trials.trials) == 7 and len(list((tmp_path / "runs").iterdir())) == 1

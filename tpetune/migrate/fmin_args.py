@@ -182,9 +182,16 @@ def binding(fn: Callable[..., Any]) -> list[str]:
     if cells:
         parts.append(f"closure {cells}")
     # The module-level names it reads: a loop rebinding a global (`for Model in ...`) too.
+    # A list, dict or set there is often a log the objective fills as it runs, so only its
+    # type counts: a second fmin call on the same objective then finds the same study.
     names = _names_read(target.__code__) & set(target.__globals__)
-    if names:
-        parts.append(f"globals {[f'{n}={_stable(target.__globals__[n])}' for n in sorted(names)]}")
+    described = []
+    for n in sorted(names):
+        value = target.__globals__[n]
+        mutable = isinstance(value, list | dict | set)
+        described.append(f"{n}={type(value).__name__ if mutable else _stable(value)}")
+    if described:
+        parts.append(f"globals {described}")
     return parts
 
 
