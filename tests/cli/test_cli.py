@@ -105,6 +105,7 @@ def test_run_show_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["run", "quadratic", "--no-spare"], "--no-spare applies to --workers N: add"),
         (["run", "quadratic", "--spark", "local[1]", "--no-spare"], "not --spark"),
         (["run", str(Path(__file__).parent)], "cli is a folder, not a space file"),
+        (["stock", "--keep-models", "-1"], "must be an integer >= 0, got -1"),
         (["show", __file__], "test_cli.py is a file, not a study folder"),
     ],
 )

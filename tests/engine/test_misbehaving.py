@@ -135,6 +135,12 @@ def test_a_run_with_no_successful_trial_exits_1_with_the_last_error(tmp_path: Pa
     assert done.returncode == 1, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("tpetune: error:")]
     assert len(errors) == 1 and "succeeded" in errors[0] and "RuntimeError: no GPU" in errors[0]
+    again = _cli("run", str(script), "--study-dir", str(tmp_path / "s"), "--max-evals", "3",
+                 "--quiet", "--no-plots")  # fmt: skip
+    assert again.returncode == 1, again.stderr  # nothing left to run is no success either
+    errors = [line for line in again.stderr.splitlines() if line.startswith("tpetune: error:")]
+    assert len(errors) == 1 and "raise --max-evals or start over with --fresh" in errors[0]
+    assert "toward --max-evals 3" in errors[0] and "RuntimeError: no GPU" in errors[0], errors
 
 
 EXITS = """

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tpetune.cli.types import finite_float, positive_float, positive_int
+from tpetune.cli.types import finite_float, non_negative_int, positive_float, positive_int
 from tpetune.engine.options import Search, Spark, StopRules, Workers
 from tpetune.engine.tuning import stored_trial_count
 from tpetune.errors import ConfigError
@@ -159,7 +159,7 @@ def add_search_options(
         "needs pyspark (pip install pyspark) and Java 17",
     )
     g.add_argument(
-        "--keep-models", type=int, default=DEFAULT_KEEP, metavar="K",
+        "--keep-models", type=non_negative_int, default=DEFAULT_KEEP, metavar="K",
         help="keep the Keras models of the K best trials as STUDY/models/<tid>.keras, deleting "
         "the others as better trials arrive (default: %(default)s; 0 keeps none; stock keeps "
         "at least 5, the models its report's SPA test reads)",
@@ -285,6 +285,8 @@ _FLAGS = (
     ("Spark(master=...)", "--spark"),
     ("leave pruner unset", "drop --prune"),
     ("fresh=True", "--fresh"),
+    ("toward max_evals=", "toward --max-evals "),
+    ("raise max_evals", "raise --max-evals"),
     ("another study_dir", "another --study-dir"),
 )
 

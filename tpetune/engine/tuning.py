@@ -49,7 +49,7 @@ from tpetune.search.seeding import first_draw
 from tpetune.search.space import Space
 from tpetune.study import provenance
 from tpetune.study.artifacts import DEFAULT_KEEP, Retention
-from tpetune.study.store import Store, StudyLock
+from tpetune.study.store import Store, StudyLock, TrialState
 from tpetune.study.study import Study
 
 log = logging.getLogger("tpetune")
@@ -173,10 +173,20 @@ def tune(
                 executor = executor.for_lag(lag)  # Workers(): as many as the stored lag
             reason = driver.run(max_evals, (executor or Serial()).build(objective), progress)
             records = store.records()
-            if not any(r.finished_ok for r in records) and driver.last_error:
+            failed = [r for r in records if r.state is TrialState.FAIL]
+            if failed and not any(r.finished_ok or r.state is TrialState.PRUNED for r in records):
+                final = failed[-1]
+                last = driver.last_error or f"trial {final.tid} failed with: {final.error}"
+                if len(records) < max_evals:  # stopped early: more trials are to come
+                    fix = "Fix the objective and run again to resume"
+                else:  # a failed trial counts and is not re-run: nothing is left to run
+                    fix = (
+                        f"Its {len(records)} trials all count toward max_evals={max_evals} and "
+                        "failed trials are not re-run: fix the objective, then raise max_evals "
+                        "or start over with fresh=True"
+                    )
                 raise SearchFailedError(
-                    f"no trial of study {study_dir} succeeded; the last error: "
-                    f"{driver.last_error}. Fix the objective and run again to resume"
+                    f"no trial of study {study_dir} succeeded; the last error: {last}. {fix}"
                 )
             return Study(study_dir, store.meta(), records, space=space, stop_reason=reason)
         finally:
