@@ -190,3 +190,24 @@ def test_a_new_study_runs_two_lagged_workers_and_an_old_one_keeps_one(
     run_bundled(bundle, study_dir=tmp_path / "old", space=str(space), max_evals=3, progress=False)
     assert given[-1]["executor"] == Workers(1, recycle_after=10)
     assert "search" not in given[-1]  # nothing added to what the study was made with
+
+
+def test_the_cached_report_is_made_again_when_its_options_change(tmp_path: Path) -> None:
+    from hyperopt import hp
+
+    from tpetune import tune
+    from tpetune.bundled import best_trial_report
+
+    study = tune(lambda p: (p["x"] - 1.0) ** 2, {"x": hp.uniform("x", -2, 2)},
+                 study_dir=tmp_path, max_evals=2, progress=False)  # fmt: skip
+    made: list[int] = []
+
+    def make(best: Any, seed: int) -> dict[str, Any]:
+        made.append(best.tid)
+        return {"blocks": len(made)}
+
+    first = best_trial_report(study, (), make)
+    assert best_trial_report(study, (), make) == first and len(made) == 1  # kept
+    again = best_trial_report(study, (), make, {"test_folds": 2})  # --test-folds 2: made again
+    assert len(made) == 2 and again is not None and again["report_options"] == {"test_folds": 2}
+    assert best_trial_report(study, (), make, {"test_folds": 2}) == again and len(made) == 2

@@ -278,7 +278,7 @@ def run_bundled(
             keep_models=keep,
             **search,
         )
-        return study, best_trial_report(study, bundle.report_files, report)
+        return study, best_trial_report(study, bundle.report_files, report, settings.report)
 
 
 def stored_settings(study_dir: str | Path, *, fresh: bool = False) -> dict[str, Any]:
@@ -306,27 +306,31 @@ def best_trial_report(
     study: Study,
     files: Sequence[str],
     make: Callable[[TrialRecord, int], dict[str, Any]],
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The final report of a study's best trial, made once and kept in ``summary.json``.
 
-    While the best trial and the report's ``files`` stay the same, the saved summary is
-    returned (re-running a finished study retrains nothing). Otherwise ``make(best, seed)``
-    (``seed`` = the best trial's own training seed) builds it, and it is written atomically
-    with ``best_tid`` added. ``None`` when no trial finished.
+    While the best trial, the report's ``options`` (:attr:`Settings.report`, e.g. the stock
+    study's ``test_folds``) and its ``files`` stay the same, the saved summary is returned
+    (re-running a finished study retrains nothing). Otherwise ``make(best, seed)`` (``seed`` =
+    the best trial's own training seed) builds it, and it is written atomically with
+    ``best_tid`` and ``report_options`` added. ``None`` when no trial finished.
     """
     best = study.best
     if best is None:
         return None
     path = study.study_dir / SUMMARY_NAME
     previous = read_json(path)
+    options = dict(options or {})
     if (
         isinstance(previous, dict)
         and previous.get("best_tid") == best.tid
+        and previous.get("report_options", {}) == options
         and all((study.study_dir / name).exists() for name in files)
     ):
         return previous
     seed = derive_seed(int(study.meta["seed"]), best.tid, "objective")
-    summary = {"best_tid": best.tid, **make(best, seed)}
+    summary = {"best_tid": best.tid, "report_options": options, **make(best, seed)}
     write_json(path, summary, indent=2)
     return summary
 
