@@ -211,3 +211,21 @@ def test_the_cached_report_is_made_again_when_its_options_change(tmp_path: Path)
     again = best_trial_report(study, (), make, {"test_folds": 2})  # --test-folds 2: made again
     assert len(made) == 2 and again is not None and again["report_options"] == {"test_folds": 2}
     assert best_trial_report(study, (), make, {"test_folds": 2}) == again and len(made) == 2
+
+
+def test_a_folder_of_the_other_bundled_study_is_refused_with_the_command_for_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hyperopt import hp
+
+    from tpetune import tune
+
+    config = {"epochs": 2, "folds": None, "data": "bundled:sp500"}  # what `tpetune stock` stores
+    tune(lambda p: p["x"] ** 2, {"x": hp.uniform("x", -1, 1)}, study_dir=tmp_path,
+         max_evals=1, objective_config=config, progress=False)  # fmt: skip
+    before = load_study(tmp_path).records
+    assert main(["digits", "--study-dir", str(tmp_path), "--max-evals", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a `tpetune stock` study, not a digits one" in err[0], err
+    assert f"tpetune stock --study-dir {tmp_path}" in err[0] and "--fresh" in err[0]
+    assert load_study(tmp_path).records == before

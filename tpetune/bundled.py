@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tpetune._io import read_json, write_json
 from tpetune.engine.options import ExecutorOption, Search, Workers
 from tpetune.engine.tuning import tune
+from tpetune.errors import ConfigError
 from tpetune.executors.warm import warm_workers
 from tpetune.pruners.policies import PRUNERS
 from tpetune.search.space import load_space
@@ -92,6 +93,12 @@ class BundledStudy(Protocol):
     @property
     def help(self) -> str:
         """The command's one-line help in ``tpetune --help``."""
+        ...
+
+    @property
+    def config_marker(self) -> str:
+        """A key only this study's stored settings (``objective_config``) hold: a folder made
+        by another bundled study is refused with the command that resumes it."""
         ...
 
     @property
@@ -239,6 +246,13 @@ def run_bundled(
     study_dir = Path(study_dir)
     meta = _stored_meta(study_dir, fresh=fresh)
     stored = _settings_of(meta)
+    maker = made_by(stored)
+    if maker is not None and maker != bundle.name:
+        raise ConfigError(
+            f"{study_dir} holds a `tpetune {maker}` study, not a {bundle.name} one: run "
+            f"`tpetune {maker} --study-dir {study_dir}` to resume it, or use fresh=True or "
+            "another study_dir"
+        )
     lag = meta.get("lag")
     if not meta:  # a new study; a resume keeps its own pruner and lag
         if search.get("pruner") is None:
@@ -279,6 +293,16 @@ def run_bundled(
             **search,
         )
         return study, best_trial_report(study, bundle.report_files, report, settings.report)
+
+
+def made_by(stored: Mapping[str, Any]) -> str | None:
+    """The bundled study whose settings ``stored`` (a study's ``objective_config``) are, by
+    each study's ``config_marker``; ``None`` for none (a study of ``tpetune run``)."""
+    for name in BUNDLED:
+        marker = getattr(bundled_study(name), "config_marker", None)
+        if marker is not None and marker in stored:
+            return name
+    return None
 
 
 def stored_settings(study_dir: str | Path, *, fresh: bool = False) -> dict[str, Any]:

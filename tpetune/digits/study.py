@@ -60,6 +60,8 @@ class DigitsStudy:
     default_max_evals: int = DEFAULT_MAX_EVALS
     default_pruner: str = DEFAULT_PRUNER
     report_files: tuple[str, ...] = REPORT_FILES
+    #: A key only this study's stored settings hold (another bundled study's folder is told apart).
+    config_marker: str = "patience"
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument(

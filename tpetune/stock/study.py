@@ -52,6 +52,8 @@ class StockStudy:
     #: Kept models: at least the SPA test's top K, whose forecasts come from them
     #: (= stock.evaluation.DEFAULT_SPA_TOP, which imports pandas; a test checks).
     keep_models: int = 5
+    #: A key only this study's stored settings hold (another bundled study's folder is told apart).
+    config_marker: str = "epochs"
 
     def add_arguments(self, group: argparse._ArgumentGroup) -> None:
         group.add_argument(
