@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hyperopt import hp, pyll
@@ -169,3 +170,28 @@ def test_every_subpackage_ships_in_the_wheel() -> None:
     # pyproject discovers packages; what ships is what setuptools finds with its settings
     shipped = set(find_packages(str(root), include=config["packages"]["find"]["include"]))
     assert on_disk <= shipped, "add new subpackages to pyproject's packages list"
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        (hp.uniform("x", 1, 0), "low end above its high end"),
+        (hp.loguniform("x", 0, -1), "low end above its high end"),
+        (hp.choice("x", []), "has no options"),
+        (hp.randint("x", 5, 5), "has no values"),
+        (hp.quniform("x", 0, 5, 0), "needs a step q > 0"),
+    ],
+)
+def test_a_hyperparameter_no_value_can_be_drawn_from_is_refused(node: Any, message: str) -> None:
+    with pytest.raises(SpaceError, match=f"space.py: x: .*{message}"):
+        Space({"x": node}, source="space.py")
+
+
+def test_a_point_off_a_quantised_grid_is_refused_naming_its_neighbours() -> None:
+    space = Space({"d": hp.quniform("d", 2, 5, 1), "l": hp.qloguniform("l", 0, 3, 0.5)})
+    assert space.vals_from_params({"d": 3, "l": 1.5}) == {"d": 3.0, "l": 1.5}
+    with pytest.raises(SpaceError, match=r"d=2.6 is not a value quniform\(2, 5, 1\) takes.*2 or 3"):
+        space.vals_from_params({"d": 2.6, "l": 1.5})
+    # hyperopt.fmin evaluates any point it is given: tpetune.fmin's spaces do too
+    loose = Space({"d": hp.quniform("d", 2, 5, 1)}, point_bounds=False)
+    assert loose.vals_from_params({"d": 2.6}) == {"d": 2.6}

@@ -120,6 +120,7 @@ class _Param:
     integer: bool
     options: tuple[Any, ...] | None  # a choice's option values; None for numeric params
     bounds: tuple[float, float] | None = None  # the values a bounded distribution can take
+    q: float | None = None  # a quantised distribution's step: its values are multiples of it
 
 
 class Space:
@@ -154,7 +155,10 @@ class Space:
             raise SpaceError(
                 f"{source}: hyperopt rejects the space: {type(exc).__name__}: {exc}"
             ) from None
-        self._params = _collect_params(self.expr)
+        try:
+            self._params = _collect_params(self.expr)
+        except SpaceError as exc:
+            raise SpaceError(f"{source}: {exc}") from None
         if not self._params:
             raise SpaceError(f"{source}: the space has no hp.* hyperparameters to tune")
         self.fingerprint = hashlib.sha256(_canonical(self.expr).encode()).hexdigest()[:16]
@@ -279,7 +283,18 @@ def _numeric(p: _Param, value: Any, *, bounds: bool = True) -> float:
             f"{p.label}={value!r} is outside the values {p.description} can take "
             f"[{low:g}, {high:g}]"
         )
+    if bounds and p.q is not None and not _on_grid(number, p.q):
+        below = math.floor(number / p.q) * p.q
+        raise SpaceError(
+            f"{p.label}={value!r} is not a value {p.description} takes (multiples of {p.q:g}; "
+            f"{below:g} or {below + p.q:g}): give one of them"
+        )
     return number
+
+
+def _on_grid(number: float, q: float) -> bool:
+    steps = number / q
+    return abs(steps - round(steps)) <= 1e-9 * max(1.0, abs(steps))
 
 
 def _never_called(_: Any) -> float:  # pragma: no cover - Domain needs a function
@@ -332,9 +347,27 @@ def _collect_params(expr: Any) -> dict[str, _Param]:
         else:
             description = f"{dist.name}({', '.join(map(str, args))})"
         q = args[-1] if dist.name in _QUANTISED and args else None
-        integer = dist.name == "randint" or (isinstance(q, int | float) and float(q).is_integer())
-        params[label] = _Param(label, dist.name, description, integer, options, _bounds(dist))
+        step = float(q) if isinstance(q, int | float) and not isinstance(q, bool) else None
+        integer = dist.name == "randint" or (step is not None and step.is_integer())
+        param = _Param(label, dist.name, description, integer, options, _bounds(dist), step)
+        _check_possible(param)
+        params[label] = param
     return params
+
+
+def _check_possible(p: _Param) -> None:
+    """Refuse a hyperparameter no value can be drawn from (hyperopt fails at its first draw,
+    deep in TPE, after the study exists)."""
+    if p.options is not None and not p.options:
+        raise SpaceError(f"{p.label}: {p.description} has no options; give it at least one")
+    if p.bounds is not None and p.bounds[0] > p.bounds[1]:
+        if p.dist == "randint":
+            raise SpaceError(f"{p.label}: {p.description} has no values: raise its upper bound")
+        raise SpaceError(
+            f"{p.label}: {p.description} has its low end above its high end; swap them"
+        )
+    if p.q is not None and not p.q > 0:
+        raise SpaceError(f"{p.label}: {p.description} needs a step q > 0")
 
 
 def _bounds(dist: Any) -> tuple[float, float] | None:
