@@ -131,3 +131,16 @@ def _write(folder: Path) -> Path:
 def test_unknown_trial(study: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(study[1]), "99"]) == 2
     assert "has no trial 99 (its trials are 0..5)" in capsys.readouterr().err
+
+
+def test_a_stock_study_made_from_a_csv_file_says_why_it_cannot_be_replayed(
+    tmp_path: Path,
+) -> None:
+    from hyperopt import hp
+
+    from tpetune.engine.rerun import _bundled_objective
+
+    meta = {"objective_config": {"epochs": 2, "folds": None, "data": "good.csv:b4999aa6"}}
+    built, reasons = _bundled_objective(meta, tmp_path, {"x": hp.uniform("x", 0, 1)}, "s.py")
+    assert built is None and len(reasons) == 1
+    assert "tpetune stock --csv" in reasons[0] and "does not store the prices" in reasons[0]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tpetune._io import jsonable
-from tpetune.bundled import BUNDLED, bundled_study
+from tpetune.bundled import BUNDLED, bundled_study, made_by
 from tpetune.engine.origin import find_objective
 from tpetune.errors import ConfigError, StoreError, TpetuneError
 from tpetune.executors.base import Job, run_trial
@@ -231,8 +231,14 @@ def _bundled_objective(
 
     space = Space(tree, source=source)
     stored = meta.get("objective_config") or {}
+    maker = made_by(stored)
+    if maker == "stock" and ".csv:" in str(stored.get("data")):
+        return None, [
+            f"it is a `tpetune stock --csv` study ({stored['data']}), and a study does not store "
+            "the prices of a --csv file, so replay cannot rebuild its objective"
+        ]
     reasons = []
-    for name in BUNDLED:
+    for name in BUNDLED if maker is None else [maker]:
         bundle = bundled_study(name)
         try:
             settings = bundle.settings(stored, study_dir=study_dir)
