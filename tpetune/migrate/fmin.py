@@ -57,7 +57,6 @@ import contextlib
 import functools
 import inspect
 import logging
-import numbers
 import os
 import pickle
 import sys
@@ -74,8 +73,12 @@ from tpetune.engine.tuning import tune
 from tpetune.errors import ConfigError, SearchFailedError
 from tpetune.migrate.fmin_args import (
     algo_spec,
+    check_trials,
+    checked_max_evals,
+    checked_points,
     default_study_dir,
     executor_for,
+    in_fmin_words,
     rstate_stream,
     spark_limits,
 )
@@ -149,8 +152,8 @@ def fmin(
         space, fn = _annotated(fn)
     intercept(fn, space)  # `tpetune replay` looking for this call's fn and space
     name, options = algo_spec(algo)
-    max_evals = _checked_max_evals(max_evals)
-    _check_trials(trials)
+    max_evals = checked_max_evals(max_evals)
+    check_trials(trials)
     if max_evals is None:
         if timeout is None and loss_threshold is None and early_stop_fn is None:
             raise ConfigError("fmin needs max_evals (or timeout, loss_threshold, early_stop_fn)")
@@ -164,7 +167,7 @@ def fmin(
     stream = rstate_stream(rstate)
     seed = None if stream is None else first_draw(stream)
     # as hyperopt: the points are evaluated only into a new Trials
-    points = [] if trials is not None else _checked_points(points_to_evaluate, tspace)
+    points = [] if trials is not None else checked_points(points_to_evaluate, tspace)
     points = [tspace.params(p) for p in points]
     points += _new_points(trials, tspace)
     if study_dir is None:
@@ -191,7 +194,7 @@ def fmin(
         print(f"tpetune.fmin: trials are stored in study {study_dir}", file=sys.stderr)
     # SearchFailedError (no trial succeeded): the study is stored; hyperopt's rules say
     # what to return then (argmin raises AllTrialsFailed), as below.
-    with contextlib.suppress(SearchFailedError), _in_fmin_words():
+    with contextlib.suppress(SearchFailedError), in_fmin_words():
         tune(
             capture,
             tspace,
@@ -220,67 +223,6 @@ def fmin(
     if capture.error is not None:
         raise capture.error
     return result
-
-
-#: tune()'s argument names in its errors -> fmin's.
-_FMIN_WORDS = (
-    ("leave Search(algo=...) unset to resume it", "pass the algo it was made with to resume it"),
-    ("leave it unset to resume it", "pass the algo knobs it was made with to resume it"),
-    ("Search(options=", "algo knobs ("),
-)
-
-
-@contextlib.contextmanager
-def _in_fmin_words() -> Any:
-    """Re-raise tune()'s ConfigError in fmin's terms (algo, not ``Search(algo=...)``)."""
-    try:
-        yield
-    except ConfigError as exc:
-        message = str(exc)
-        for theirs, ours in _FMIN_WORDS:
-            message = message.replace(theirs, ours)
-        raise ConfigError(message) from None
-
-
-def _checked_max_evals(max_evals: Any) -> Any:
-    """``max_evals`` as an int before anything runs (hyperopt takes ``10.0`` too)."""
-    if max_evals is None or isinstance(max_evals, bool):
-        return max_evals
-    if isinstance(max_evals, numbers.Integral):
-        return int(max_evals)
-    if isinstance(max_evals, numbers.Real) and float(max_evals) == float("inf"):
-        return None  # unbounded, as hyperopt's default (then a stop rule must end it)
-    if isinstance(max_evals, numbers.Real) and float(max_evals).is_integer():
-        return int(float(max_evals))
-    raise ConfigError(f"fmin's max_evals must be a whole number of trials; got {max_evals!r}")
-
-
-def _check_trials(trials: Any) -> None:
-    """Refuse a ``trials`` that is no Trials before any trial runs (it is filled at the end)."""
-    if trials is not None and not hasattr(trials, "insert_trial_docs"):
-        raise ConfigError(
-            f"fmin's trials must be a hyperopt Trials (or SparkTrials), or None; got "
-            f"{type(trials).__name__}: pass trials=Trials()"
-        )
-
-
-def _checked_points(points: Any, space: Space) -> list[Mapping[str, Any]]:
-    """``points_to_evaluate`` as hyperopt takes it: a list of dicts of the space's labels."""
-    if points is None:
-        return []
-    if isinstance(points, Mapping) or not all(isinstance(p, Mapping) for p in points):
-        raise ConfigError(
-            "fmin's points_to_evaluate must be a list of dicts, one per point "
-            f"([{{'x': 0.5}}]); got {type(points).__name__}"
-        )
-    for point in points:
-        unknown = sorted(set(point) - set(space.labels))
-        if unknown:
-            raise ConfigError(
-                f"points_to_evaluate: {', '.join(unknown)} is no label of the space (its labels: "
-                f"{', '.join(space.labels)})"
-            )
-    return list(points)
 
 
 def _advance(rstate: Any, study_dir: Path, limit: int | None) -> None:

@@ -1,16 +1,19 @@
 """hyperopt's ``fmin`` arguments in tpetune's terms: the algorithm, the seed, the study folder,
-and a ``SparkTrials``' executor and limits.
+a ``SparkTrials``' executor and limits; the checks of ``max_evals``, ``trials`` and
+``points_to_evaluate`` before any trial runs; and tune()'s errors in fmin's words.
 
 Used by :func:`tpetune.migrate.fmin.fmin` (the drop-in) and the Trials importer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
 import json
 import logging
+import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -261,3 +264,64 @@ def spark_limits(trials: Any, timeout: Any, loss_threshold: Any) -> tuple[Any, A
     if loss_threshold is None:
         loss_threshold = getattr(trials, "loss_threshold", None)
     return timeout, loss_threshold
+
+
+#: tune()'s argument names in its errors -> fmin's.
+_FMIN_WORDS = (
+    ("leave Search(algo=...) unset to resume it", "pass the algo it was made with to resume it"),
+    ("leave it unset to resume it", "pass the algo knobs it was made with to resume it"),
+    ("Search(options=", "algo knobs ("),
+)
+
+
+@contextlib.contextmanager
+def in_fmin_words() -> Any:
+    """Re-raise tune()'s ConfigError in fmin's terms (algo, not ``Search(algo=...)``)."""
+    try:
+        yield
+    except ConfigError as exc:
+        message = str(exc)
+        for theirs, ours in _FMIN_WORDS:
+            message = message.replace(theirs, ours)
+        raise ConfigError(message) from None
+
+
+def checked_max_evals(max_evals: Any) -> Any:
+    """``max_evals`` as an int before anything runs (hyperopt takes ``10.0`` too)."""
+    if max_evals is None or isinstance(max_evals, bool):
+        return max_evals
+    if isinstance(max_evals, numbers.Integral):
+        return int(max_evals)
+    if isinstance(max_evals, numbers.Real) and float(max_evals) == float("inf"):
+        return None  # unbounded, as hyperopt's default (then a stop rule must end it)
+    if isinstance(max_evals, numbers.Real) and float(max_evals).is_integer():
+        return int(float(max_evals))
+    raise ConfigError(f"fmin's max_evals must be a whole number of trials; got {max_evals!r}")
+
+
+def check_trials(trials: Any) -> None:
+    """Refuse a ``trials`` that is no Trials before any trial runs (it is filled at the end)."""
+    if trials is not None and not hasattr(trials, "insert_trial_docs"):
+        raise ConfigError(
+            f"fmin's trials must be a hyperopt Trials (or SparkTrials), or None; got "
+            f"{type(trials).__name__}: pass trials=Trials()"
+        )
+
+
+def checked_points(points: Any, space: Space) -> list[Mapping[str, Any]]:
+    """``points_to_evaluate`` as hyperopt takes it: a list of dicts of the space's labels."""
+    if points is None:
+        return []
+    if isinstance(points, Mapping) or not all(isinstance(p, Mapping) for p in points):
+        raise ConfigError(
+            "fmin's points_to_evaluate must be a list of dicts, one per point "
+            f"([{{'x': 0.5}}]); got {type(points).__name__}"
+        )
+    for point in points:
+        unknown = sorted(set(point) - set(space.labels))
+        if unknown:
+            raise ConfigError(
+                f"points_to_evaluate: {', '.join(unknown)} is no label of the space (its labels: "
+                f"{', '.join(space.labels)})"
+            )
+    return list(points)
