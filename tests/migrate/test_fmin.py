@@ -341,6 +341,28 @@ def _quad(p: dict[str, Any], target: float = 1.0) -> float:
     return float((p["x"] - target) ** 2)
 
 
+class _Model3:
+    def __new__(cls, p: dict[str, Any]) -> Any:  # type: ignore[misc]
+        return _quad(p, 3.0)
+
+
+class _ModelMinus2:
+    def __new__(cls, p: dict[str, Any]) -> Any:  # type: ignore[misc]
+        return _quad(p, -2.0)
+
+
+class _Target:
+    """A callable objective object: its settings tell two instances apart."""
+
+    def __init__(self, target: float) -> None:
+        self.target = target
+        self.calls: list[float] = []  # state it fills: not a setting
+
+    def __call__(self, p: dict[str, Any]) -> float:
+        self.calls.append(p["x"])
+        return _quad(p, self.target)
+
+
 def test_objectives_of_one_name_bound_to_other_values_get_their_own_studies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -349,11 +371,11 @@ def test_objectives_of_one_name_bound_to_other_values_get_their_own_studies(
     answers = {}
     for run in (hyperopt.fmin, tpetune.fmin):
         got = []
-        for target in (3.0, -2.0):  # a loop rebinding what one `objective` reads
-            globals()["TARGET"] = target
+        for model in (_Model3, _ModelMinus2):  # a loop rebinding the class one objective reads
+            monkeypatch.setitem(globals(), "MODEL", model)
 
             def objective(p: dict[str, Any]) -> float:
-                return _quad(p, TARGET)  # type: ignore[name-defined]  # noqa: F821
+                return MODEL(p)  # type: ignore[name-defined, no-any-return]  # noqa: F821
 
             got.append(run(objective, space, algo=tpe.suggest, max_evals=8,
                            rstate=np.random.default_rng(0), show_progressbar=False))  # fmt: skip
@@ -413,16 +435,42 @@ def test_bad_arguments_are_refused_before_any_trial_runs(tmp_path: Path) -> None
 HISTORY: list[Any] = []
 
 
-def test_an_objective_filling_a_global_log_continues_its_study_in_a_second_call(
+def test_state_an_objective_keeps_does_not_move_a_second_call_to_another_study(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    HISTORY.clear()
+    calls = 0
 
     def logged(p: dict[str, Any]) -> float:
+        nonlocal calls
+        calls += 1  # a counter it rebinds, a log it fills: its state, not its settings
         HISTORY.append(p)
         return _quad(p)
 
-    space, trials = {"x": hp.uniform("x", -5, 5)}, Trials()
-    for n in (4, 7):  # hyperopt's way to continue: the same Trials, a larger max_evals
-        tpetune.fmin(logged, space, max_evals=n, trials=trials, rstate=np.random.default_rng(0))
-    assert len(trials.trials) == 7 and len(list((tmp_path / "runs").iterdir())) == 1
+    space = {"x": hp.uniform("x", -5, 5)}
+    for fn in (logged, _Target(2.0)):
+        trials = Trials()
+        for n in (4, 7):  # hyperopt's way to continue: the same Trials, a larger max_evals
+            tpetune.fmin(fn, space, max_evals=n, trials=trials, rstate=np.random.default_rng(0))
+        assert len(trials.trials) == 7
+    assert len(list((tmp_path / "runs").iterdir())) == 2
+    other = tpetune.fmin(_Target(-4.0), space, max_evals=4, rstate=np.random.default_rng(0))
+    assert len(list((tmp_path / "runs").iterdir())) == 3 and other["x"] < 0
+    HISTORY.clear()
+
+
+def test_a_study_an_earlier_tpetune_made_is_continued_in_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tpetune.migrate import fmin_args
+
+    monkeypatch.chdir(tmp_path)
+    space = {"x": hp.uniform("x", -5, 5)}
+    with monkeypatch.context() as m:  # the folder name before it covered the binding
+        m.setattr(fmin_args, "binding", lambda fn: [])
+        tpetune.fmin(_quad, space, max_evals=3, rstate=np.random.default_rng(0))
+    (old,) = (tmp_path / "runs").iterdir()
+    tpetune.fmin(_quad, space, max_evals=5, rstate=np.random.default_rng(0))
+    assert list((tmp_path / "runs").iterdir()) == [old]
+    assert len(tpetune.load_study(old).records) == 5

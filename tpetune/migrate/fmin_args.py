@@ -8,6 +8,7 @@ Used by :func:`tpetune.migrate.fmin.fmin` (the drop-in) and the Trials importer.
 from __future__ import annotations
 
 import contextlib
+import dis
 import functools
 import hashlib
 import inspect
@@ -139,63 +140,109 @@ def default_study_dir(
     """``runs/fmin-<fn name>-<hash>``, the hash over the space's fingerprint, algo, its knobs,
     the seed, the points to evaluate first and what ``fn`` is bound to (:func:`binding`):
     another function, space, algo, rstate or points is another study, and re-running the
-    same script resumes its own."""
+    same script resumes its own.
+
+    A study an earlier tpetune made for ``fn`` (whose hash did not cover the binding) is
+    continued where it is, when no study has the new name yet."""
 
     name = getattr(fn, "__name__", type(fn).__name__).strip("<>") or "fn"
     parts: list[Any] = [space.fingerprint, algo, dict(options or {}), seed, list(points)]
+    legacy = _folder(name, parts)
     try:
         bound = binding(fn)
     except Exception:  # an object that cannot be described: its name and the rest decide
         bound = []
-    if bound:  # only then: a plain function's folder is the one it had before this was added
-        parts.append(bound)
+    if not bound:
+        return legacy
+    folder = _folder(name, [*parts, bound])
+    if folder.exists():
+        return folder
+    if (legacy / "study.db").is_file():
+        log.info("tpetune.fmin: continuing %s, made by an earlier tpetune for %s", legacy, name)
+        return legacy
+    others = [p for p in folder.parent.glob(f"fmin-{name}-*") if (p / "study.db").is_file()]
+    if others:  # a loop over models, or a value that changes from run to run: say which
+        log.info(
+            "tpetune.fmin: a new study %s; other studies of %s (another space, algo, rstate, "
+            "points, or values bound to it) are in %s: study_dir= continues one",
+            folder,
+            name,
+            ", ".join(str(p) for p in sorted(others)),
+        )
+    return folder
+
+
+def _folder(name: str, parts: list[Any]) -> Path:
     key = json.dumps(jsonable(parts), sort_keys=True)
     return Path("runs") / f"fmin-{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 def binding(fn: Callable[..., Any]) -> list[str]:
-    """What tells apart functions of one name: a ``functools.partial``'s arguments, a bound
-    method's object, a function's defaults, closure and the module-level names it reads
-    (``for Model in (Ridge, Lasso): def objective(p): ...`` makes two objectives of one name
-    and code), and a lambda's code (every lambda is ``<lambda>``). Values are described
-    stably across runs (:func:`_stable`), so the same script finds its study again; empty
-    for a function that reads no global and has no closure or defaults."""
+    """What tells apart objectives of one name whose code may be the same: a
+    ``functools.partial``'s arguments, a bound method's or callable object's attributes, a
+    function's defaults and closure, the classes, functions and modules it reads from its
+    module (``for Model in (Ridge, Lasso): def objective(p): ...``), and a lambda's source
+    (every lambda is ``<lambda>``). Described as :func:`_stable` does, so that what changes
+    from run to run (a log list, a timestamp, data) does not move a script to another study."""
     parts: list[str] = []
     target: Any = fn
     while isinstance(target, functools.partial):
-        parts.append(f"partial {_stable(target.args)} {_stable(sorted(target.keywords.items()))}")
+        keywords = tuple(sorted(target.keywords.items()))
+        parts.append(f"partial {_stable(tuple(target.args))} {_stable(keywords)}")
         target = target.func
     target = inspect.unwrap(target)
     if inspect.ismethod(target):
-        parts.append(f"self {_stable(target.__self__)}")
+        parts.append(f"self {_attributes(target.__self__)}")
         target = target.__func__
+    elif not inspect.isfunction(target) and not inspect.isclass(target):
+        parts.append(f"object {_attributes(target)}")  # a callable object: its settings
+        return parts
     if not inspect.isfunction(target):
         return parts
     if target.__name__ == "<lambda>":
-        code = target.__code__
-        parts.append(f"lambda {_stable((code.co_code, code.co_consts, code.co_names))}")
-    if target.__defaults__ or target.__kwdefaults__:
-        parts.append(f"defaults {_stable((target.__defaults__, target.__kwdefaults__))}")
-    cells = []
-    for cell in target.__closure__ or ():
         try:
-            cells.append(_stable(cell.cell_contents))
+            source = inspect.getsource(target)
+        except (OSError, TypeError):
+            source = repr(target.__code__.co_consts)
+        parts.append(f"lambda {source.strip()}")
+    if target.__defaults__ or target.__kwdefaults__:
+        keyword = tuple(sorted((target.__kwdefaults__ or {}).items()))
+        parts.append(f"defaults {_stable((tuple(target.__defaults__ or ()), keyword))}")
+    # A variable the function assigns (`nonlocal calls; calls += 1`) is its state, not a setting.
+    assigned = {i.argval for i in dis.get_instructions(target) if i.opname == "STORE_DEREF"}
+    cells = []
+    for name, cell in zip(target.__code__.co_freevars, target.__closure__ or (), strict=False):
+        try:
+            value = cell.cell_contents
         except ValueError:  # a cell not filled yet
             cells.append("<empty>")
+            continue
+        cells.append(type(value).__name__ if name in assigned else _stable(value))
     if cells:
         parts.append(f"closure {cells}")
-    # The module-level names it reads: a loop rebinding a global (`for Model in ...`) too.
-    # A list, dict or set there is often a log the objective fills as it runs, so only its
-    # type counts: a second fmin call on the same objective then finds the same study.
+    # The classes, functions and modules it reads from its module: a loop rebinding one
+    # (`for Model in ...`) makes another objective; data and settings there do not count.
     names = _names_read(target.__code__) & set(target.__globals__)
-    described = []
-    for n in sorted(names):
-        value = target.__globals__[n]
-        mutable = isinstance(value, list | dict | set)
-        described.append(f"{n}={type(value).__name__ if mutable else _stable(value)}")
-    if described:
-        parts.append(f"globals {described}")
+    code_like = [
+        f"{n}={_stable(v)}"
+        for n in sorted(names)
+        if inspect.isclass(v := target.__globals__[n])
+        or inspect.isfunction(v)
+        or inspect.isbuiltin(v)
+        or inspect.ismodule(v)
+    ]
+    if code_like:
+        parts.append(f"globals {code_like}")
     return parts
+
+
+def _attributes(obj: Any) -> str:
+    """An object's type and its instance attributes, each as :func:`_stable` describes it."""
+    attrs = getattr(obj, "__dict__", None)
+    kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    if not isinstance(attrs, dict):
+        return kind
+    return f"{kind}{sorted((str(k), _stable(v, 1)) for k, v in attrs.items())}"
 
 
 def _names_read(code: Any) -> set[str]:
@@ -208,34 +255,29 @@ def _names_read(code: Any) -> set[str]:
 
 
 def _stable(value: Any, depth: int = 0) -> str:
-    """A description of ``value`` that is the same in every run of a script: its text where
-    that holds no memory address, a module-qualified name for classes and functions, a hash
-    of a numpy array's bytes; else only its type's name (such values do not tell apart)."""
-    if depth > 4:
-        return type(value).__qualname__
-    if isinstance(value, list | tuple):
-        return f"{type(value).__name__}[{', '.join(_stable(v, depth + 1) for v in value)}]"
-    if isinstance(value, set | frozenset):  # their order changes with the hash seed
-        return f"{type(value).__name__}{sorted(_stable(v, depth + 1) for v in value)}"
-    if isinstance(value, dict):
-        items = sorted((_stable(k, depth + 1), _stable(v, depth + 1)) for k, v in value.items())
-        return f"dict{items}"
+    """A description of a bound value that is the same in every run of a script: numbers,
+    booleans, ``None`` and short strings as they are; classes, functions and modules by
+    name; tuples item by item; an object whose text holds no memory address by its text;
+    anything else, and lists, dicts, sets (often a log the objective fills) and arrays (data),
+    by its type alone."""
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 200 else "str"
     if inspect.ismodule(value):
         return f"module {value.__name__}"
     if inspect.isclass(value) or inspect.isfunction(value) or inspect.isbuiltin(value):
         return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
-    if inspect.iscode(value):
-        return _stable((value.co_code, value.co_consts, value.co_names), depth + 1)
-    if type(value).__module__ == "numpy" and hasattr(value, "tobytes"):
-        digest = hashlib.sha256(value.tobytes()).hexdigest()[:16]
-        return f"ndarray{getattr(value, 'shape', ())}{getattr(value, 'dtype', '')}:{digest}"
+    if isinstance(value, tuple) and depth < 4:
+        return f"tuple[{', '.join(_stable(v, depth + 1) for v in value)}]"
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if isinstance(value, list | dict | set | frozenset) or hasattr(value, "__array__"):
+        return kind
     try:
         text = repr(value)
     except Exception:
-        text = " at 0x"
-    if " at 0x" in text or len(text) > 10_000:
-        return f"{type(value).__module__}.{type(value).__qualname__}"
-    return text
+        return kind
+    return kind if " at 0x" in text or len(text) > 500 else text
 
 
 def executor_for(trials: Any) -> Any:
@@ -283,7 +325,7 @@ def in_fmin_words() -> Any:
         message = str(exc)
         for theirs, ours in _FMIN_WORDS:
             message = message.replace(theirs, ours)
-        raise ConfigError(message) from None
+        raise type(exc)(message) from exc
 
 
 def checked_max_evals(max_evals: Any) -> Any:
@@ -312,7 +354,7 @@ def checked_points(points: Any, space: Space) -> list[Mapping[str, Any]]:
     """``points_to_evaluate`` as hyperopt takes it: a list of dicts of the space's labels."""
     if points is None:
         return []
-    if isinstance(points, Mapping) or not all(isinstance(p, Mapping) for p in points):
+    if not isinstance(points, list | tuple) or not all(isinstance(p, Mapping) for p in points):
         raise ConfigError(
             "fmin's points_to_evaluate must be a list of dicts, one per point "
             f"([{{'x': 0.5}}]); got {type(points).__name__}"
