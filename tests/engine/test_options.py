@@ -76,10 +76,12 @@ def test_a_bad_pruner_knob_names_its_flag() -> None:
     assert for_cli("reduction_factor must be an integer >= 2; got 1") == (
         "--prune-reduction-factor must be an integer >= 2; got 1"
     )
-    message = "prune_below (0.5) must not exceed pause_below (0.1): a trial is paused first"
+    message = "prune_below must be at most pause_below (0.5 > 0.1): a trial is paused first"
     assert for_cli(message) == (
-        "--prune-below (0.5) must not exceed --pause-below (0.1): a trial is paused first"
+        "--prune-below must be at most --pause-below (0.5 > 0.1): a trial is paused first"
     )
+    label = "warmup_steps=2.5 is not a value quniform(1, 9, 1) takes; warmup_steps (uniform)"
+    assert for_cli(label) == label  # a hyperparameter named like a knob stays as it is
 
 
 def test_a_seed_mismatch_on_the_cli_names_the_flags(tmp_path: Path) -> None:

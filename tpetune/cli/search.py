@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tpetune.cli.types import finite_float, non_negative_int, positive_float, positive_int
 from tpetune.engine.options import Search, Spark, StopRules, Workers
-from tpetune.engine.tuning import stored_trial_count
 from tpetune.errors import ConfigError
 from tpetune.pruners.policies import PRUNERS, default_pruner
 from tpetune.search.algos import ALGOS
 from tpetune.study.artifacts import DEFAULT_KEEP  # a constant: models imports only the store
+from tpetune.study.folder import stored_trial_count
 
 
 def add_search_options(
@@ -297,8 +296,7 @@ def for_cli(message: str) -> str:
         message = message.replace(name, flag)
     for flag, _, knob, _, _ in _PRUNER_FLAGS:  # the pruners name their knobs bare
         message = message.replace(f"{knob} must", f"{flag} must")
-        if "_" in knob:  # a name no prose uses: wherever it stands ("prune_below (0.5) ...")
-            message = re.sub(rf"\b{knob}\b", flag, message)
+        message = message.replace(f"at most {knob}", f"at most {flag}")
     return message.replace("leave --", "drop --").replace(" unset to resume", " to resume")
 
 

@@ -71,8 +71,8 @@ class FreezeThawPruner:
                 raise ConfigError(f"{knob} must be a probability in [0, 1); got {value!r}")
         if self.prune_below > self.pause_below:
             raise ConfigError(
-                f"prune_below ({self.prune_below}) must not exceed pause_below "
-                f"({self.pause_below}): a trial is paused before it is pruned"
+                f"prune_below must be at most pause_below ({self.prune_below} > "
+                f"{self.pause_below}): a trial is paused before it is pruned"
             )
         check_int("min_steps", self.min_steps, 2)
         check_int("warmup_trials", self.warmup_trials, 1)
