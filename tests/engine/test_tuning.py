@@ -16,6 +16,7 @@ from tpetune import (
     ConfigError,
     ObjectiveError,
     SearchFailedError,
+    SpaceError,
     SpaceMismatchError,
     TrialState,
     load_study,
@@ -314,3 +315,21 @@ def _ctrl_c() -> None:
     raised itself would fail its trial instead (tpetune._signals)."""
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(60)  # the signal's KeyboardInterrupt ends this at once
+
+
+def test_points_a_resume_ignores_are_not_checked_against_the_space(tmp_path: Path) -> None:
+    space = {"d": hp.quniform("d", 2, 5, 1)}
+
+    def objective(p: Any) -> float:
+        return float(p["d"])
+
+    tune(objective, space, study_dir=tmp_path, max_evals=2, progress=False,
+         search=Search(points=[{"d": 3}]))  # fmt: skip
+    # the same command with a point a new study would refuse: the stored points stand
+    again = tune(objective, space, study_dir=tmp_path, max_evals=3, progress=False,
+                 search=Search(points=[{"d": 2.6}]))  # fmt: skip
+    assert again.records[0].params == {"d": 3} and len(again.records) == 3
+    with pytest.raises(SpaceError, match="d=2.6 is not a value"):
+        tune(objective, space, study_dir=tmp_path / "new", max_evals=1, progress=False,
+             search=Search(points=[{"d": 2.6}]))  # fmt: skip
+    assert not (tmp_path / "new").exists()

@@ -18,8 +18,6 @@ pieces (the space's ``Domain``, ``Trials`` documents, the ``suggest`` algorithms
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,9 +37,8 @@ from tpetune.engine.options import (
 from tpetune.errors import (
     ConfigError,
     SearchFailedError,
+    SpaceError,
     SpaceMismatchError,
-    StoreError,
-    from_os_error,
 )
 from tpetune.pruners.policies import NoPruner, Pruner, default_pruner, pruner_from_json
 from tpetune.search import algos
@@ -49,6 +46,7 @@ from tpetune.search.seeding import first_draw
 from tpetune.search.space import Space
 from tpetune.study import provenance
 from tpetune.study.artifacts import DEFAULT_KEEP, Retention
+from tpetune.study.folder import discard, stored_meta
 from tpetune.study.store import Store, StudyLock, TrialState
 from tpetune.study.study import Study
 
@@ -126,15 +124,20 @@ def tune(
         )
     stop = stop or StopRules()
     space = space if isinstance(space, Space) else Space(space)
-    point_vals = [space.vals_from_params(p) for p in search.points]
     study_dir = Path(study_dir)
+    try:
+        point_vals = [space.vals_from_params(p) for p in search.points]
+    except SpaceError:
+        if "points" not in stored_meta(study_dir):
+            raise
+        point_vals = []  # a resume runs the points the study was made with (below), not these
     config = jsonable(dict(objective_config or {}))
     retention = Retention(study_dir, keep_models)  # validates keep_models
 
     lock = StudyLock(study_dir).acquire()
     try:
         if fresh:
-            _discard(study_dir)
+            discard(study_dir)
         created = not Store.exists(study_dir)
         store, meta = _open_store(
             study_dir, space, search, pruner, max_evals, stop, config, point_vals,
@@ -200,57 +203,6 @@ def _stream(meta: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
     if not meta.get("seed_stream"):
         return None
     return meta["seed_stream"], int(meta.get("seed_stream_start", 0))
-
-
-#: Where ``fresh`` puts the study it discards (inside the study folder; the next one replaces it).
-DISCARDED_DIR = "discarded"
-#: What tpetune writes into a study folder (the store, trial folders, models, the bundled
-#: studies' reports, plots, default exports): ``fresh`` moves these aside, and only these,
-#: so a study folder shared with other files (``--study-dir .``) keeps them in place.
-STUDY_FILES = (
-    "study.db*", ".study.db.new*", "trials", "models", "summary.json", "*.png", "*.keras",
-    "predictions.csv", "test_folds.csv", "classification_report.txt", "trials.csv",
-    "trials.json", "trials.pkl", "optuna.db", "tensorboard", "mlflow.db",
-)  # fmt: skip
-
-
-def stored_trial_count(study_dir: str | Path) -> int | None:
-    """How many trials the study in ``study_dir`` holds: 0 without one, ``None`` when its
-    database cannot be read (a damaged study, which ``fresh`` is also there to replace)."""
-    if not Store.exists(study_dir):
-        return 0
-    try:
-        store = Store.open(study_dir, readonly=True)
-    except StoreError:
-        return None
-    try:
-        return len(store.records())
-    except StoreError:
-        return None
-    finally:
-        store.close()
-
-
-def _discard(study_dir: Path) -> None:
-    """``fresh``: move the old study's files (:data:`STUDY_FILES`) into ``discarded/``.
-
-    Nothing of the old study stays where plots, reports and ``best-model`` look (summary,
-    models, predictions, PNGs), and an unintended fresh start can still be undone by hand.
-    """
-    count = stored_trial_count(study_dir)
-    entries = sorted({p for pattern in STUDY_FILES for p in study_dir.glob(pattern)})
-    if not entries:
-        return
-    aside = study_dir / DISCARDED_DIR
-    try:
-        shutil.rmtree(aside, ignore_errors=True)
-        aside.mkdir()
-        for entry in entries:
-            os.replace(entry, aside / entry.name)
-    except OSError as exc:
-        raise from_os_error(exc, study_dir, "discard the study") from None
-    what = "an unreadable study" if count is None else f"the {count} trials of study {study_dir}"
-    log.warning("discarded %s (kept in %s until the next fresh start)", what, aside)
 
 
 def new_study_meta(
