@@ -229,3 +229,15 @@ def test_a_folder_of_the_other_bundled_study_is_refused_with_the_command_for_it(
     assert len(err) == 1 and "holds a `tpetune stock` study, not a digits one" in err[0], err
     assert f"tpetune stock --study-dir {tmp_path}" in err[0] and "--fresh" in err[0]
     assert load_study(tmp_path).records == before
+
+
+def test_the_stock_report_s_default_test_folds_spelled_out_keeps_the_cached_report(
+    tmp_path: Path,
+) -> None:
+    from tpetune.stock.evaluation import DEFAULT_TEST_FOLDS
+
+    stock = bundled_study("stock")
+    default = stock.settings({}, study_dir=tmp_path)  # type: ignore[call-arg]
+    spelled = stock.settings({}, study_dir=tmp_path, test_folds=DEFAULT_TEST_FOLDS)  # type: ignore[call-arg]
+    other = stock.settings({}, study_dir=tmp_path, test_folds=2)  # type: ignore[call-arg]
+    assert default.report == spelled.report == {} and other.report == {"test_folds": 2}

@@ -425,3 +425,22 @@ def test_the_dashboard_refuses_the_study_s_own_database_as_its_copy(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the study's own file" in err[0] and "--db" in err[0], err
     assert (study_dir / "study.db").read_bytes() == before
+
+
+def test_uri_forms_of_the_study_s_own_files_are_refused_too(study_dir: Path) -> None:
+    from tpetune.errors import ConfigError
+    from tpetune.exporters import refuse_study_files
+
+    db = study_dir / "study.db"
+    quoted = str(db).replace("/", "%2F")
+    dotted = str(study_dir / "sub" / ".." / "study.db")
+    for target in (f"sqlite:///{db}?mode=rwc", f"file://localhost{db}", f"file://{db}",
+                   f"file:{quoted}", dotted):  # fmt: skip
+        with pytest.raises(ConfigError, match="the study's own"):
+            refuse_study_files(study_dir, target, "-o")
+    link = study_dir.parent / "elsewhere.db"
+    link.symlink_to(db)
+    with pytest.raises(ConfigError, match="the study's own"):
+        refuse_study_files(study_dir, link, "-o")
+    refuse_study_files(study_dir, study_dir / "trials.csv", "-o")  # a default target: fine
+    refuse_study_files(study_dir, "http://127.0.0.1:5000", "--tracking-uri")

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from tpetune.errors import ConfigError, MissingDependencyError
 from tpetune.study.lock import LOCK_NAME
@@ -103,16 +105,27 @@ def refuse_study_files(study_dir: str | Path, target: str | Path, flag: str) -> 
         ConfigError: naming ``flag``, the option that gave the target.
     """
     text = str(target)
-    for scheme in ("sqlite:///", "file://", "file:"):
+    for scheme in ("sqlite:///", "file://localhost/", "file://", "file:"):
         if text.startswith(scheme):
-            text = text[len(scheme) :]
+            text = unquote(text[len(scheme) :].split("?", 1)[0])
+            if scheme == "file://localhost/":
+                text = "/" + text  # file://localhost/x names /x
             break
     else:
         if "://" in text:  # a tracking server: nothing of the study's is at stake
             return
     folder, path = Path(study_dir).resolve(), Path(text).expanduser().resolve()
     inside = path.parent == folder and any(fnmatch.fnmatch(path.name, p) for p in STUDY_OWN)
-    if path == folder or inside or any(path.is_relative_to(folder / d) for d in STUDY_OWN_DIRS):
+    # a case-insensitive file system: STUDY/Study.db is study.db
+    same = path.exists() and any(
+        os.path.samefile(path, own) for own in folder.glob("study.db*") if own.exists()
+    )
+    if (
+        path == folder
+        or inside
+        or same
+        or any(path.is_relative_to(folder / d) for d in STUDY_OWN_DIRS)
+    ):
         raise ConfigError(
             f"{target} is the study's own {'folder' if path == folder else 'file'}: exporting "
             f"there would overwrite the study; give {flag} another path (or leave it out for "

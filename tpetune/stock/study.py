@@ -123,7 +123,10 @@ class StockStudy:
         }
         # Last: it sets KERAS_BACKEND for this process and the workers (see keras.backend).
         config.update(study_backend(backend, stored, study_dir=study_dir))
-        report = {} if test_folds is None else {"test_folds": test_folds}
+        from tpetune.stock.evaluation import DEFAULT_TEST_FOLDS
+
+        # the default spelled out is the default: the cached report stays (bundled.py)
+        report = {} if test_folds in (None, DEFAULT_TEST_FOLDS) else {"test_folds": test_folds}
         return Settings(config, load_prices(csv) if csv is not None else prices, report)
 
     def make_objective(self, settings: Settings) -> StockObjective:
