@@ -1,8 +1,10 @@
 """Where the main job's wall time goes, now and at a baseline commit, measured in one run.
 
 Runs the real command, ``python -m tpetune stock`` (or ``digits``), as a user would, on this
-tree and on a baseline commit's tree (a ``git worktree`` made for the run), alternately, each
-in a fresh study folder. Every Python process of a run (driver, workers) loads the time probe
+tree and on a baseline commit's tree (a ``git worktree`` made for the run), in turn, each
+in a fresh study folder; each repeat starts with the next tree, so every tree runs first as
+often as the others (the first run of a repeat may be slower: run 15). Every Python
+process of a run (driver, workers) loads the time probe
 ``bench/probe/sitecustomize.py``, which wraps Keras' compiled step functions, ``Model.fit``,
 ``clear_session``, ``Model.save``, ``tpetune.executors.run_trial``, ``tpetune.tune`` and the
 final report, and logs each call's start and end; both trees get the same probe. Printed per
@@ -271,15 +273,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="breakdown-base-") as tmp:
         base = baseline_tree(args.baseline, Path(tmp) / "tree")
         try:
+            trees = [("baseline", base, []), *((k, common.ROOT, v) for k, v in variants.items())]
             for i in range(args.repeats):
-                for label, tree, more in (
-                    ("baseline", base, []),
-                    *((k, common.ROOT, v) for k, v in variants.items()),
-                ):
+                # Each repeat starts with the next tree: in an A/A run (docs/benchmarks.md,
+                # run 15) the same code run second in a repeat took 0.88-1.22x (median 0.92)
+                # of its wall run first, so a fixed order may bias every ratio.
+                shift = i % len(trees)
+                for position, (label, tree, more) in enumerate(trees[shift:] + trees[:shift]):
                     print(f"run {i + 1}/{args.repeats} {label} ...", flush=True)
                     name = "-".join(label.replace("-", "").split())
                     seed = ["--seed", str(i)] if args.vary_seed else []
                     runs[label].append(run_once(tree, argv + more + seed, label=name))
+                    runs[label][-1]["position"] = position
                     last = runs[label][-1]
                     print(json.dumps({k: round(v, 4) for k, v in last.items() if k != "finishes"}))
         finally:
