@@ -88,6 +88,7 @@ from tpetune.migrate.trials_import import import_trials
 from tpetune.search.seeding import SeedStream, first_draw, generator_state, state_from_json
 from tpetune.search.space import Space
 from tpetune.study.artifacts import DEFAULT_KEEP
+from tpetune.study.folder import stored_meta
 from tpetune.study.store import Store
 
 log = logging.getLogger("tpetune")
@@ -208,7 +209,7 @@ def fmin(
                 # hyperopt's timeout is this call's; tune()'s counts the study's earlier runs
                 timeout=None
                 if timeout is None
-                else _stored_meta(study_dir).get("elapsed_s", 0) + timeout,
+                else stored_meta(study_dir).get("elapsed_s", 0) + timeout,
                 loss_threshold=loss_threshold,
                 max_failures=UNBOUNDED,  # hyperopt goes on after any number of failures
             ),
@@ -231,7 +232,7 @@ def _advance(rstate: Any, study_dir: Path, limit: int | None) -> None:
     then gets hyperopt's seeds there too)."""
     if not isinstance(rstate, np.random.Generator):
         return
-    meta = _stored_meta(study_dir)
+    meta = stored_meta(study_dir)
     if meta.get("seed_stream") != generator_state(rstate):
         return  # a study made before tpetune.fmin followed hyperopt's stream
     store = Store.open(study_dir, readonly=True)
@@ -243,17 +244,6 @@ def _advance(rstate: Any, study_dir: Path, limit: int | None) -> None:
         next_tid = min(next_tid, limit)
     drawn = max(0, next_tid - int(meta.get("seed_stream_start", 0)))
     rstate.bit_generator.state = state_from_json(SeedStream(meta["seed_stream"], drawn).state())
-
-
-def _stored_meta(study_dir: Path) -> dict[str, Any]:
-    """The study's meta, ``{}`` before it exists."""
-    if not Store.exists(study_dir):
-        return {}
-    store = Store.open(study_dir, readonly=True)
-    try:
-        return store.meta()
-    finally:
-        store.close()
 
 
 def _executor_for(trials: Any) -> Any:
