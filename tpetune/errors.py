@@ -24,7 +24,9 @@ TpetuneError
 
 from __future__ import annotations
 
+import contextlib
 import errno
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -132,3 +134,28 @@ def from_os_error(exc: OSError, folder: str | Path, action: str) -> TpetuneError
             f"could not {action} in {folder}: {where} is a file, not a folder; give a folder path"
         )
     return exc
+
+
+#: A front end's vocabulary: (the library's words, the front end's words) pairs, applied in
+#: order, so a longer phrase must come before a shorter one it contains.
+Words = Iterable[tuple[str, str]]
+
+
+def reworded(message: str, words: Words) -> str:
+    """``message`` in a front end's words: the library names its own arguments
+    (``Search(seed=...)``, ``fresh=True``); the CLI, ``tpetune.fmin`` and ``TPESearchCV`` each
+    say what their user types instead (``--seed``, ``rstate``, ``random_state``)."""
+    for theirs, ours in words:
+        message = message.replace(theirs, ours)
+    return message
+
+
+@contextlib.contextmanager
+def in_words(words: Words, prefix: str = "") -> Iterator[None]:
+    """Re-raise a :class:`TpetuneError` from the block as the same type, its message
+    :func:`reworded` and after ``prefix`` (the traceback of the library's call is dropped:
+    the message names the problem and the fix)."""
+    try:
+        yield
+    except TpetuneError as exc:
+        raise type(exc)(prefix + reworded(str(exc), words)) from None

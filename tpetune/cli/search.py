@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tpetune.cli.types import finite_float, non_negative_int, positive_float, positive_int
 from tpetune.engine.options import Search, Spark, StopRules, Workers
-from tpetune.errors import ConfigError
+from tpetune.errors import ConfigError, reworded
 from tpetune.pruners.policies import PRUNERS, default_pruner
 from tpetune.search.algos import ALGOS
 from tpetune.study.artifacts import DEFAULT_KEEP  # a constant: models imports only the store
@@ -292,12 +293,16 @@ _FLAGS = (
 
 def for_cli(message: str) -> str:
     """A library error message with its argument names replaced by the CLI's flags."""
-    for name, flag in _FLAGS:
-        message = message.replace(name, flag)
+    return reworded(message, _cli_words())
+
+
+def _cli_words() -> Iterator[tuple[str, str]]:
+    yield from _FLAGS
     for flag, _, knob, _, _ in _PRUNER_FLAGS:  # the pruners name their knobs bare
-        message = message.replace(f"{knob} must", f"{flag} must")
-        message = message.replace(f"at most {knob}", f"at most {flag}")
-    return message.replace("leave --", "drop --").replace(" unset to resume", " to resume")
+        yield f"{knob} must", f"{flag} must"
+        yield f"at most {knob}", f"at most {flag}"
+    yield "leave --", "drop --"
+    yield " unset to resume", " to resume"
 
 
 def confirm_fresh(study_dir: Path, *, yes: bool) -> None:

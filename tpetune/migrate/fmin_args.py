@@ -22,7 +22,7 @@ from typing import Any
 
 from tpetune._io import jsonable
 from tpetune.engine.options import Spark
-from tpetune.errors import ConfigError
+from tpetune.errors import ConfigError, in_words
 from tpetune.search.seeding import first_draw, generator_state
 from tpetune.search.space import Space
 
@@ -316,16 +316,9 @@ _FMIN_WORDS = (
 )
 
 
-@contextlib.contextmanager
-def in_fmin_words() -> Any:
-    """Re-raise tune()'s ConfigError in fmin's terms (algo, not ``Search(algo=...)``)."""
-    try:
-        yield
-    except ConfigError as exc:
-        message = str(exc)
-        for theirs, ours in _FMIN_WORDS:
-            message = message.replace(theirs, ours)
-        raise type(exc)(message) from exc
+def in_fmin_words() -> contextlib.AbstractContextManager[None]:
+    """Re-raise tune()'s errors in fmin's terms (algo, not ``Search(algo=...)``)."""
+    return in_words(_FMIN_WORDS)
 
 
 def checked_max_evals(max_evals: Any) -> Any:

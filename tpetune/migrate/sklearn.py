@@ -37,7 +37,7 @@ from sklearn.utils._param_validation import Interval
 
 from tpetune.engine.options import Search, StopRules
 from tpetune.engine.tuning import tune
-from tpetune.errors import SearchFailedError, TpetuneError
+from tpetune.errors import SearchFailedError, TpetuneError, reworded
 from tpetune.migrate.sklearn_space import flatten_candidate, to_hyperopt
 from tpetune.search.space import Space, jsonable
 from tpetune.study.store import Store
@@ -205,7 +205,7 @@ class _Run:
                 raise self.error or self.all_failed or ValueError("no fit was performed") from None
             study = load_study(study_dir)
         except TpetuneError as exc:
-            raise type(exc)(_in_our_words(str(exc))) from None
+            raise type(exc)("TPESearchCV: " + reworded(str(exc), _SEARCHCV_WORDS)) from None
         if self.error is not None:
             raise self.error
         cv.study_ = study
@@ -371,16 +371,13 @@ def _error_line(error: Any) -> str:
     return (lines[-1] if lines else type(error).__name__)[:300]
 
 
-def _in_our_words(message: str) -> str:
-    """tune()'s message with TPESearchCV's names for its arguments."""
-    for theirs, ours in (
-        ("Search(seed=...)", "random_state"),
-        ("use fresh=True or another study_dir", "give another study_dir (or delete it)"),
-        ("use fresh=True, or give another study_dir", "give another study_dir (or delete it)"),
-        ("fresh=True", "another study_dir"),
-    ):
-        message = message.replace(theirs, ours)
-    return f"TPESearchCV: {message}"
+#: tune()'s names for its arguments -> TPESearchCV's (longer phrases first).
+_SEARCHCV_WORDS = (
+    ("Search(seed=...)", "random_state"),
+    ("use fresh=True or another study_dir", "give another study_dir (or delete it)"),
+    ("use fresh=True, or give another study_dir", "give another study_dir (or delete it)"),
+    ("fresh=True", "another study_dir"),
+)
 
 
 __all__ = ["TPESearchCV"]
