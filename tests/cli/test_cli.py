@@ -93,6 +93,21 @@ def test_run_show_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert min(trials.losses()) == doc["best"]["loss"]
 
 
+def test_a_lowered_max_evals_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Resumed with fewer trials than it holds: no "8/3 trials done", and how to add more."""
+    study_dir = tmp_path / "study"
+    argv = ["run", "quadratic", "--study-dir", str(study_dir), "--quiet", "--no-plots"]
+    assert _run(*argv, "--max-evals", "8") == 0
+    capsys.readouterr()
+    assert _run(*argv, "--max-evals", "3") == 0
+    out = capsys.readouterr().out
+    assert "8 trials done (3 asked for)" in out and "8/3" not in out
+    assert "stopped: the study holds 8 trials, more than --max-evals 3: raise --max-evals" in out
+    assert _run("show", str(study_dir)) == 0
+    assert "8 trials done (3 asked for)" in capsys.readouterr().out
+    assert len(load_study(study_dir).records) == 8  # nothing discarded
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -274,7 +274,7 @@ def cmd_bundled(args: argparse.Namespace) -> int:
 def _print_summary(study: Any) -> None:
 
     print(f"study {study.study_dir}: {progress_line(study)}")
-    print(f"stopped: {study.stop_reason}")
+    print(f"stopped: {for_cli(study.stop_reason or '')}")
     print(best_block(study))
     print(f"(`tpetune show {study.study_dir}` lists the trials; re-run this command to resume)")
 

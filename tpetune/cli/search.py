@@ -286,6 +286,7 @@ _FLAGS = (
     ("leave pruner unset", "drop --prune"),
     ("fresh=True", "--fresh"),
     ("toward max_evals=", "toward --max-evals "),
+    ("than max_evals=", "than --max-evals "),
     ("raise max_evals", "raise --max-evals"),
     ("another study_dir", "another --study-dir"),
 )

@@ -34,6 +34,12 @@ class Progress:
     elapsed_s: float
     paused: int = 0  # counted in ``done``: a paused trial is one of the study's trials
 
+    @property
+    def lowered(self) -> bool:
+        """A later run asked for fewer trials (``max_evals``) than the study holds: its
+        trials are kept, and ``total`` is what that run asked for."""
+        return self.done > self.total
+
 
 class Study:
     """A snapshot of one study.

@@ -60,10 +60,11 @@ def _say(ax: Axes, text: str, *, blank: bool = False) -> None:
 
 def _title(study: Study, what: str) -> str:
     p = study.progress
+    of, asked = ("", f"; {p.total} asked for") if p.lowered else (f" of {p.total}", "")
     return (
-        f"{study.study_dir.name}: {what}\n{p.done} finished of {p.total} "
+        f"{study.study_dir.name}: {what}\n{p.done} finished{of} "
         f"({p.ok} ok, {p.failed} failed, {p.pruned} pruned"
-        f"{f', {p.paused} paused' if p.paused else ''}), {p.running} running"
+        f"{f', {p.paused} paused' if p.paused else ''}), {p.running} running{asked}"
     )
 
 

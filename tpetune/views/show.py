@@ -75,7 +75,12 @@ def pause_note(r: TrialRecord) -> str:
 
 def progress_line(study: Study) -> str:
     p = study.progress
-    parts = [f"{p.done}/{p.total} trials done", f"{p.failed} failed", f"{p.pruned} pruned"]
+    done = (
+        f"{p.done} trials done ({p.total} asked for)"
+        if p.lowered
+        else f"{p.done}/{p.total} trials done"
+    )
+    parts = [done, f"{p.failed} failed", f"{p.pruned} pruned"]
     if p.paused:
         parts.append(f"{p.paused} paused")
     if p.running:  # rows left `running` by a stop or a crash are not running now
