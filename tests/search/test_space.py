@@ -130,6 +130,7 @@ def test_space_without_hyperparameters_is_refused() -> None:
     [
         ("space = {", "syntax error"),
         ("raise RuntimeError('boom')", "failed to load: RuntimeError: boom"),
+        ("import sys\nsys.exit(3)", r"called sys.exit\(3\) while loading .*__main__"),
         ("x = 1", "defines no `space`"),
         (
             "from hyperopt import hp\nspace = hp.uniform('x', 0, 1)",
