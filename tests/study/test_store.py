@@ -284,6 +284,23 @@ def test_a_damaged_store_gives_one_line_from_every_command_and_is_not_written(
         assert resumed.returncode == 0, resumed.stderr
 
 
+def test_a_store_damaged_where_it_opens_is_named_damaged_not_foreign(tmp_path: Path) -> None:
+    """Damage in the schema page fails at open: the same "is damaged" line and recipe as
+    damage found later, for readers and writers, in the library's words (no CLI flag)."""
+    study = _study(tmp_path, "study")
+    db = study / "study.db"
+    with db.open("r+b") as fh:
+        fh.seek(100)  # past SQLite's file header, into page 1's b-tree (sqlite_master)
+        fh.write(bytes(3900))
+    before = db.read_bytes()
+    for readonly in (True, False):
+        with pytest.raises(StoreDamagedError, match=f"{db} is damaged .*sqlite3 {db} .dump"):
+            Store.open(study, readonly=readonly)
+    shown = _tpetune("show", str(study))
+    _one_line_error(shown, 2, f"{db} is damaged", "--fresh")
+    assert db.read_bytes() == before
+
+
 def test_a_row_that_does_not_decode_is_reported_as_damage(tmp_path: Path) -> None:
     store = Store.create(tmp_path, {"max_evals": 3})
     store.begin_trial(_record(0))

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tpetune.errors import StoreError, from_os_error
+from tpetune.errors import StoreError, TpetuneError, from_os_error
 from tpetune.study.attachments import ATTACHMENTS_SCHEMA, AttachmentsMixin
 from tpetune.study.lock import LOCK_NAME, StudyLock  # noqa: F401  (re-exported: its old home)
 from tpetune.study.pausing import PausingMixin
-from tpetune.study.sqlite import connect_reader, connect_writer, damaged
+from tpetune.study.sqlite import connect_reader, connect_writer, damaged, translate
 from tpetune.study.steps import StepsMixin
 
 # 2: the ``steps`` table (intermediate values and rung decisions). A version-1 study gains the
@@ -203,8 +203,12 @@ class Store(StepsMixin, AttachmentsMixin, PausingMixin):
                     _check_intact(conn, db)
                 version = conn.execute(_VERSION).fetchone()
         except sqlite3.Error as exc:
+            known = translate(exc, db, writer=not readonly)  # a damaged file: how to save it
+            if isinstance(known, TpetuneError):
+                raise known from None
             raise StoreError(
-                f"{db} is not a readable tpetune study ({exc}); use another --study-dir"
+                f"{db} is not a readable tpetune study ({exc}): give the folder a tpetune run "
+                "wrote" + ("" if readonly else ", or start over there with fresh=True")
             ) from None
         if version is None:
             raise StoreError(
