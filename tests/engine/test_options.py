@@ -80,6 +80,18 @@ def test_a_bad_pruner_knob_names_its_flag() -> None:
     assert for_cli(message) == (
         "--prune-below must be at most --pause-below (0.5 > 0.1): a trial is paused first"
     )
+    message = (
+        "study S was made with pruner FreezeThawPruner with knob pause_below=0.1 (not 0.2): "
+        "leave pruner unset to resume it"
+    )
+    assert for_cli(message) == (
+        "study S was made with --prune freeze-thaw with --pause-below 0.1 (not 0.2): "
+        "drop --prune to resume it"
+    )
+    message = "study S was made with pruner MedianPruner, not ASHAPruner: leave pruner unset"
+    assert (
+        for_cli(message) == "study S was made with --prune median, not --prune asha: drop --prune"
+    )
     label = "warmup_steps=2.5 is not a value quniform(1, 9, 1) takes; warmup_steps (uniform)"
     assert for_cli(label) == label  # a hyperparameter named like a knob stays as it is
 

@@ -299,9 +299,13 @@ def for_cli(message: str) -> str:
 
 def _cli_words() -> Iterator[tuple[str, str]]:
     yield from _FLAGS
+    for name, pruner in PRUNERS.items():  # "made with pruner MedianPruner, not ASHAPruner"
+        yield f"pruner {pruner.__name__}", f"--prune {name}"
+        yield f"not {pruner.__name__}", f"not --prune {name}"
     for flag, _, knob, _, _ in _PRUNER_FLAGS:  # the pruners name their knobs bare
         yield f"{knob} must", f"{flag} must"
         yield f"at most {knob}", f"at most {flag}"
+        yield f"knob {knob}=", f"{flag} "  # a resume with other knobs than the study's
     yield "leave --", "drop --"
     yield " unset to resume", " to resume"
 

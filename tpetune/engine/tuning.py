@@ -338,10 +338,19 @@ def _check_same_search(
                 )
     if pruner is not None and "pruner" in meta:
         stored = pruner_from_json(meta["pruner"])
-        if stored.to_json() != pruner.to_json():
+        old_knobs, new_knobs = stored.to_json(), pruner.to_json()
+        if old_knobs != new_knobs:
+            kind = type(stored).__name__
+            what = f"{kind}, not {type(pruner).__name__}"  # not every knob's value
+            if old_knobs["name"] == new_knobs["name"]:
+                what = f"{kind} with " + ", ".join(
+                    f"knob {knob}={old_knobs.get(knob)!r} (not {value!r})"
+                    for knob, value in new_knobs.items()
+                    if old_knobs.get(knob) != value
+                )
             raise ConfigError(
-                f"study {study_dir} was made with pruner {stored!r}, not {pruner!r}: "
-                f"leave pruner unset to resume it, {hint}"
+                f"study {study_dir} was made with pruner {what}: leave pruner unset to resume "
+                f"it, {hint}"
             )
     stored_config = meta.get("objective_config") or {}
     for key, value in config.items():

@@ -103,7 +103,7 @@ def load_file(spec: str | Path, *, need_objective: bool = False) -> dict[str, An
     except SystemExit as exc:  # a script's sys.exit()/argparse run at import: not our exit
         raise SpaceError(
             f"{path} called sys.exit({exc.code!r}) while loading (tpetune imports it): put "
-            "the code that runs it as a script under `if __name__ == \"__main__\":`"
+            'the code that runs it as a script under `if __name__ == "__main__":`'
         ) from None
     if "space" not in namespace:
         raise SpaceError(f"{path} defines no `space`: add `space = {{...hp.* tree...}}`")
