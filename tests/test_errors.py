@@ -37,6 +37,17 @@ def test_in_words_keeps_the_error_type_and_adds_the_prefix() -> None:
     assert caught.value.exit_code == StudyInUseError.exit_code
 
 
+def test_in_words_keeps_the_cause_and_leaves_an_unreworded_error_as_it_was() -> None:
+    cause = OSError("disk")
+    with pytest.raises(StudyInUseError) as caught, in_words(WORDS):
+        raise StudyInUseError("Search(seed=...) is taken") from cause
+    assert caught.value.__cause__ is cause and str(caught.value) == "random_state is taken"
+    original = StudyInUseError("nothing to reword")
+    with pytest.raises(StudyInUseError) as same, in_words(WORDS):
+        raise original
+    assert same.value is original
+
+
 def test_in_words_leaves_other_exceptions_alone() -> None:
     with pytest.raises(ValueError, match=r"^Search\(seed=\.\.\.\)$"), in_words(WORDS):
         raise ValueError("Search(seed=...)")

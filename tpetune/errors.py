@@ -153,9 +153,12 @@ def reworded(message: str, words: Words) -> str:
 @contextlib.contextmanager
 def in_words(words: Words, prefix: str = "") -> Iterator[None]:
     """Re-raise a :class:`TpetuneError` from the block as the same type, its message
-    :func:`reworded` and after ``prefix`` (the traceback of the library's call is dropped:
-    the message names the problem and the fix)."""
+    :func:`reworded` and after ``prefix``, with the original's cause (a SQLite error, say);
+    one with nothing to reword goes on unchanged."""
     try:
         yield
     except TpetuneError as exc:
-        raise type(exc)(prefix + reworded(str(exc), words)) from None
+        message = prefix + reworded(str(exc), words)
+        if message == str(exc):
+            raise
+        raise type(exc)(message) from exc.__cause__

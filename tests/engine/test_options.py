@@ -81,12 +81,12 @@ def test_a_bad_pruner_knob_names_its_flag() -> None:
         "--prune-below must be at most --pause-below (0.5 > 0.1): a trial is paused first"
     )
     message = (
-        "study S was made with pruner FreezeThawPruner with knob pause_below=0.1 (not 0.2): "
-        "leave pruner unset to resume it"
+        "study S was made with FreezeThawPruner.pause_below=0.1 (not 0.2), "
+        "FreezeThawPruner.min_steps=4 (not 2): leave pruner unset to resume it"
     )
-    assert for_cli(message) == (
-        "study S was made with --prune freeze-thaw with --pause-below 0.1 (not 0.2): "
-        "drop --prune to resume it"
+    assert for_cli(message) == (  # min_steps is ASHA's --prune-min-epochs, not freeze-thaw's
+        "study S was made with --pause-below 0.1 (not 0.2), "
+        "FreezeThawPruner.min_steps=4 (not 2): drop --prune to resume it"
     )
     message = "study S was made with pruner MedianPruner, not ASHAPruner: leave pruner unset"
     assert (

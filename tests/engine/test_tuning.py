@@ -130,6 +130,18 @@ def test_a_crashed_trial_reruns_when_the_resume_asks_for_fewer_trials(tmp_path: 
     assert [(r.tid, r.state) for r in study.records] == [(t, TrialState.OK) for t in range(4)]
 
 
+def test_a_lowered_budget_keeps_the_trials_and_says_how_to_add_more(tmp_path: Path) -> None:
+    tune(OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=4, progress=False)
+    study = tune(OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=2, progress=False)
+    assert len(study.records) == 4 and study.progress.lowered
+    assert study.stop_reason == (
+        "the study holds 4 trials, more than max_evals=2: raise max_evals to add more"
+    )
+    no_progress = StopRules(no_progress=1)  # a stop rule that fires is the reason given
+    again = tune(OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=2, stop=no_progress)
+    assert again.stop_reason == "no better trial in the last 1 trials"
+
+
 def test_a_changed_space_is_refused_and_the_study_is_untouched(tmp_path: Path) -> None:
     tune(OBJECTIVE, SPACE, study_dir=tmp_path, max_evals=3, progress=False)
     before = _history(tmp_path)

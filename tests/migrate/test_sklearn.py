@@ -216,6 +216,17 @@ def test_resume_refuses_other_data_or_estimator(tmp_path: Path) -> None:
         clone(search).set_params(n_iter=3, estimator=Counting(fail_above=5)).fit(X, Y)
 
 
+def test_a_foreign_study_db_is_refused_in_search_cv_words(tmp_path: Path) -> None:
+    (tmp_path / "study.db").write_text("not a database")
+    search = TPESearchCV(Counting(), {"C": loguniform(1e-2, 1e2)}, n_iter=2, cv=2,
+                         random_state=0, study_dir=tmp_path)  # fmt: skip
+    with pytest.raises(tpetune.StoreError) as caught:
+        search.fit(X, Y)
+    assert str(caught.value).startswith("TPESearchCV: ")
+    assert str(caught.value).endswith("a tpetune run wrote, or give another study_dir")
+    assert (tmp_path / "study.db").read_text() == "not a database"
+
+
 def test_error_score_nan_records_failed_candidates_and_goes_on() -> None:
     search = TPESearchCV(Counting(fail_above=1.0), {"C": loguniform(1e-2, 1e2)}, n_iter=8,
                          cv=2, random_state=0)  # fmt: skip

@@ -83,7 +83,7 @@ def test_foreign_and_newer_databases_are_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not a readable tpetune study"):
         load_study(other)
     before = (other / "study.db").read_bytes()
-    with pytest.raises(StoreError, match="not a readable tpetune study"):
+    with pytest.raises(StoreError, match="not a readable .* or start over there with fresh=True"):
         Store.open(other, readonly=False)  # as a resume would: the file is left as it was
     assert (other / "study.db").read_bytes() == before  # not switched to WAL mode
     newer = tmp_path / "newer"
@@ -286,7 +286,8 @@ def test_a_damaged_store_gives_one_line_from_every_command_and_is_not_written(
 
 def test_a_store_damaged_where_it_opens_is_named_damaged_not_foreign(tmp_path: Path) -> None:
     """Damage in the schema page fails at open: the same "is damaged" line and recipe as
-    damage found later, for readers and writers, in the library's words (no CLI flag)."""
+    damage found later, for readers and writers; the library says fresh=True, the CLI
+    --fresh."""
     study = _study(tmp_path, "study")
     db = study / "study.db"
     with db.open("r+b") as fh:
@@ -294,8 +295,9 @@ def test_a_store_damaged_where_it_opens_is_named_damaged_not_foreign(tmp_path: P
         fh.write(bytes(3900))
     before = db.read_bytes()
     for readonly in (True, False):
-        with pytest.raises(StoreDamagedError, match=f"{db} is damaged .*sqlite3 {db} .dump"):
+        with pytest.raises(StoreDamagedError, match=f"{db} is damaged .*sqlite3 {db} .dump") as e:
             Store.open(study, readonly=readonly)
+        assert "study_dir=NEW" in str(e.value) and "--" not in str(e.value)
     shown = _tpetune("show", str(study))
     _one_line_error(shown, 2, f"{db} is damaged", "--fresh")
     assert db.read_bytes() == before

@@ -187,7 +187,9 @@ def test_a_resume_with_another_pruner_is_refused_naming_the_fix(tmp_path: Path) 
     ):
         tpetune.tune(objective, SPACE, study_dir=tmp_path, max_evals=3, pruner=MedianPruner())
     other = ASHAPruner(min_steps=1, reduction_factor=2)
-    with pytest.raises(tpetune.ConfigError, match=r"with knob reduction_factor=3 \(not 2\): "):
+    with pytest.raises(
+        tpetune.ConfigError, match=r"made with ASHAPruner.reduction_factor=3 \(not 2\): "
+    ):
         tpetune.tune(objective, SPACE, study_dir=tmp_path, max_evals=3, pruner=other)
     assert len(tune_asha(tmp_path, max_evals=3).records) == 3  # the same pruner resumes
 

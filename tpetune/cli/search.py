@@ -289,6 +289,7 @@ _FLAGS = (
     ("than max_evals=", "than --max-evals "),
     ("raise max_evals", "raise --max-evals"),
     ("another study_dir", "another --study-dir"),
+    ("with study_dir=NEW", "with --study-dir NEW"),
 )
 
 
@@ -302,10 +303,11 @@ def _cli_words() -> Iterator[tuple[str, str]]:
     for name, pruner in PRUNERS.items():  # "made with pruner MedianPruner, not ASHAPruner"
         yield f"pruner {pruner.__name__}", f"--prune {name}"
         yield f"not {pruner.__name__}", f"not --prune {name}"
-    for flag, _, knob, _, _ in _PRUNER_FLAGS:  # the pruners name their knobs bare
+    for flag, name, knob, _, _ in _PRUNER_FLAGS:  # the pruners name their knobs bare
         yield f"{knob} must", f"{flag} must"
         yield f"at most {knob}", f"at most {flag}"
-        yield f"knob {knob}=", f"{flag} "  # a resume with other knobs than the study's
+        # A resume with other knobs than the study's: only the flag of that pruner's knob.
+        yield f"{PRUNERS[name].__name__}.{knob}=", f"{flag} "
     yield "leave --", "drop --"
     yield " unset to resume", " to resume"
 

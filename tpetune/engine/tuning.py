@@ -341,16 +341,15 @@ def _check_same_search(
         old_knobs, new_knobs = stored.to_json(), pruner.to_json()
         if old_knobs != new_knobs:
             kind = type(stored).__name__
-            what = f"{kind}, not {type(pruner).__name__}"  # not every knob's value
-            if old_knobs["name"] == new_knobs["name"]:
-                what = f"{kind} with " + ", ".join(
-                    f"knob {knob}={old_knobs.get(knob)!r} (not {value!r})"
+            what = f"pruner {kind}, not {type(pruner).__name__}"  # not every knob's value
+            if old_knobs["name"] == new_knobs["name"]:  # only the knobs that differ
+                what = ", ".join(
+                    f"{kind}.{knob}={old_knobs.get(knob)!r} (not {value!r})"
                     for knob, value in new_knobs.items()
                     if old_knobs.get(knob) != value
                 )
             raise ConfigError(
-                f"study {study_dir} was made with pruner {what}: leave pruner unset to resume "
-                f"it, {hint}"
+                f"study {study_dir} was made with {what}: leave pruner unset to resume it, {hint}"
             )
     stored_config = meta.get("objective_config") or {}
     for key, value in config.items():

@@ -376,6 +376,9 @@ _SEARCHCV_WORDS = (
     ("Search(seed=...)", "random_state"),
     ("use fresh=True or another study_dir", "give another study_dir (or delete it)"),
     ("use fresh=True, or give another study_dir", "give another study_dir (or delete it)"),
+    (", or start over there with fresh=True", ", or give another study_dir"),
+    ("; or start over with fresh=True", "; or give another study_dir"),
+    ("start over with fresh=True, or use another study_dir", "give another study_dir"),
     ("fresh=True", "another study_dir"),
 )
 

@@ -51,8 +51,8 @@ def damaged(db: Path, detail: str) -> StoreDamagedError:
     return StoreDamagedError(
         f"{db} is damaged ({detail}); nothing more is written to it. To keep its readable "
         f"trials: `mkdir NEW && sqlite3 {db} .dump | sed 's/^ROLLBACK.*/COMMIT;/' | sqlite3 "
-        "NEW/study.db` makes NEW a study holding them (resume with --study-dir NEW); or start "
-        "over with --fresh"
+        "NEW/study.db` makes NEW a study holding them (resume it with study_dir=NEW); or start "
+        "over with fresh=True"
     )
 
 

@@ -213,7 +213,7 @@ class Store(StepsMixin, AttachmentsMixin, PausingMixin):
         if version is None:
             raise StoreError(
                 f"{db} has no schema version: not a tpetune study, or one whose creation was "
-                "interrupted; start over with --fresh, or use another --study-dir"
+                "interrupted; start over with fresh=True, or use another study_dir"
             )
         if json.loads(version[0]) > SCHEMA_VERSION:
             raise StoreError(
