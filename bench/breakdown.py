@@ -19,7 +19,10 @@ tree (median over ``--repeats``):
   and the rest (driver start, TPE, store, IPC, plots).
 
 With two workers the summed seconds can exceed the wall: shares then say how busy the
-processes were, not how the wall splits.
+processes were, not how the wall splits. "train steps running" is the wall during which at
+least one process was in a train step (the union of their spans; the probe's clock is
+``time.time``, shared by the processes): issue 23's "share of the wall spent in train steps"
+for a job that trains two trials at once, at most 100%. One process: the two are equal.
 
     python bench/breakdown.py                       # stock, 6 trials of 4 epochs, 1 repeat
     python bench/breakdown.py --study digits --max-evals 4
@@ -54,6 +57,7 @@ BASELINE = "d2ff1a0"  # issue 23's baseline: the project before the fewer-fits w
 #: Rows of the printed table: (label, key).
 ROWS = (
     ("train steps", "train_step"),
+    ("train steps running (any process), wall", "train_busy"),
     ("tracing / compiling (first step calls)", "trace"),
     ("Keras loop + validation (rest of fit)", "keras_loop"),
     ("predict outside fit", "predict"),
@@ -71,6 +75,7 @@ def breakdown(folder: Path, wall: float) -> dict[str, float]:
     """Seconds per category from the probe's logs of one run (see the module docstring)."""
     sums: dict[str, float] = defaultdict(float)
     tune_wall = report_wall = 0.0
+    steps: list[tuple[float, float]] = []  # every process's train steps, for their union
     for path in folder.glob("*.jsonl"):
         events = [json.loads(line) for line in path.read_text().splitlines() if line]
         boot = min((e["t0"] for e in events if e["cat"] == "boot"), default=None)
@@ -78,6 +83,7 @@ def breakdown(folder: Path, wall: float) -> dict[str, float]:
         sums["import_keras"] += _union(
             [(e["t0"], e["t1"]) for e in events if e["cat"] == "import_keras"]
         )
+        steps += [(e["t0"], e["t1"]) for e in events if e["cat"] == "train_step"]
         for e in events:
             if e["cat"] != "import_keras":
                 sums[e["cat"]] += e["t1"] - e["t0"]
@@ -91,6 +97,7 @@ def breakdown(folder: Path, wall: float) -> dict[str, float]:
     return {
         "wall": wall,
         "train_step": sums["train_step"],
+        "train_busy": _union(steps),
         "trace": sums["trace"] + fit_traces,
         "keras_loop": max(0.0, sums["fit"] - sums["train_step"] - fit_traces),
         "predict": sums["predict"],
@@ -204,9 +211,15 @@ TARGET = (
 def target_met(runs: dict[str, list[dict[str, Any]]], study: str) -> bool:
     """Issue 23's targets, judged on the median of the same-seed wall ratios (the ratio of the
     median walls can pair a fast seed of one tree with a slow one of the other) and on the
-    median share of this tree's wall in train steps (summed over its processes)."""
-    train = statistics.median(r["train_step"] / r["wall"] for r in runs["this tree"])
+    median share of this tree's wall during which a train step runs (the union over its
+    processes, not their sum: two workers each at 40% of the wall are not 80% of it)."""
+    train = statistics.median(_busy(r) / r["wall"] for r in runs["this tree"])
     return statistics.median(same_seed_ratios(runs)) <= LIMITS[study] and train >= 0.6
+
+
+def _busy(run: dict[str, Any]) -> float:
+    """Seconds of wall with a train step running (runs recorded before the union: the sum)."""
+    return float(run.get("train_busy", run["train_step"]))
 
 
 def same_seed_ratios(runs: dict[str, list[dict[str, Any]]]) -> list[float]:
@@ -298,19 +311,21 @@ def main() -> int:
     if args.vary_seed:
         print_spread(runs)
     new, old = (statistics.median(r["wall"] for r in runs[k]) for k in ("this tree", "baseline"))
-    train = statistics.median(r["train_step"] / r["wall"] for r in runs["this tree"])
+    train = statistics.median(_busy(r) / r["wall"] for r in runs["this tree"])
+    summed = statistics.median(r["train_step"] / r["wall"] for r in runs["this tree"])
     paired = same_seed_ratios(runs)
     met = target_met(runs, args.study)
     print(
-        f"target (median same-seed wall ratio <= {LIMITS[args.study]}; >= 60% of wall in train "
-        f"steps, summed over processes): {'met' if met else 'not met'} "
-        f"({_spread(paired)}; train steps {train:.0%})"
+        f"target (median same-seed wall ratio <= {LIMITS[args.study]}; >= 60% of wall with a "
+        f"train step running): {'met' if met else 'not met'} ({_spread(paired)}; train steps "
+        f"running {train:.0%} of the wall, summed over processes {summed:.0%})"
     )
     figures = {
         "wall_ratio": new / old,
         "wall_ratio_same_seed": statistics.median(paired),
         "wall_ratio_same_seed_range": [min(paired), max(paired)],
         "train_step_share": train,
+        "train_step_summed_share": summed,
         "wall_s": new,
     }
     common.Report(

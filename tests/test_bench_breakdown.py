@@ -58,3 +58,25 @@ def test_the_target_is_judged_on_same_seed_ratios_not_on_the_median_walls() -> N
     assert breakdown.target_met(runs, "digits")
     runs["this tree"] = [{"wall": 4.0, "train_step": 1.0}] * 3  # fast, but mostly not training
     assert not breakdown.target_met(runs, "digits")
+
+
+def test_train_steps_running_is_the_union_over_processes(tmp_path: Path) -> None:
+    """Two workers training at the same time are not twice the wall: the share the target
+    judges is the wall with a train step running in any process."""
+    import json
+
+    from bench import breakdown
+
+    def log(pid: int, *spans: tuple[float, float]) -> None:
+        lines = [{"cat": "train_step", "t0": t0, "t1": t1} for t0, t1 in spans]
+        (tmp_path / f"{pid}.jsonl").write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+
+    log(1, (0.0, 4.0), (5.0, 6.0))
+    log(2, (2.0, 5.5))  # overlaps both of worker 1's
+    figures = breakdown.breakdown(tmp_path, wall=10.0)
+    assert figures["train_step"] == pytest.approx(8.5)  # summed: 4 + 1 + 3.5
+    assert figures["train_busy"] == pytest.approx(6.0)  # covered: 0..6
+    runs = {"baseline": [{"wall": 20.0, "train_step": 5.0}], "this tree": [figures]}
+    assert breakdown.target_met(runs, "digits")  # 6 s of a 10 s wall: 60%
+    figures["train_busy"] = 5.5  # the summed 8.5 s would still say 85%
+    assert not breakdown.target_met(runs, "digits")
