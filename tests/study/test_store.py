@@ -344,7 +344,7 @@ def test_a_study_bricked_by_an_old_interrupted_creation_says_to_use_fresh(
     conn = sqlite3.connect(tmp_path / "study.db")  # tables committed, meta rows not
     conn.executescript(_SCHEMA)
     conn.close()
-    with pytest.raises(StoreError, match="creation was interrupted; start over with --fresh"):
+    with pytest.raises(StoreError, match="creation was interrupted; start over with fresh=True"):
         load_study(tmp_path)
 
 
