@@ -32,8 +32,9 @@ from tpetune.executors.warm import warm_workers
 from tpetune.pruners.policies import PRUNERS
 from tpetune.search.space import load_space
 from tpetune.study.artifacts import DEFAULT_KEEP
-from tpetune.study.store import Store, TrialRecord
-from tpetune.study.study import Study, load_study
+from tpetune.study.folder import stored_meta
+from tpetune.study.store import TrialRecord
+from tpetune.study.study import Study
 from tpetune.trial.context import derive_seed
 from tpetune.views.plots import write_all
 
@@ -315,9 +316,7 @@ def stored_settings(study_dir: str | Path, *, fresh: bool = False) -> dict[str, 
 
 
 def _stored_meta(study_dir: Path, *, fresh: bool) -> dict[str, Any]:
-    if fresh or not Store.exists(study_dir):
-        return {}
-    return load_study(study_dir).meta
+    return {} if fresh else stored_meta(study_dir, strict=True)  # a damaged store: its error
 
 
 def _settings_of(meta: dict[str, Any]) -> dict[str, Any]:

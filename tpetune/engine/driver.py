@@ -307,12 +307,12 @@ class Driver(Thawing):
             executor.close()
         if reason is None and self.exhausted:
             reason = "the search space is exhausted"
-        paused = f"; {len(self.paused)} trials paused" if self.paused else ""
         if reason is None and len(self.done) > max_evals:  # a budget lowered on resume
             reason = (
                 f"the study holds {len(self.done)} trials, more than max_evals={max_evals}: "
                 "raise max_evals to add more"
             )
+        paused = f"; {len(self.paused)} trials paused" if self.paused else ""
         return (reason or f"{max_evals} trials done") + paused
 
     def _dispatch(

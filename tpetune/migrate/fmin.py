@@ -214,7 +214,7 @@ def fmin(
                 max_failures=UNBOUNDED,  # hyperopt goes on after any number of failures
             ),
             callbacks=callbacks,
-            executor=_executor_for(trials),
+            executor=executor_for(trials),
             progress=bool(verbose and show_progressbar),
             keep_models=DEFAULT_KEEP if keep_models is None else keep_models,
             fresh=fresh,
@@ -244,12 +244,6 @@ def _advance(rstate: Any, study_dir: Path, limit: int | None) -> None:
         next_tid = min(next_tid, limit)
     drawn = max(0, next_tid - int(meta.get("seed_stream_start", 0)))
     rstate.bit_generator.state = state_from_json(SeedStream(meta["seed_stream"], drawn).state())
-
-
-def _executor_for(trials: Any) -> Any:
-    """A ``SparkTrials`` (tpetune's or hyperopt's) runs its trials as Spark jobs on its
-    session's cluster; any other Trials runs serially (:mod:`tpetune.migrate.spark_trials`)."""
-    return executor_for(trials)
 
 
 def _space(fn: Callable[..., Any], space: Any) -> Space:

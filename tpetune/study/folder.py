@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tpetune.errors import StoreError, from_os_error
 from tpetune.study.store import Store
@@ -16,6 +17,7 @@ from tpetune.study.store import Store
 __all__ = ["DISCARDED_DIR", "STUDY_FILES", "discard", "stored_meta", "stored_trial_count"]
 
 log = logging.getLogger("tpetune")
+T = TypeVar("T")
 
 #: Where ``fresh`` puts the study it discards (inside the study folder; the next one replaces it).
 DISCARDED_DIR = "discarded"
@@ -35,15 +37,9 @@ def stored_trial_count(study_dir: str | Path) -> int | None:
     if not Store.exists(study_dir):
         return 0
     try:
-        store = Store.open(study_dir, readonly=True)
+        return _read(study_dir, lambda store: len(store.records()))
     except StoreError:
         return None
-    try:
-        return len(store.records())
-    except StoreError:
-        return None
-    finally:
-        store.close()
 
 
 def discard(study_dir: Path) -> None:
@@ -68,16 +64,24 @@ def discard(study_dir: Path) -> None:
     log.warning("discarded %s (kept in %s until the next fresh start)", what, aside)
 
 
-def stored_meta(study_dir: Path) -> dict[str, Any]:
-    """The meta of the study in ``study_dir``; empty when there is none or it cannot be read
-    (the caller's own error then stands)."""
+def stored_meta(study_dir: str | Path, *, strict: bool = False) -> dict[str, Any]:
+    """The meta of the study in ``study_dir``, read without its trials; empty when there is
+    none. One that cannot be read gives empty too (the caller's own error then stands), or
+    with ``strict`` its :class:`StoreError`."""
     if not Store.exists(study_dir):
         return {}
     try:
-        store = Store.open(study_dir, readonly=True)
+        return _read(study_dir, Store.meta)
     except StoreError:
+        if strict:
+            raise
         return {}
+
+
+def _read(study_dir: str | Path, read: Callable[[Store], T]) -> T:
+    """``read`` of the study opened read-only, closed after."""
+    store = Store.open(study_dir, readonly=True)
     try:
-        return store.meta()
+        return read(store)
     finally:
         store.close()
